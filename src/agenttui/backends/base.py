@@ -1,0 +1,118 @@
+"""The backend protocol: how a test's container/task is built, run, watched and removed.
+
+A backend knows nothing of the queue or the store. The orchestrator persists every handle and
+log cursor a backend gives it, so another process can pick up where a dead one stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from agenttui.domain import TestRequest
+
+
+class InfraError(Exception):
+    """The infrastructure failed (engine unreachable, build broken by the network, task failed
+    to start). The orchestrator retries these with backoff (R-8)."""
+
+
+class BuildError(Exception):
+    """The user's build failed (bad requirement, broken Dockerfile): not retried.
+    `log` holds the build output worth showing."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a backend needs to run one attempt of one test."""
+
+    test_id: int
+    attempt: int
+    store_id: str  # unique per store, so several stores can share one engine
+    request: TestRequest
+    env: dict[str, str]  # environment for the container (query, provider settings, ...)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Deterministic container/task name: known before creation, so a crash between
+        create and persisting the handle leaves nothing unfindable."""
+        return f"agenttui-{self.store_id[:12]}-{self.test_id}-a{self.attempt}"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ts: float  # epoch seconds
+    stream: str  # "stdout" | "stderr"
+    text: str  # one line without its newline
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    lines: list[LogLine]
+    cursor: str  # opaque; pass it back to logs() to resume after these lines
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    exit_code: int | None
+    oom_killed: bool = False
+    reason: str = ""  # engine's error / stop reason, if any
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    cpu_s: float | None = None  # CPU time used so far
+    memory_bytes: int | None = None  # current usage
+    peak_memory_bytes: int | None = None  # high-water mark, when the engine knows it
+
+
+@dataclass(frozen=True)
+class HandleState:
+    """What inspect() finds: enough to adopt a test whose owner died."""
+
+    running: bool
+    exit: ExitInfo | None  # set once it has stopped
+
+
+BuildLog = Callable[[str], Any]  # receives build output lines
+
+
+class Backend(Protocol):
+    name: str
+
+    async def check(self) -> None:
+        """Raise InfraError with a how-to-fix message when the backend cannot be used."""
+
+    async def prepare(self, spec: RunSpec, on_log: BuildLog) -> tuple[str, bool]:
+        """Return (image, built): built is False when an existing image was reused (R-13)."""
+
+    async def start(self, spec: RunSpec, image: str) -> str:
+        """Create and start the container/task; return its handle."""
+
+    def logs(self, handle: str, cursor: str | None) -> AsyncIterator[LogBatch]:
+        """Follow the output from just after `cursor` (None: the start) until it ends."""
+
+    async def wait(self, handle: str) -> ExitInfo:
+        """Block until it stops."""
+
+    async def stats(self, handle: str) -> Stats | None:
+        """A reading of resource use while it runs (None when not available)."""
+
+    async def stop(self, handle: str, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after grace_s. Stopping a stopped one is not an error."""
+
+    async def remove(self, handle: str) -> None:
+        """Remove it and what it owns. Removing a removed one is not an error."""
+
+    async def inspect(self, handle: str) -> HandleState | None:
+        """Its state, or None when it no longer exists."""
+
+    async def close(self) -> None: ...

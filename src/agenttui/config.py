@@ -1,0 +1,138 @@
+"""Settings: command-line flags > AGENTTUI_* environment > config.toml > defaults.
+
+Paths follow XDG through platformdirs, so setting XDG_CONFIG_HOME / XDG_DATA_HOME /
+XDG_STATE_HOME / XDG_RUNTIME_DIR isolates a whole run (the test suite relies on it).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "agenttui"
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("AGENTTUI_CONFIG", config_dir() / "config.toml"))
+
+
+class Settings(BaseSettings):
+    """Every tunable of agenttui. docs/configuration.md documents each field."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTTUI_", extra="ignore", validate_default=True)
+
+    # Store
+    db_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL of the store; default: SQLite file in the data dir.",
+    )
+    # Execution
+    backend: Literal["docker"] = Field(default="docker", description="Where tests run.")
+    base_image: str = Field(
+        default="python:3.11-slim",
+        description="Image agents run on (must have python3 and pip).",
+    )
+    max_concurrent: int = Field(
+        default=10, ge=1, le=1000, description="Global cap on BUILDING+RUNNING tests."
+    )
+    default_cpus: float = Field(default=1.0, gt=0, le=64)
+    default_memory_mb: int = Field(default=2048, ge=64, le=1_048_576)
+    default_pids: int = Field(default=1000, ge=16, le=1_000_000)
+    default_timeout_s: int = Field(default=600, ge=10, le=600)
+    scratch_mb: int = Field(default=256, ge=16, description="Size of the writable /tmp tmpfs.")
+    extra_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM bundle given to builds and containers (corporate TLS proxies).",
+    )
+    build_timeout_s: int = Field(default=900, ge=30)
+    stop_grace_s: float = Field(
+        default=1.0, ge=0, le=60, description="SIGTERM→SIGKILL grace on cancel/timeout."
+    )
+    # Orchestration
+    lease_s: float = Field(default=15.0, gt=0, description="Owner lease of a running test.")
+    heartbeat_s: float = Field(default=3.0, gt=0)
+    poll_s: float = Field(default=0.2, gt=0, description="How often the queue/cancels are polled.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Tries for infrastructure failures.")
+    retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles.")
+    # Logs
+    log_max_bytes: int = Field(default=20_000_000, ge=10_000, description="Stored log cap per test.")
+    log_max_line: int = Field(default=16_384, ge=256, description="Longest stored log line.")
+    # History
+    archive_after_days: float = Field(default=7.0, gt=0)
+
+    @field_validator("extra_ca_bundle")
+    @classmethod
+    def _bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"file {value} does not exist (a PEM CA bundle is expected)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file()),
+        )
+
+    @cached_property
+    def resolved_db_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite+aiosqlite:///{data_dir() / 'agenttui.db'}"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where per-test agent bundles are staged for bind-mounting into containers."""
+        return data_dir() / "staging"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the setting and the source to fix."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning pydantic's errors into one readable message."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            lines.append(
+                f"setting {name!r} (AGENTTUI_{name.upper()} or {config_file()}): {err['msg']}"
+            )
+        raise SettingsError("; ".join(lines)) from None
+    except Exception as exc:  # a malformed TOML file
+        raise SettingsError(f"cannot read settings from {config_file()}: {exc}") from None

@@ -1,0 +1,238 @@
+"""What a user submits (TestRequest) and the life cycle of a test (Status + allowed transitions)."""
+
+from __future__ import annotations
+
+import ast
+import enum
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_QUERY_CHARS = 2000
+MAX_AGENT_BYTES = 100 * 1024
+MAX_REQUIREMENTS_BYTES = 10 * 1024
+MAX_DOCKERFILE_BYTES = 5 * 1024
+MIN_TIMEOUT_S = 10
+MAX_TIMEOUT_S = 600
+KNOWN_PROVIDERS = ("ollama", "bedrock", "openai")
+
+
+class Status(str, enum.Enum):
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    BUILDING = "BUILDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+    ARCHIVED = "ARCHIVED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED})
+ACTIVE = frozenset({Status.BUILDING, Status.RUNNING})
+
+# Every status change goes through this table (R-4). BUILDING/RUNNING -> QUEUED is the
+# automatic retry of an infrastructure failure (R-8).
+ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.CREATED: frozenset({Status.QUEUED, Status.CANCELLED}),
+    Status.QUEUED: frozenset({Status.BUILDING, Status.CANCELLED}),
+    Status.BUILDING: frozenset(
+        {Status.RUNNING, Status.QUEUED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED}
+    ),
+    Status.RUNNING: frozenset(
+        {Status.COMPLETED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED, Status.QUEUED}
+    ),
+    Status.COMPLETED: frozenset({Status.ARCHIVED}),
+    Status.FAILED: frozenset({Status.ARCHIVED}),
+    Status.TIMED_OUT: frozenset({Status.ARCHIVED}),
+    Status.CANCELLED: frozenset({Status.ARCHIVED}),
+    Status.ARCHIVED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, test_id: int, current: Status, wanted: Status):
+        super().__init__(f"test {test_id}: transition {current.value} -> {wanted.value} is not allowed")
+        self.test_id, self.current, self.wanted = test_id, current, wanted
+
+
+def check_transition(test_id: int, current: Status, wanted: Status) -> None:
+    if wanted not in ALLOWED_TRANSITIONS[current]:
+        raise IllegalTransition(test_id, current, wanted)
+
+
+class FailureKind(str, enum.Enum):
+    """Why a FAILED test failed: decides the headless exit code and whether to retry."""
+
+    AGENT = "agent"  # the agent raised / exited non-zero / was OOM-killed: never retried
+    INFRA = "infra"  # engine unreachable, build broken by the infrastructure: retried
+
+
+class Priority(enum.IntEnum):
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+    @classmethod
+    def parse(cls, value: Any) -> Priority:
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            key = value.strip().upper()
+            if key in cls.__members__:
+                return cls[key]
+            if key.isdigit():
+                value = int(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value in (1, 2, 3):
+            return cls(value)
+        raise ValueError("must be high, normal or low (1, 2 or 3)")
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpus: float = Field(default=1.0, gt=0, le=64, description="CPUs (fractions allowed)")
+    memory_mb: int = Field(default=2048, ge=64, le=1_048_576, description="memory limit in MB")
+    pids: int = Field(default=1000, ge=16, le=1_000_000, description="maximum processes")
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "ollama"
+    model_id: str = Field(default="llama3.2", min_length=1, max_length=200)
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in KNOWN_PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; known: {', '.join(KNOWN_PROVIDERS)}")
+        return value
+
+
+class InvalidRequest(ValueError):
+    """A request was rejected; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))
+
+
+def _check_requirements(text: str) -> None:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise ValueError(
+                f"line {number}: pip options ({line.split()[0]}) are not supported; "
+                "list one package per line"
+            )
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise ValueError(f"line {number}: {line!r} is not a requirement ({exc})") from None
+
+
+class TestRequest(BaseModel):
+    """Everything a test needs (R-1). Construct with `TestRequest.parse(...)` for friendly errors."""
+
+    __test__ = False  # not a pytest test class
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_code: str
+    query: str
+    requirements: str = ""
+    dockerfile: str = ""
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    timeout_s: int = 600
+    priority: Priority = Priority.NORMAL
+    limits: Limits = Field(default_factory=Limits)
+    agent_filename: str = "agent.py"
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must be 1–{MAX_QUERY_CHARS} characters; it is empty")
+        if len(value) > MAX_QUERY_CHARS:
+            raise ValueError(f"must be 1–{MAX_QUERY_CHARS} characters; it has {len(value)}")
+        return value
+
+    @field_validator("agent_code")
+    @classmethod
+    def _agent(cls, value: str) -> str:
+        size = len(value.encode())
+        if not value.strip():
+            raise ValueError("is empty; give the agent's Python code")
+        if size >= MAX_AGENT_BYTES:
+            raise ValueError(f"must be under {MAX_AGENT_BYTES // 1024} KB; it is {size} bytes")
+        try:
+            ast.parse(value)
+        except SyntaxError as exc:
+            raise ValueError(f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements(cls, value: str) -> str:
+        size = len(value.encode())
+        if size >= MAX_REQUIREMENTS_BYTES:
+            raise ValueError(f"must be under {MAX_REQUIREMENTS_BYTES // 1024} KB; it is {size} bytes")
+        _check_requirements(value)
+        return value
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile(cls, value: str) -> str:
+        size = len(value.encode())
+        if size >= MAX_DOCKERFILE_BYTES:
+            raise ValueError(f"must be under {MAX_DOCKERFILE_BYTES // 1024} KB; it is {size} bytes")
+        if value.strip() and not any(
+            line.strip().upper().startswith("FROM") for line in value.splitlines()
+        ):
+            raise ValueError("has no FROM line")
+        return value
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, value: int) -> int:
+        if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:
+            raise ValueError(
+                f"must be between {MIN_TIMEOUT_S} s and {MAX_TIMEOUT_S} s (10 min); it is {value} s"
+            )
+        return value
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Priority:
+        return Priority.parse(value)
+
+    @classmethod
+    def parse(cls, **fields: Any) -> TestRequest:
+        """Validate, reporting every bad field by name (R-2). Raises InvalidRequest."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            errors: dict[str, str] = {}
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "request"
+                message = err["msg"].removeprefix("Value error, ")
+                errors.setdefault(field, message)
+            raise InvalidRequest(errors) from None
+
+    def replace(self, **changes: Any) -> TestRequest:
+        """A copy with some fields changed, validated again (used by edit-and-retry)."""
+        return TestRequest.parse(**{**self.model_dump(), **changes})

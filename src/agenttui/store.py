@@ -1,0 +1,633 @@
+"""The persistent store: tests, their log lines, claims with a global cap, leases, fencing.
+
+SQLite (default) runs in WAL mode with a busy timeout; every write is one short
+`BEGIN IMMEDIATE` transaction, so the cap check and the claim see the same state in every
+process sharing the file (R-5, R-6). Rows are SQLModel tables used through SQLAlchemy Core;
+callers get detached `TestRecord` / `LogRecord` objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Index, event, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlmodel import Field, SQLModel
+
+from agenttui.domain import (
+    ACTIVE,
+    IllegalTransition,
+    Status,
+    TestRequest,
+    check_transition,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
+
+
+class StoreMeta(SQLModel, table=True):
+    __tablename__ = "store_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class TestRecord(SQLModel, table=True):
+    """One test: its request, where it is in its life cycle, who runs it, what it produced."""
+
+    __test__ = False
+    __tablename__ = "tests"
+    __table_args__ = (Index("ix_tests_queue", "status", "priority", "queued_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_json: str
+    query: str
+    status: str = Field(default=Status.QUEUED.value, index=True)
+    priority: int = 2
+    owner_uid: int
+    owner_name: str
+    parent_id: int | None = Field(default=None, index=True)
+    attempt: int = 0  # execution attempt: incremented by every claim from QUEUED
+    backend: str = "docker"
+    handle: str | None = None  # container id / task ARN of the current attempt
+    image: str | None = None
+    log_cursor: str | None = None  # backend's resume position of the log stream
+    lease_owner: str | None = Field(default=None, index=True)
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    created_at: float
+    queued_at: float | None = None
+    claimed_at: float | None = None
+    running_at: float | None = None
+    finished_at: float | None = None
+    deadline_at: float | None = None  # when RUNNING must end (timeout), survives adoption
+    next_attempt_at: float | None = None  # backoff of an infrastructure retry
+    exit_code: int | None = None
+    oom_killed: bool = False
+    failure_kind: str | None = None
+    error: str | None = None
+    response: str | None = None
+    result_json: str | None = None  # the harness record, saved as soon as it is seen
+    metrics_json: str | None = None
+    log_seq: int = 0
+    log_bytes: int = 0
+    log_truncated: bool = False
+    updated_at: float
+
+    @property
+    def state(self) -> Status:
+        return Status(self.status)
+
+    @property
+    def request(self) -> TestRequest:
+        return TestRequest.model_validate_json(self.request_json)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_json) if self.metrics_json else {}
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return json.loads(self.result_json) if self.result_json else None
+
+
+class LogRecord(SQLModel, table=True):
+    __tablename__ = "log_lines"
+    __table_args__ = (Index("ux_log_lines_test_seq", "test_id", "seq", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int
+    seq: int
+    ts: float
+    stream: str  # stdout | stderr | system
+    text: str
+
+
+class ClaimRecord(SQLModel, table=True):
+    """Audit of every claim with the active count seen inside the claim transaction."""
+
+    __tablename__ = "claims"
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int
+    owner: str
+    attempt: int
+    active_after: int
+    cap: int
+    ts: float
+
+
+TESTS = TestRecord.__table__  # type: ignore[attr-defined]
+LOGS = LogRecord.__table__  # type: ignore[attr-defined]
+CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who submitted a test. From the kernel's view of the caller, never from $USER."""
+
+    uid: int
+    name: str
+
+    @classmethod
+    def current(cls) -> Owner:
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return cls(uid, name)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A writer's claim on a test: writes only land while (lease_owner, attempt) still match."""
+
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    running: int  # BUILDING + RUNNING
+    queued: int
+    cap: int
+
+    @property
+    def utilization(self) -> float:
+        return round(100.0 * self.running / self.cap, 1) if self.cap else 0.0
+
+
+def _row_to_test(row: Any) -> TestRecord:
+    return TestRecord.model_validate(dict(row._mapping))
+
+
+def _row_to_log(row: Any) -> LogRecord:
+    return LogRecord.model_validate(dict(row._mapping))
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, url: str, log_max_bytes: int, store_id: str = ""):
+        self.engine = engine
+        self.url = url
+        self.log_max_bytes = log_max_bytes
+        self.store_id = store_id
+        self.is_sqlite = url.startswith("sqlite")
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    async def open(cls, url: str, *, log_max_bytes: int = 20_000_000) -> Store:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, connect_args={"timeout": 60})
+            _install_sqlite_hooks(engine)
+        else:
+            engine = create_async_engine(url, pool_pre_ping=True)
+        store = cls(engine, url, log_max_bytes)
+        async with engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        store.store_id = await store._ensure_store_id()
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _ensure_store_id(self) -> str:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(select(StoreMeta.__table__).where(StoreMeta.__table__.c.key == "store_id"))
+            ).first()
+            if row:
+                return row.value
+            value = uuid.uuid4().hex
+            await conn.execute(StoreMeta.__table__.insert().values(key="store_id", value=value))
+            return value
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)
+        so read-then-write sequences never deadlock or race between processes."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                yield conn
+
+    # ------------------------------------------------------------------ tests
+    async def submit(
+        self, request: TestRequest, owner: Owner, *, parent_id: int | None = None, backend: str = "docker"
+    ) -> TestRecord:
+        now = time.time()
+        check_transition(0, Status.CREATED, Status.QUEUED)
+        values = dict(
+            request_json=request.model_dump_json(),
+            query=request.query,
+            status=Status.QUEUED.value,
+            priority=int(request.priority),
+            owner_uid=owner.uid,
+            owner_name=owner.name,
+            parent_id=parent_id,
+            backend=backend,
+            created_at=now,
+            queued_at=now,
+            updated_at=now,
+        )
+        async with self._write() as conn:
+            result = await conn.execute(TESTS.insert().values(**values).returning(*TESTS.c))
+            row = result.first()
+        return _row_to_test(row)
+
+    async def get(self, test_id: int) -> TestRecord | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
+        return _row_to_test(row) if row else None
+
+    async def list_tests(
+        self,
+        *,
+        statuses: Iterable[Status] | None = None,
+        owner_uid: int | None = None,
+        search: str | None = None,
+        ids: Iterable[int] | None = None,
+        limit: int = 200,
+        newest_first: bool = True,
+    ) -> list[TestRecord]:
+        query = select(TESTS)
+        if statuses is not None:
+            query = query.where(TESTS.c.status.in_([Status(s).value for s in statuses]))
+        if owner_uid is not None:
+            query = query.where(TESTS.c.owner_uid == owner_uid)
+        if ids is not None:
+            query = query.where(TESTS.c.id.in_(list(ids)))
+        if search:
+            pattern = f"%{search}%"
+            query = query.where(
+                or_(
+                    TESTS.c.query.ilike(pattern),
+                    TESTS.c.response.ilike(pattern),
+                    TESTS.c.error.ilike(pattern),
+                    TESTS.c.owner_name.ilike(pattern),
+                    TESTS.c.status.ilike(pattern),
+                )
+            )
+        order = TESTS.c.id.desc() if newest_first else TESTS.c.id.asc()
+        query = query.order_by(order).limit(limit)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_row_to_test(r) for r in rows]
+
+    async def queued_in_order(self) -> list[TestRecord]:
+        """QUEUED tests in the order they will be claimed: priority, then FIFO."""
+        query = (
+            select(TESTS)
+            .where(TESTS.c.status == Status.QUEUED.value)
+            .order_by(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
+        )
+        async with self._read() as conn:
+            return [_row_to_test(r) for r in (await conn.execute(query)).all()]
+
+    async def queue_status(self, cap: int) -> QueueStatus:
+        query = select(TESTS.c.status, func.count()).where(
+            TESTS.c.status.in_([*ACTIVE_VALUES, Status.QUEUED.value])
+        ).group_by(TESTS.c.status)
+        async with self._read() as conn:
+            counts = dict((await conn.execute(query)).all())
+        running = sum(counts.get(s, 0) for s in ACTIVE_VALUES)
+        return QueueStatus(running=running, queued=counts.get(Status.QUEUED.value, 0), cap=cap)
+
+    async def active_count(self) -> int:
+        async with self._read() as conn:
+            return await self._count_active(conn)
+
+    @staticmethod
+    async def _count_active(conn: AsyncConnection) -> int:
+        query = select(func.count()).select_from(TESTS).where(TESTS.c.status.in_(ACTIVE_VALUES))
+        return int((await conn.execute(query)).scalar_one())
+
+    # ------------------------------------------------------------------ claims & leases
+    async def claim(
+        self,
+        owner: str,
+        *,
+        cap: int,
+        lease_s: float,
+        limit: int | None = None,
+        only_ids: Iterable[int] | None = None,
+    ) -> list[TestRecord]:
+        """Atomically move up to `limit` QUEUED tests to BUILDING for `owner`, never letting
+        BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6)."""
+        now = time.time()
+        async with self._write() as conn:
+            active = await self._count_active(conn)
+            free = cap - active
+            if limit is not None:
+                free = min(free, limit)
+            if free <= 0:
+                return []
+            candidates = (
+                select(TESTS.c.id)
+                .where(TESTS.c.status == Status.QUEUED.value)
+                .where(or_(TESTS.c.next_attempt_at.is_(None), TESTS.c.next_attempt_at <= now))
+                .order_by(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
+                .limit(free)
+            )
+            if only_ids is not None:
+                candidates = candidates.where(TESTS.c.id.in_(list(only_ids)))
+            if not self.is_sqlite:
+                candidates = candidates.with_for_update(skip_locked=True)
+            ids = [r[0] for r in (await conn.execute(candidates)).all()]
+            if not ids:
+                return []
+            result = await conn.execute(
+                update(TESTS)
+                .where(TESTS.c.id.in_(ids))
+                .where(TESTS.c.status == Status.QUEUED.value)
+                .values(
+                    status=Status.BUILDING.value,
+                    attempt=TESTS.c.attempt + 1,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease_s,
+                    claimed_at=now,
+                    handle=None,
+                    log_cursor=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                .returning(*TESTS.c)
+            )
+            claimed = [_row_to_test(r) for r in result.all()]  # fetch all before commit
+            active_after = await self._count_active(conn)
+            if claimed:
+                await conn.execute(
+                    CLAIMS.insert(),
+                    [
+                        dict(test_id=t.id, owner=owner, attempt=t.attempt, active_after=active_after, cap=cap, ts=now)
+                        for t in claimed
+                    ],
+                )
+        return sorted(claimed, key=lambda t: (t.priority, t.queued_at or 0, t.id))
+
+    async def heartbeat(self, owner: str, test_ids: Iterable[int], lease_s: float) -> set[int]:
+        """Renew the lease on every test `owner` still holds; return the ids it holds."""
+        ids = list(test_ids)
+        if not ids:
+            return set()
+        now = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(TESTS)
+                .where(TESTS.c.id.in_(ids))
+                .where(TESTS.c.lease_owner == owner)
+                .where(TESTS.c.status.in_(ACTIVE_VALUES))
+                .values(lease_expires_at=now + lease_s)
+                .returning(TESTS.c.id)
+            )
+            return {r[0] for r in result.all()}
+
+    async def expired_leases(self) -> list[TestRecord]:
+        now = time.time()
+        query = (
+            select(TESTS)
+            .where(TESTS.c.status.in_(ACTIVE_VALUES))
+            .where(or_(TESTS.c.lease_expires_at.is_(None), TESTS.c.lease_expires_at < now))
+        )
+        async with self._read() as conn:
+            return [_row_to_test(r) for r in (await conn.execute(query)).all()]
+
+    async def take_over(self, test: TestRecord, new_owner: str, lease_s: float) -> TestRecord | None:
+        """Adopt a test whose lease expired; None if someone else got there first."""
+        now = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(TESTS)
+                .where(TESTS.c.id == test.id)
+                .where(TESTS.c.status.in_(ACTIVE_VALUES))
+                .where(TESTS.c.attempt == test.attempt)
+                .where(
+                    TESTS.c.lease_owner.is_(None)
+                    if test.lease_owner is None
+                    else TESTS.c.lease_owner == test.lease_owner
+                )
+                .where(or_(TESTS.c.lease_expires_at.is_(None), TESTS.c.lease_expires_at < now))
+                .values(lease_owner=new_owner, lease_expires_at=now + lease_s, updated_at=now)
+                .returning(*TESTS.c)
+            )
+            row = result.first()
+        return _row_to_test(row) if row else None
+
+    # ------------------------------------------------------------------ fenced writes
+    async def update_fenced(self, test_id: int, fence: Fence, **values: Any) -> bool:
+        """Write fields only while `fence` still holds the test. False: lost it."""
+        values["updated_at"] = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(TESTS)
+                .where(TESTS.c.id == test_id)
+                .where(TESTS.c.lease_owner == fence.owner)
+                .where(TESTS.c.attempt == fence.attempt)
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    async def transition(
+        self, test_id: int, to: Status, *, fence: Fence | None = None, **values: Any
+    ) -> TestRecord | None:
+        """Move a test to `to` if the table allows it from its current status.
+
+        With a fence, only the holder of (lease_owner, attempt) may do it: returns None when
+        the fence no longer holds. An illegal transition raises IllegalTransition (logged)."""
+        now = time.time()
+        async with self._write() as conn:
+            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
+            if row is None:
+                raise KeyError(test_id)
+            if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
+                log.info("test %s: %s no longer holds it; %s dropped", test_id, fence.owner, to.value)
+                return None
+            current = Status(row.status)
+            try:
+                check_transition(test_id, current, to)
+            except IllegalTransition:
+                log.warning("refused illegal transition of test %s: %s -> %s", test_id, current.value, to.value)
+                raise
+            values.update(status=to.value, updated_at=now)
+            if to.is_terminal:
+                values.setdefault("finished_at", now)
+                values.setdefault("lease_owner", None)
+                values.setdefault("lease_expires_at", None)
+            result = await conn.execute(
+                update(TESTS).where(TESTS.c.id == test_id).where(TESTS.c.status == current.value)
+                .values(**values).returning(*TESTS.c)
+            )
+            new_row = result.first()
+        return _row_to_test(new_row) if new_row else None
+
+    async def request_cancel(self, test_id: int) -> TestRecord:
+        """Cancel (R-10): a queued test is dequeued at once; an active one is flagged for its
+        owner, which stops the container. Returns the test as it now stands."""
+        now = time.time()
+        async with self._write() as conn:
+            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
+            if row is None:
+                raise KeyError(test_id)
+            status = Status(row.status)
+            if status in (Status.QUEUED, Status.CREATED):
+                check_transition(test_id, status, Status.CANCELLED)
+                values: dict[str, Any] = dict(
+                    status=Status.CANCELLED.value, finished_at=now, updated_at=now, error="cancelled while queued"
+                )
+            elif status in ACTIVE:
+                values = dict(cancel_requested=True, updated_at=now)
+            else:
+                return _row_to_test(row)
+            result = await conn.execute(
+                update(TESTS).where(TESTS.c.id == test_id).values(**values).returning(*TESTS.c)
+            )
+            return _row_to_test(result.first())
+
+    async def cancel_requested(self, owner: str) -> list[int]:
+        query = (
+            select(TESTS.c.id)
+            .where(TESTS.c.lease_owner == owner)
+            .where(TESTS.c.cancel_requested.is_(True))
+            .where(TESTS.c.status.in_(ACTIVE_VALUES))
+        )
+        async with self._read() as conn:
+            return [r[0] for r in (await conn.execute(query)).all()]
+
+    # ------------------------------------------------------------------ logs
+    async def append_logs(
+        self,
+        test_id: int,
+        lines: Sequence[tuple[float, str, str]],
+        *,
+        fence: Fence | None = None,
+        cursor: str | None = None,
+    ) -> bool:
+        """Append (ts, stream, text) lines in one transaction, with the backend cursor that
+        follows them, so a resumed stream neither repeats nor skips (R-6). Past the per-test
+        cap, lines are counted but not stored and one truncation notice is written (R-19)."""
+        now = time.time()
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
+                    .where(TESTS.c.id == test_id)
+                )
+            ).first()
+            if row is None:
+                raise KeyError(test_id)
+            if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
+                return False
+            seq, used, truncated = row.log_seq, row.log_bytes, row.log_truncated
+            batch: list[dict[str, Any]] = []
+            for ts, stream, text in lines:
+                size = len(text.encode("utf-8", "replace")) + 1
+                if truncated:
+                    continue
+                if used + size > self.log_max_bytes:
+                    truncated = True
+                    seq += 1
+                    batch.append(
+                        dict(
+                            test_id=test_id,
+                            seq=seq,
+                            ts=ts,
+                            stream="system",
+                            text=f"[agenttui] log truncated: the {self.log_max_bytes:,}-byte cap per test "
+                            "was reached; later output is not stored (the agent keeps running)",
+                        )
+                    )
+                    continue
+                seq += 1
+                used += size
+                batch.append(dict(test_id=test_id, seq=seq, ts=ts, stream=stream, text=text))
+            if batch:
+                await conn.execute(LOGS.insert(), batch)
+            values: dict[str, Any] = dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
+            if cursor is not None:
+                values["log_cursor"] = cursor
+            if batch or cursor is not None:
+                values["updated_at"] = now
+                await conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**values))
+        return True
+
+    async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
+        return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)
+
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+        query = select(LOGS).where(LOGS.c.test_id == test_id).where(LOGS.c.seq > after_seq).order_by(LOGS.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read() as conn:
+            return [_row_to_log(r) for r in (await conn.execute(query)).all()]
+
+    async def claims(self) -> list[ClaimRecord]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(CLAIMS).order_by(CLAIMS.c.id))).all()
+        return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
+
+    # ------------------------------------------------------------------ change detection
+    async def change_token(self) -> Any:
+        """A cheap value that changes whenever any process changes a test or appends a log
+        line (both bump tests.updated_at): followers poll it instead of re-reading lists."""
+        async with self._read() as conn:
+            return (await conn.execute(select(func.max(TESTS.c.updated_at), func.count()))).first()
+
+    # ------------------------------------------------------------------ history maintenance
+    async def archive_older_than(self, age_s: float) -> int:
+        """Archive finished tests older than age_s and purge their logs (R-20)."""
+        cutoff = time.time() - age_s
+        terminal = [s.value for s in Status if s.is_terminal]
+        async with self._write() as conn:
+            ids = [
+                r[0]
+                for r in (
+                    await conn.execute(
+                        select(TESTS.c.id).where(TESTS.c.status.in_(terminal)).where(TESTS.c.finished_at < cutoff)
+                    )
+                ).all()
+            ]
+            if not ids:
+                return 0
+            await conn.execute(LOGS.delete().where(LOGS.c.test_id.in_(ids)))
+            await conn.execute(
+                update(TESTS)
+                .where(TESTS.c.id.in_(ids))
+                .values(status=Status.ARCHIVED.value, updated_at=time.time())
+            )
+        return len(ids)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let us emit BEGIN ourselves (pysqlite's implicit BEGIN is always deferred).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

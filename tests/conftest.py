@@ -1,0 +1,120 @@
+"""Fixtures shared by the whole suite.
+
+Every test gets isolated XDG directories (so no real config, store or socket is touched).
+Docker tests run against the real engine: in CI (CI=true) a missing engine fails the suite;
+on a laptop without one they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_BASE_IMAGE = os.environ.get("AGENTTUI_TEST_BASE_IMAGE", "agenttui-base:bookworm")
+PROJECT_LABEL = "agenttui"
+
+
+def _docker_problem() -> str | None:
+    """None when the engine answers and the base image exists, else why not."""
+    if not shutil.which("docker"):
+        return "the docker CLI is not installed (run scripts/dev-docker.sh)"
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        return "no Docker engine answers (run scripts/dev-docker.sh)"
+    image = subprocess.run(
+        ["docker", "image", "inspect", TEST_BASE_IMAGE], capture_output=True, timeout=30
+    )
+    if image.returncode != 0:
+        return f"base image {TEST_BASE_IMAGE} is missing (run scripts/dev-docker.sh)"
+    return None
+
+
+_DOCKER_PROBLEM: list[str | None] = []
+
+
+def docker_problem() -> str | None:
+    if not _DOCKER_PROBLEM:
+        _DOCKER_PROBLEM.append(_docker_problem())
+    return _DOCKER_PROBLEM[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any("docker" in item.keywords for item in items):
+        return
+    problem = docker_problem()
+    if problem is None:
+        return
+    for item in items:
+        if "docker" in item.keywords:
+            if IN_CI:
+                # A suite that silently skips Docker in CI is a failing suite.
+                item.add_marker(pytest.mark.usefixtures("_docker_required_in_ci"))
+            else:
+                item.add_marker(pytest.mark.skip(reason=problem))
+
+
+@pytest.fixture
+def _docker_required_in_ci():
+    pytest.fail(f"CI=true but Docker is unusable: {docker_problem()}")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Point every XDG directory into tmp_path and clear AGENTTUI_* from the caller's env."""
+    for key in list(os.environ):
+        if key.startswith("AGENTTUI_") and key not in ("AGENTTUI_TEST_BASE_IMAGE",):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ):
+        path = home / sub
+        path.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(path))
+    (home / "run").chmod(0o700)
+    monkeypatch.setenv("AGENTTUI_BASE_IMAGE", TEST_BASE_IMAGE)
+    # The machine's TLS proxy needs its CA inside builds that pip-install (a real setting).
+    bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    if Path(bundle).is_file():
+        monkeypatch.setenv("AGENTTUI_EXTRA_CA_BUNDLE", bundle)
+    # Short leases and polls keep fault tests quick.
+    monkeypatch.setenv("AGENTTUI_LEASE_S", "4")
+    monkeypatch.setenv("AGENTTUI_HEARTBEAT_S", "0.5")
+    monkeypatch.setenv("AGENTTUI_POLL_S", "0.1")
+    monkeypatch.setenv("AGENTTUI_RETRY_BACKOFF_S", "0.2")
+    yield home
+
+
+@pytest.fixture
+def agenttui_cmd():
+    """The installed console script, run as a user would."""
+    exe = Path(sys.executable).parent / "agenttui"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "agenttui"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """R-15: nothing the suite started may outlive it."""
+    if docker_problem() is not None or os.environ.get("AGENTTUI_SKIP_LEAK_CHECK"):
+        return
+    if getattr(session.config, "workerinput", None) is not None:
+        return
+    leaked = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={PROJECT_LABEL}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if leaked:
+        subprocess.run(["docker", "rm", "-f", *leaked], capture_output=True)
+        print(f"\nLEAK: {len(leaked)} agenttui container(s) outlived the suite: {leaked}")
+        session.exitstatus = 1
