@@ -1,0 +1,342 @@
+"""agenttui in-container runner: load the agent, call it with the query, report the result.
+
+This file is copied into containers whose Python may be old, so it uses the standard
+library only, Python 3.9-compatible syntax, and never imports agenttui.
+
+Environment:
+  AGENTTUI_QUERY         the query passed to the agent
+  AGENTTUI_AGENT_PATH    the agent's file (default: agent.py next to this runner)
+  AGENTTUI_RESULT_NONCE  random token proving the result record comes from this runner
+  AGENTTUI_ENTRYPOINT    optional name (or dotted path) of the callable to use
+
+The result is reported as the last line of the original stdout:
+  @@agenttui-result <nonce> <json>
+Exit codes: 0 success, 1 the agent failed (raised, exited), 2 no agent/entry point to call.
+"""
+
+import asyncio
+import inspect
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+RESULT_TAG = "@@agenttui-result"
+EXIT_OK = 0
+EXIT_AGENT_FAILED = 1
+EXIT_NO_ENTRYPOINT = 2
+# Conventional "killed by SIGTERM" status, so a stop shows as such.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+# A response bigger than this is cut: the record must stay one manageable log line.
+MAX_RESPONSE_CHARS = int(os.environ.get("AGENTTUI_MAX_RESPONSE_CHARS", "200000"))
+# After the record is out, give interpreter shutdown (agent threads, atexit hooks) this
+# long before exiting anyway: a stray non-daemon thread must not hang the test.
+EXIT_GRACE_S = float(os.environ.get("AGENTTUI_EXIT_GRACE_S", "10"))
+DEFAULT_NAMES = ("run", "agent", "handler", "main")
+
+# The original stdout, duplicated before the agent can replace sys.stdout or close fd 1.
+_result_fd = os.dup(1)
+
+
+class NoEntryPoint(Exception):
+    """The agent module has nothing the runner knows how to call."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (stop/cancel): unwinds the agent so a record still gets out."""
+
+
+def progress(message):
+    try:
+        sys.stderr.write("[agenttui] %s\n" % message)
+        sys.stderr.flush()
+    except Exception:  # the agent may have closed or replaced stderr
+        pass
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated("received SIGTERM (the test was stopped)")
+
+
+def _unbuffer_std_streams():
+    # The agent's output must reach the log as it is printed, not at exit.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=True)
+        except Exception:
+            pass
+
+
+def load_agent(path):
+    """Import the agent from its file, with its directory on sys.path for local imports."""
+    import importlib.util
+
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise NoEntryPoint("agent file %s does not exist" % path)
+    agent_dir = os.path.dirname(path)
+    if agent_dir not in sys.path:
+        sys.path.insert(0, agent_dir)
+    module_name = os.path.splitext(os.path.basename(path))[0] or "agent"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise NoEntryPoint("cannot import %s as a Python module" % path)
+    module = importlib.util.module_from_spec(spec)
+    # Registered before executing so the agent can import itself or pickle its classes.
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _defines_call(value):
+    """True for an instance whose class (not just `type`/`object`) defines __call__."""
+    if inspect.isclass(value) or inspect.isroutine(value) or inspect.ismodule(value):
+        return False
+    for klass in type(value).__mro__:
+        if klass is object:
+            return False
+        if "__call__" in vars(klass):
+            # typing's special forms are callable objects imported at module level.
+            return klass.__module__ != "typing"
+    return False
+
+
+def find_entrypoint(module, explicit=None):
+    """Return (name, callable) following the agent contract (R-3)."""
+    if explicit:
+        target = module
+        for part in explicit.split("."):
+            target = getattr(target, part, None)
+            if target is None:
+                break
+        if target is None or not callable(target):
+            raise NoEntryPoint(
+                "AGENTTUI_ENTRYPOINT=%r, but the agent module has no callable of that name"
+                % explicit
+            )
+        return explicit, target
+    for name in DEFAULT_NAMES:
+        value = getattr(module, name, None)
+        if value is not None and callable(value) and not inspect.isclass(value):
+            return name, value
+    # Last resort: a module-level object with __call__, preferring ones whose class the
+    # agent itself defines over callables it imported.
+    candidates = [
+        (name, value)
+        for name, value in vars(module).items()
+        if not name.startswith("_") and _defines_call(value)
+    ]
+    own = [c for c in candidates if getattr(type(c[1]), "__module__", None) == module.__name__]
+    if own or candidates:
+        return (own or candidates)[0]
+    raise NoEntryPoint(
+        "no entry point found in the agent: expected a function `run(query)`, an `agent` "
+        "object (e.g. a Strands Agent), a `handler` or `main` function, or a module-level "
+        "object with __call__; or set AGENTTUI_ENTRYPOINT to the name to call"
+    )
+
+
+async def _collect_async_iterator(iterator):
+    chunks = []
+    async for chunk in iterator:
+        chunks.append(_chunk_text(chunk))
+    return "".join(chunks)
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def _chunk_text(chunk):
+    if isinstance(chunk, bytes):
+        return chunk.decode("utf-8", "replace")
+    return chunk if isinstance(chunk, str) else str(chunk)
+
+
+def to_response(result):
+    """Turn whatever the entry point returned into the response text (None stays None)."""
+    if inspect.isawaitable(result):
+        coroutine = result if inspect.iscoroutine(result) else _await(result)
+        result = asyncio.run(coroutine)
+    if hasattr(result, "__aiter__") and hasattr(result, "__anext__"):
+        return asyncio.run(_collect_async_iterator(result))
+    if result is None or isinstance(result, str):
+        return result
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result).decode("utf-8", "replace")
+    if isinstance(result, (dict, list, tuple)):
+        return json.dumps(result, ensure_ascii=False, default=str)
+    if inspect.isgenerator(result) or (
+        hasattr(result, "__next__") and hasattr(result, "__iter__")
+    ):
+        return "".join(_chunk_text(chunk) for chunk in result)
+    return str(result)
+
+
+def _read_first_int(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except Exception:
+        return None
+
+
+def _read_cpu_stat_usec(path):
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value)
+    except Exception:
+        pass
+    return None
+
+
+def cgroup_usage():
+    """(peak_memory_bytes, cpu_s) of this container's own cgroup; None when unreadable."""
+    root = "/sys/fs/cgroup"
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):  # cgroup v2
+        peak = _read_first_int(os.path.join(root, "memory.peak"))
+        usec = _read_cpu_stat_usec(os.path.join(root, "cpu.stat"))
+        cpu_s = usec / 1e6 if usec is not None else None
+    else:  # cgroup v1
+        peak = _read_first_int(os.path.join(root, "memory", "memory.max_usage_in_bytes"))
+        nsec = _read_first_int(os.path.join(root, "cpuacct", "cpuacct.usage"))
+        cpu_s = nsec / 1e9 if nsec is not None else None
+    if cpu_s is None:
+        try:
+            import resource
+
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_s = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        except Exception:
+            cpu_s = None
+    return peak, cpu_s
+
+
+def _write_all(fd, data):
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def report(nonce, record):
+    """Write the record as the last line of the original stdout."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    # ensure_ascii keeps the record one plain line whatever the response holds.
+    payload = json.dumps(record, ensure_ascii=True, default=str)
+    # The leading newline ends any partial line the agent left, so the record starts a line.
+    line = "\n%s %s %s\n" % (RESULT_TAG, nonce, payload)
+    try:
+        _write_all(_result_fd, line.encode("ascii"))
+    except OSError as exc:
+        progress("could not write the result record: %s" % exc)
+
+
+def _exit_after_grace(code):
+    time.sleep(EXIT_GRACE_S)
+    os._exit(code)
+
+
+def describe(exc):
+    return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+
+
+def main():
+    _unbuffer_std_streams()
+    nonce = os.environ.get("AGENTTUI_RESULT_NONCE") or "-"
+    query = os.environ.get("AGENTTUI_QUERY", "")
+    agent_path = os.environ.get("AGENTTUI_AGENT_PATH") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "agent.py"
+    )
+    explicit = os.environ.get("AGENTTUI_ENTRYPOINT", "").strip() or None
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        pass
+
+    record = {
+        "success": False,
+        "response": None,
+        "error": None,
+        "error_type": None,
+        "entrypoint": None,
+        "load_s": None,
+        "run_s": None,
+        "peak_memory_bytes": None,
+        "cpu_s": None,
+    }
+    exit_code = EXIT_AGENT_FAILED
+    phase = "load"
+    started = time.monotonic()
+    try:
+        progress("loading %s" % os.path.basename(agent_path))
+        module = load_agent(agent_path)
+        name, entrypoint = find_entrypoint(module, explicit)
+        record["entrypoint"] = name
+        record["load_s"] = round(time.monotonic() - started, 6)
+        phase = "run"
+        progress("calling %s(query)" % name)
+        started = time.monotonic()
+        response = to_response(entrypoint(query))
+        record["run_s"] = round(time.monotonic() - started, 6)
+        if response is not None and len(response) > MAX_RESPONSE_CHARS:
+            record["response_truncated_chars"] = len(response) - MAX_RESPONSE_CHARS
+            response = response[:MAX_RESPONSE_CHARS]
+        record["success"] = True
+        record["response"] = response
+        exit_code = EXIT_OK
+        progress("%s returned in %.3f s" % (name, record["run_s"]))
+    except NoEntryPoint as exc:
+        record["error"] = str(exc)
+        record["error_type"] = "NoEntryPoint"
+        exit_code = EXIT_NO_ENTRYPOINT
+        progress(str(exc))
+    except Terminated as exc:
+        record["error"] = describe(exc)
+        record["error_type"] = "Terminated"
+        exit_code = EXIT_TERMINATED
+        progress("stopped by SIGTERM")
+    except SystemExit as exc:
+        # An agent calling sys.exit() never returned a response.
+        record["error"] = "SystemExit: the agent called sys.exit(%r) during %s" % (exc.code, phase)
+        record["error_type"] = "SystemExit"
+        exit_code = EXIT_AGENT_FAILED
+        progress(record["error"])
+    except BaseException as exc:  # KeyboardInterrupt too: always report
+        record["error"] = describe(exc)
+        record["error_type"] = type(exc).__name__
+        exit_code = EXIT_AGENT_FAILED
+        try:
+            sys.stderr.write("[agenttui] the agent raised during %s:\n" % phase)
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:
+            os.write(2, traceback.format_exc().encode("utf-8", "replace"))
+    if phase == "load" and record["load_s"] is None:
+        record["load_s"] = round(time.monotonic() - started, 6)
+    elif phase == "run" and record["run_s"] is None:
+        record["run_s"] = round(time.monotonic() - started, 6)
+
+    # A late SIGTERM must not cut the record in half; the exit follows right after.
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except (ValueError, OSError):
+        pass
+    record["peak_memory_bytes"], record["cpu_s"] = cgroup_usage()
+    report(nonce, record)
+    threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
