@@ -50,7 +50,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the store; default: SQLite file in the data dir.",
     )
     # Execution
-    backend: Literal["docker"] = Field(default="docker", description="Where tests run.")
+    backend: Literal["docker", "noop"] = Field(
+        default="docker", description="Where tests run (noop: runs nothing; for benchmarks)."
+    )
+    noop_run_s: float = Field(default=0.0, ge=0, description="How long a noop test 'runs'.")
     base_image: str = Field(
         default="python:3.11-slim",
         description="Image agents run on (must have python3 and pip).",

@@ -79,6 +79,7 @@ class TestRecord(SQLModel, table=True):
     error: str | None = None
     response: str | None = None
     result_json: str | None = None  # the harness record, saved as soon as it is seen
+    result_nonce: str | None = None  # per-attempt secret marking the harness record
     metrics_json: str | None = None
     log_seq: int = 0
     log_bytes: int = 0
@@ -367,6 +368,8 @@ class Store:
                     claimed_at=now,
                     handle=None,
                     log_cursor=None,
+                    result_json=None,
+                    result_nonce=None,
                     next_attempt_at=None,
                     updated_at=now,
                 )

@@ -1,0 +1,16 @@
+"""Execution backends. `make_backend` picks one from the settings."""
+
+from __future__ import annotations
+
+from agenttui.backends.base import Backend
+from agenttui.config import Settings
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "noop":
+        from agenttui.backends.noop import NoopBackend
+
+        return NoopBackend(run_s=settings.noop_run_s)
+    from agenttui.backends.docker import DockerBackend
+
+    return DockerBackend(settings)

@@ -1,0 +1,427 @@
+"""Command line: the TUI (no arguments) and the headless commands (R-25).
+
+Exit codes: 0 completed, 1 agent failed, 2 invalid input, 3 infrastructure failure,
+4 timed out, 5 cancelled. This module must stay free of Textual (a test checks it) and light
+to import: heavy modules load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agenttui.client.local import LocalClient
+    from agenttui.client.models import TestView
+
+EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = range(6)
+
+
+class UserError(Exception):
+    """Bad input: printed without a traceback, exit 2."""
+
+
+def exit_code_for(view: TestView) -> int:
+    from agenttui.domain import FailureKind, Status
+
+    if view.status is Status.COMPLETED:
+        return EXIT_OK
+    if view.status is Status.TIMED_OUT:
+        return EXIT_TIMEOUT
+    if view.status is Status.CANCELLED:
+        return EXIT_CANCELLED
+    if view.failure_kind == FailureKind.INFRA.value:
+        return EXIT_INFRA
+    return EXIT_AGENT
+
+
+# ---------------------------------------------------------------------- argument parsing
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--query", "-q", required=True, help="the test query given to the agent")
+    parser.add_argument("--requirements", "-r", type=Path, help="requirements.txt for the agent")
+    parser.add_argument("--dockerfile", type=Path, help="custom Dockerfile (runs its own command)")
+    parser.add_argument("--timeout", type=int, help="seconds before the test is stopped (10-600)")
+    parser.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    parser.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
+    parser.add_argument("--model", default="llama3.2", help="model id (given to the agent as MODEL_ID)")
+    parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
+    parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
+    parser.add_argument("--pids", type=int, help="process limit (default 1000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agenttui",
+        description="Test AI agents in isolated containers, watch them live, package them.",
+        epilog="Exit codes: 0 completed, 1 agent failed, 2 invalid input, 3 infrastructure failure, "
+        "4 timed out, 5 cancelled.",
+    )
+    parser.add_argument("--max-concurrent", type=int, help="global cap on running tests")
+    parser.add_argument("--base-image", help="image agents run on")
+    parser.add_argument("--db-url", help="store URL (default: SQLite in the data dir)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    submit = sub.add_parser("submit", help="run an agent on a query, stream its log, exit with its outcome")
+    submit.add_argument("agent", type=Path, help="the agent's Python file")
+    _add_request_options(submit)
+    submit.add_argument("--json", action="store_true", help="print one JSON object at the end (logs go to stderr)")
+
+    show = sub.add_parser("show", help="show a test's status, result and metrics")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+
+    logs = sub.add_parser("logs", help="print a test's log")
+    logs.add_argument("id", type=int)
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the test ends")
+
+    history = sub.add_parser("history", help="list finished tests")
+    history.add_argument("--search", "-s", help="only tests whose query/response/error/owner/status match")
+    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--json", action="store_true")
+
+    queue = sub.add_parser("queue", help="running and queued tests, with the cap and utilization")
+    queue.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running test")
+    cancel.add_argument("id", type=int)
+
+    retry = sub.add_parser("retry", help="run a test again as a new linked test")
+    retry.add_argument("id", type=int)
+    retry.add_argument("--query", "-q", help="a different query")
+    retry.add_argument("--agent", type=Path, help="different agent code")
+    retry.add_argument("--json", action="store_true")
+
+    worker = sub.add_parser("worker", help="work the queue in the foreground until interrupted")
+    worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """`agenttui --submit AGENT ...` is an alias of `agenttui submit AGENT ...`."""
+    if "--submit" in argv:
+        i = argv.index("--submit")
+        return argv[:i] + ["submit"] + argv[i + 1 :]
+    return argv
+
+
+# ---------------------------------------------------------------------- helpers
+def _read_text(path: Path | None, what: str) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} file {path}: {exc.strerror}") from None
+
+
+def _settings(args: argparse.Namespace):
+    from agenttui.config import SettingsError, load_settings
+
+    try:
+        return load_settings(
+            max_concurrent=args.max_concurrent, base_image=args.base_image, db_url=args.db_url
+        )
+    except SettingsError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _request_from_args(args: argparse.Namespace, settings) -> Any:
+    from agenttui.domain import InvalidRequest, TestRequest
+
+    limits = {
+        "cpus": args.cpus if args.cpus is not None else settings.default_cpus,
+        "memory_mb": args.memory if args.memory is not None else settings.default_memory_mb,
+        "pids": args.pids if args.pids is not None else settings.default_pids,
+    }
+    try:
+        return TestRequest.parse(
+            agent_code=_read_text(args.agent, "agent"),
+            query=args.query,
+            requirements=_read_text(args.requirements, "requirements"),
+            dockerfile=_read_text(args.dockerfile, "Dockerfile"),
+            provider={"name": args.provider, "model_id": args.model},
+            timeout_s=args.timeout if args.timeout is not None else settings.default_timeout_s,
+            priority=args.priority,
+            limits=limits,
+            agent_filename=args.agent.name,
+        )
+    except InvalidRequest as exc:
+        flags = {"agent_code": f"agent ({args.agent})", "timeout_s": "--timeout", "limits.memory_mb": "--memory",
+                 "limits.cpus": "--cpus", "limits.pids": "--pids", "query": "--query",
+                 "requirements": f"requirements ({args.requirements})",
+                 "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
+                 "provider.model_id": "--model"}
+        lines = [f"{flags.get(field, field)}: {msg}" for field, msg in exc.errors.items()]
+        raise UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines)) from None
+
+
+def _printable(text: str) -> str:
+    from agenttui.display import printable
+
+    return printable(text)
+
+
+def _print_log_line(record: Any, stream: Any) -> None:
+    prefix = "" if record.stream in ("stdout", "system") else f"[{record.stream}] "
+    stream.write(prefix + _printable(record.text) + "\n")
+
+
+def _print_view(view: TestView) -> None:
+    from datetime import datetime
+
+    when = datetime.fromtimestamp(view.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    print(f"test {view.id}  {view.status.value}  owner {view.owner_name}  priority {view.priority}  created {when}")
+    if view.parent_id:
+        print(f"retry of test {view.parent_id}")
+    if view.position:
+        print(f"queue position {view.position}, estimated wait {view.eta_s:.0f} s")
+    print(f"query: {_printable(view.query)}")
+    metrics = view.metrics
+    if metrics:
+        peak = metrics.get("peak_memory_bytes")
+        print(
+            "metrics: wall {wall} s, build {build} s, queue wait {wait} s, cpu {cpu} s, peak memory {peak}, "
+            "exit code {code}, OOM {oom}".format(
+                wall=metrics.get("wall_s"), build=metrics.get("build_s"), wait=metrics.get("queue_wait_s"),
+                cpu=metrics.get("cpu_s"), peak=f"{peak / 1048576:.1f} MB" if peak else "unknown",
+                code=view.exit_code, oom="yes" if view.oom_killed else "no",
+            )
+        )
+    if view.error:
+        print(f"error: {_printable(view.error)}")
+    if view.response is not None:
+        print("response:")
+        print(_printable(view.response))
+
+
+async def _stream_until_done(client: LocalClient, view: TestView, as_json: bool) -> int:
+    out = sys.stderr if as_json else sys.stdout
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    # Ctrl-C / SIGTERM: nothing else would run this in-process test, so cancel it cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
+
+    async def follow() -> None:
+        async for batch in client.follow_logs(view.id):
+            for record in batch:
+                _print_log_line(record, out)
+            out.flush()
+
+    follower = asyncio.create_task(follow())
+    stop_wait = asyncio.create_task(interrupted.wait())
+    await asyncio.wait({follower, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if interrupted.is_set() and not follower.done():
+        print(f"\ninterrupted: cancelling test {view.id}", file=sys.stderr)
+        await client.cancel(view.id)
+        await follower
+    stop_wait.cancel()
+    final = await client.wait(view.id)
+    if as_json:
+        print(json.dumps(final.summary(), ensure_ascii=False))
+    else:
+        duration = f" in {final.duration_s:.2f} s" if final.duration_s is not None else ""
+        print(f"── test {final.id} {final.status.value}{duration} ──")
+        if final.response is not None:
+            print(_printable(final.response))
+        if final.error:
+            print(f"error: {_printable(final.error)}", file=sys.stderr)
+    return exit_code_for(final)
+
+
+# ---------------------------------------------------------------------- commands
+async def _cmd_submit(args: argparse.Namespace) -> int:
+    from agenttui.backends.base import InfraError
+    from agenttui.client.local import LocalClient
+
+    settings = _settings(args)
+    request = _request_from_args(args, settings)
+    async with LocalClient(settings) as client:
+        try:
+            await client.check_backend()
+        except InfraError as exc:
+            print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+        view = await client.submit(request)
+        print(f"agenttui: test {view.id} queued (position {view.position})", file=sys.stderr)
+        return await _stream_until_done(client, view, args.json)
+
+
+async def _cmd_retry(args: argparse.Namespace) -> int:
+    from agenttui.backends.base import InfraError
+    from agenttui.client.local import LocalClient
+    from agenttui.domain import InvalidRequest
+
+    settings = _settings(args)
+    code = _read_text(args.agent, "agent") if args.agent else None
+    async with LocalClient(settings) as client:
+        try:
+            await client.check_backend()
+        except InfraError as exc:
+            print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+        try:
+            view = await client.retry(args.id, query=args.query, agent_code=code)
+        except InvalidRequest as exc:
+            raise UserError(f"invalid retry, nothing was queued: {exc}") from None
+        print(f"agenttui: test {view.id} queued as a retry of test {args.id}", file=sys.stderr)
+        return await _stream_until_done(client, view, args.json)
+
+
+async def _cmd_show(args: argparse.Namespace) -> int:
+    from agenttui.client.local import LocalClient
+
+    async with LocalClient(_settings(args)) as client:
+        view = await client.show(args.id)
+        if args.json:
+            print(json.dumps({**view.summary(), **view.model_dump(mode="json")}, ensure_ascii=False))
+        else:
+            _print_view(view)
+    return EXIT_OK
+
+
+async def _cmd_logs(args: argparse.Namespace) -> int:
+    from agenttui.client.local import LocalClient
+
+    async with LocalClient(_settings(args)) as client:
+        if args.follow:
+            async for batch in client.follow_logs(args.id):
+                for record in batch:
+                    _print_log_line(record, sys.stdout)
+                sys.stdout.flush()
+        else:
+            for record in await client.logs(args.id):
+                _print_log_line(record, sys.stdout)
+    return EXIT_OK
+
+
+async def _cmd_history(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from agenttui.client.local import LocalClient
+
+    async with LocalClient(_settings(args)) as client:
+        views = await client.history(search=args.search, limit=args.limit)
+    if args.json:
+        print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views], ensure_ascii=False))
+        return EXIT_OK
+    if not views:
+        print("no finished tests yet")
+    for v in views:
+        when = datetime.fromtimestamp(v.created_at).strftime("%m-%d %H:%M")
+        duration = f"{v.duration_s:.1f}s" if v.duration_s is not None else "-"
+        preview = _printable((v.response or v.error or "").replace("\n", " "))[:40]
+        print(f"{v.id:>5}  {when}  {v.owner_name:<10} {v.status.value:<10} {duration:>7}  {preview}")
+    return EXIT_OK
+
+
+async def _cmd_queue(args: argparse.Namespace) -> int:
+    from agenttui.client.local import LocalClient
+
+    settings = _settings(args)
+    async with LocalClient(settings) as client:
+        queue = await client.queue()
+    if args.json:
+        print(json.dumps(queue.model_dump(mode="json"), ensure_ascii=False))
+        return EXIT_OK
+    print(f"running {queue.running}/{queue.cap} ({queue.utilization:.0f}% used), queued {queue.queued}")
+    for v in queue.tests:
+        where = f"#{v.position} ~{v.eta_s:.0f}s" if v.position else ""
+        print(f"{v.id:>5}  {v.owner_name:<10} {v.status.value:<9} {v.priority:<6} {where:<12} {_printable(v.query)[:40]}")
+    return EXIT_OK
+
+
+async def _cmd_cancel(args: argparse.Namespace) -> int:
+    from agenttui.client.local import LocalClient
+    from agenttui.domain import Status
+
+    async with LocalClient(_settings(args)) as client:
+        view = await client.cancel(args.id)
+        if view.status is Status.CANCELLED:
+            print(f"test {args.id} cancelled")
+            return EXIT_OK
+        final = await asyncio.wait_for(client.wait(args.id), timeout=60)
+        print(f"test {args.id} {final.status.value}")
+        return EXIT_OK if final.status is Status.CANCELLED else exit_code_for(final)
+
+
+async def _cmd_worker(args: argparse.Namespace) -> int:
+    from agenttui.backends import make_backend
+    from agenttui.orchestrator import Orchestrator
+    from agenttui.store import Store
+
+    settings = _settings(args)
+    store = await Store.open(settings.resolved_db_url, log_max_bytes=settings.log_max_bytes)
+    backend = make_backend(settings)
+    orchestrator = Orchestrator(store, backend, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, orchestrator.stop)
+    print(f"agenttui worker {orchestrator.owner_id}: working the queue (cap {settings.max_concurrent})", file=sys.stderr)
+    try:
+        if args.idle_exit:
+            await orchestrator.wait_idle()
+        else:
+            await orchestrator.run()
+    finally:
+        await backend.close()
+        await store.close()
+    return EXIT_OK
+
+
+COMMANDS = {
+    "submit": _cmd_submit,
+    "show": _cmd_show,
+    "logs": _cmd_logs,
+    "history": _cmd_history,
+    "queue": _cmd_queue,
+    "cancel": _cmd_cancel,
+    "retry": _cmd_retry,
+    "worker": _cmd_worker,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _run_tui(args)
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except UserError as exc:
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (LookupError, PermissionError, ValueError) as exc:
+        # NotFound, AccessDenied, NotActionable: the user asked for something impossible.
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    try:
+        from agenttui.tui.app import run_app  # noqa: F401  (the only place Textual is imported)
+    except ImportError:
+        print(
+            "agenttui: the full-screen TUI is not available in this build yet; "
+            "use the headless commands (agenttui --help)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    return run_app(_settings(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

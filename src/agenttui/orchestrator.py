@@ -1,0 +1,540 @@
+"""The orchestrator: claim → prepare → start → stream/wait/heartbeat → finish → remove.
+
+It is the one writer of a test's execution state while it holds the lease; every write is
+fenced by (lease owner, attempt). Cancel requests arrive through the store, so they work from
+any process; timeouts are stored as deadlines, so they also fire for adopted tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agenttui.backends.base import Backend, BuildError, ExitInfo, InfraError, RunSpec
+from agenttui.config import Settings
+from agenttui.domain import FailureKind, Status
+from agenttui.harness import new_nonce, parse_result_line
+from agenttui.providers import container_env, provider_for
+from agenttui.redact import Redactor
+from agenttui.store import Fence, Store, TestRecord
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 1.0
+DRAIN_TIMEOUT_S = 10.0  # how long logs may lag behind the container's exit
+
+
+class LeaseLost(Exception):
+    """Another process holds the test now: stop working on it without touching it."""
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Run:
+    """What the orchestrator knows about one test it is executing."""
+
+    test: TestRecord
+    fence: Fence
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    handle: str | None = None
+    timed_out: bool = False
+    result: dict[str, Any] | None = None
+    peak_memory: int | None = None
+    cpu_s: float | None = None
+    build_s: float = 0.0
+    image_built: bool = False
+    stdout_tail: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        settings: Settings,
+        *,
+        owner_id: str | None = None,
+        only_ids: set[int] | None = None,
+    ):
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self.owner_id = owner_id or new_owner_id()
+        # Headless in-process mode only claims and adopts the tests it submitted.
+        self.only_ids = only_ids
+        self.runs: dict[int, _Run] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._last_heartbeat = 0.0
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Work the queue until `until()` is true (checked each tick) or stop() is called."""
+        try:
+            while not self._stopping.is_set():
+                await self.tick()
+                if until is not None and until():
+                    break
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            await self._detach_all()
+
+    def wake(self) -> None:
+        """Look at the queue now (e.g. right after a submit)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def tick(self) -> None:
+        """One round: keep leases, forward cancels, adopt orphans, claim what fits."""
+        try:
+            await self._keep_leases()
+            await self._forward_cancels()
+            await self._adopt_orphans()
+            await self._claim()
+        except Exception:  # the loop must survive anything a tick meets (store busy, ...)
+            log.exception("orchestrator tick failed; retrying next tick")
+
+    async def _claim(self) -> None:
+        if self._stopping.is_set():
+            return
+        only = None
+        if self.only_ids is not None:
+            only = self.only_ids - set(self.runs)
+            if not only:
+                return
+        claimed = await self.store.claim(
+            self.owner_id, cap=self.settings.max_concurrent, lease_s=self.settings.lease_s, only_ids=only
+        )
+        for test in claimed:
+            self._launch(test, adopted=False)
+
+    def _launch(self, test: TestRecord, *, adopted: bool) -> None:
+        assert test.id is not None
+        run = _Run(test=test, fence=Fence(self.owner_id, test.attempt), handle=test.handle)
+        self.runs[test.id] = run
+        run.task = asyncio.create_task(self._execute(run, adopted=adopted), name=f"test-{test.id}")
+        run.task.add_done_callback(lambda _t, tid=test.id: self.runs.pop(tid, None))
+
+    async def _keep_leases(self) -> None:
+        now = time.monotonic()
+        if not self.runs or now - self._last_heartbeat < self.settings.heartbeat_s:
+            return
+        self._last_heartbeat = now
+        held = await self.store.heartbeat(self.owner_id, list(self.runs), self.settings.lease_s)
+        for test_id, run in list(self.runs.items()):
+            if test_id not in held and run.task is not None:
+                log.warning("test %s: lease lost; another process owns it now", test_id)
+                run.task.cancel()
+
+    async def _forward_cancels(self) -> None:
+        if not self.runs:
+            return
+        for test_id in await self.store.cancel_requested(self.owner_id):
+            run = self.runs.get(test_id)
+            if run is not None:
+                run.cancel.set()
+
+    async def _adopt_orphans(self) -> None:
+        if self._stopping.is_set():
+            return
+        for test in await self.store.expired_leases():
+            if test.id in self.runs or (self.only_ids is not None and test.id not in self.only_ids):
+                continue
+            adopted = await self.store.take_over(test, self.owner_id, self.settings.lease_s)
+            if adopted is None:
+                continue
+            log.info("test %s: adopted from %s", test.id, test.lease_owner)
+            await self.store.system_log(
+                test.id, f"[agenttui] adopted by {self.owner_id} (previous owner {test.lease_owner} stopped)",
+                fence=Fence(self.owner_id, adopted.attempt),
+            )
+            self._launch(adopted, adopted=True)
+
+    async def _detach_all(self) -> None:
+        """Leave running containers alone (their leases expire and the next orchestrator adopts
+        them); just stop our own tasks."""
+        tasks = [r.task for r in self.runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Run until nothing is queued for us and nothing runs (used by tests and benchmarks)."""
+
+        def idle() -> bool:
+            return not self.runs
+
+        while True:
+            await self.tick()
+            status = await self.store.queue_status(self.settings.max_concurrent)
+            if idle() and status.queued == 0 and status.running == 0:
+                return
+            await asyncio.sleep(self.settings.poll_s)
+
+    # ------------------------------------------------------------------ one test
+    def _spec(self, test: TestRecord) -> RunSpec:
+        request = test.request
+        assert test.id is not None and test.result_nonce is not None
+        env = container_env(request.provider)
+        env.update(AGENTTUI_QUERY=request.query, AGENTTUI_RESULT_NONCE=test.result_nonce, AGENTTUI_TEST_ID=str(test.id))
+        return RunSpec(test_id=test.id, attempt=test.attempt, store_id=self.store.store_id, request=request, env=env)
+
+    async def _execute(self, run: _Run, *, adopted: bool) -> None:
+        test = run.test
+        assert test.id is not None
+        if not adopted:
+            # A fresh secret per attempt, stored so an adopter recognises the same run's record.
+            nonce = new_nonce()
+            await self._write(run, result_nonce=nonce)
+            run.test = test = test.model_copy(update={"result_nonce": nonce})
+        spec = self._spec(test)
+        redact = Redactor(_secret_values(test))
+        try:
+            if adopted:
+                handle = await self._reattach(run, spec)
+                if handle is None:
+                    return
+            else:
+                handle = await self._build_and_start(run, spec)
+                if handle is None:
+                    return
+            exit_info = await self._supervise(run, handle, redact)
+            await self._finish(run, exit_info)
+        except LeaseLost:
+            log.info("test %s: stopped working on it (lease lost)", test.id)
+        except asyncio.CancelledError:
+            raise
+        except BuildError as exc:
+            await self._log(run, "[agenttui] build failed: " + str(exc))
+            await self._end(run, Status.FAILED, failure_kind=FailureKind.AGENT.value, error=f"build failed: {exc}")
+        except InfraError as exc:
+            await self._infra_failure(run, str(exc))
+        except Exception as exc:  # a bug or an unexpected engine answer: fail this test, keep the loop
+            log.exception("test %s: unexpected error", test.id)
+            await self._infra_failure(run, f"{type(exc).__name__}: {exc}")
+
+    async def _build_and_start(self, run: _Run, spec: RunSpec) -> str | None:
+        test = run.test
+        await self._log(run, f"[agenttui] attempt {test.attempt}: preparing image (owner {self.owner_id})")
+        started = time.monotonic()
+
+        def on_build_log(line: str) -> None:
+            pending.append((time.time(), "build", line))
+
+        pending: list[tuple[float, str, str]] = []
+        prepare = asyncio.create_task(self.backend.prepare(spec, on_build_log))
+        flusher = asyncio.create_task(self._flush_build_log(run, pending, prepare))
+        cancel_wait = asyncio.create_task(run.cancel.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {prepare, cancel_wait}, timeout=self.settings.build_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            cancel_wait.cancel()
+        if prepare not in done:
+            prepare.cancel()
+            with contextlib.suppress(BaseException):
+                await prepare
+            await flusher
+            if run.cancel.is_set():
+                await self._end(run, Status.CANCELLED, error="cancelled while building")
+            else:
+                raise BuildError(f"the image build took longer than {self.settings.build_timeout_s} s")
+            return None
+        await flusher
+        image, built = prepare.result()
+        run.build_s = time.monotonic() - started if built else 0.0
+        run.image_built = built
+        await self._log(
+            run, f"[agenttui] image {image} " + (f"built in {run.build_s:.1f} s" if built else "reused (no build)")
+        )
+        if run.cancel.is_set():
+            await self._end(run, Status.CANCELLED, error="cancelled while building")
+            return None
+        # The name is deterministic: persisting it first means a crash right after start
+        # still leaves the container findable by whoever adopts the test.
+        await self._write(run, handle=spec.name, image=image)
+        handle = await self.backend.start(spec, image)
+        run.handle = handle
+        now = time.time()
+        moved = await self.store.transition(
+            test.id,  # type: ignore[arg-type]
+            Status.RUNNING,
+            fence=run.fence,
+            handle=handle,
+            running_at=now,
+            deadline_at=now + test.request.timeout_s,
+        )
+        if moved is None:
+            raise LeaseLost()
+        run.test = moved
+        await self._log(run, f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
+        return handle
+
+    async def _flush_build_log(self, run: _Run, pending: list[tuple[float, str, str]], until: asyncio.Task[Any]) -> None:
+        while True:
+            finished = until.done()
+            if pending:
+                batch = pending[:]
+                del pending[: len(batch)]
+                await self.store.append_logs(run.test.id, batch, fence=run.fence)  # type: ignore[arg-type]
+            if finished:
+                return
+            await asyncio.sleep(0.1)
+
+    async def _reattach(self, run: _Run, spec: RunSpec) -> str | None:
+        """Adopt a test whose owner died (R-6): find its container, or finish with the truth."""
+        test = run.test
+        handle = test.handle or spec.name
+        state = await self.backend.inspect(handle)
+        if state is None:
+            if test.result_json:
+                # The agent reported before its container vanished: that is the outcome.
+                await self._finish(run, ExitInfo(exit_code=None, reason="container gone before adoption"))
+            elif test.handle is None and test.state is Status.BUILDING:
+                await self._infra_failure(run, "the previous owner stopped while building the image")
+            else:
+                await self._infra_failure(run, "the container disappeared before the agent reported a result")
+            return None
+        run.handle = handle
+        if test.state is Status.BUILDING:
+            now = time.time()
+            moved = await self.store.transition(
+                test.id,  # type: ignore[arg-type]
+                Status.RUNNING,
+                fence=run.fence,
+                handle=handle,
+                running_at=now,
+                deadline_at=now + test.request.timeout_s,
+            )
+            if moved is None:
+                raise LeaseLost()
+            run.test = moved
+        await self._log(run, f"[agenttui] reattached to container {handle[:12]}; resuming its log")
+        return handle
+
+    async def _supervise(self, run: _Run, handle: str, redact: Redactor) -> ExitInfo:
+        """Stream logs, sample stats, and stop the container on cancel or timeout."""
+        waiter = asyncio.create_task(self.backend.wait(handle))
+        pump = asyncio.create_task(self._pump_logs(run, handle, redact))
+        sampler = asyncio.create_task(self._sample_stats(run, handle))
+        try:
+            while not waiter.done():
+                deadline = run.test.deadline_at
+                if run.cancel.is_set():
+                    await self._log(run, "[agenttui] cancel requested: stopping the container")
+                    await self.backend.stop(handle, self.settings.stop_grace_s)
+                    break
+                if deadline is not None and time.time() >= deadline:
+                    run.timed_out = True
+                    await self._log(run, f"[agenttui] timeout of {run.test.request.timeout_s} s reached: stopping")
+                    await self.backend.stop(handle, self.settings.stop_grace_s)
+                    break
+                if pump.done() and pump.exception() is not None:
+                    raise pump.exception()  # type: ignore[misc]
+                await asyncio.wait({waiter}, timeout=self.settings.poll_s)
+            exit_info = await waiter
+            # Keep draining until the stream ends so the last lines are never lost.
+            try:
+                await asyncio.wait_for(asyncio.shield(pump), DRAIN_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("test %s: log stream still open %s s after exit", run.test.id, DRAIN_TIMEOUT_S)
+            return exit_info
+        finally:
+            sampler.cancel()
+            for task in (waiter, pump):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(waiter, pump, sampler, return_exceptions=True)
+
+    async def _pump_logs(self, run: _Run, handle: str, redact: Redactor) -> None:
+        nonce = run.test.result_nonce or ""
+        max_line = self.settings.log_max_line
+        async for batch in self.backend.logs(handle, run.test.log_cursor):
+            lines: list[tuple[float, str, str]] = []
+            for line in batch.lines:
+                if line.stream == "stdout":
+                    record = parse_result_line(line.text, nonce)
+                    if record is not None:
+                        run.result = record
+                        await self._write(run, result_json=json.dumps(record))
+                        continue
+                    run.stdout_tail.append(line.text)
+                    del run.stdout_tail[:-50]
+                text = line.text.replace("\x00", "\ufffd")
+                if len(text) > max_line:
+                    text = text[:max_line] + f" …[line truncated: {len(line.text)} chars]"
+                lines.append((line.ts, line.stream, redact(text)))
+            ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
+            if not ok:
+                raise LeaseLost()
+
+    async def _sample_stats(self, run: _Run, handle: str) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                stats = await self.backend.stats(handle)
+                if stats is not None:
+                    peak = stats.peak_memory_bytes or stats.memory_bytes
+                    if peak is not None:
+                        run.peak_memory = max(run.peak_memory or 0, peak)
+                    if stats.cpu_s is not None:
+                        run.cpu_s = max(run.cpu_s or 0.0, stats.cpu_s)
+            await asyncio.sleep(STATS_INTERVAL_S)
+
+    # ------------------------------------------------------------------ endings
+    async def _finish(self, run: _Run, exit_info: ExitInfo) -> None:
+        test = run.test
+        request = test.request
+        result = run.result or test.result
+        limit_mb = request.limits.memory_mb
+        if result is not None:
+            for key, attr in (("peak_memory_bytes", "peak_memory"), ("cpu_s", "cpu_s")):
+                value = result.get(key)
+                if isinstance(value, (int, float)):
+                    setattr(run, attr, max(getattr(run, attr) or 0, value))
+        if exit_info.oom_killed:
+            # The kernel killed it at the limit: the limit is the truest peak we can report.
+            run.peak_memory = max(run.peak_memory or 0, limit_mb * 1024 * 1024)
+        fields: dict[str, Any] = dict(exit_code=exit_info.exit_code, oom_killed=exit_info.oom_killed)
+        if run.cancel.is_set():
+            status, fields["error"] = Status.CANCELLED, "cancelled by request"
+        elif run.timed_out:
+            status = Status.TIMED_OUT
+            fields["error"] = f"timed out after {request.timeout_s} s; the container was stopped"
+        elif exit_info.oom_killed:
+            status = Status.FAILED
+            fields["failure_kind"] = FailureKind.AGENT.value
+            fields["error"] = (
+                f"out of memory: the agent was killed at the {limit_mb} MB limit "
+                f"(peak {_mb(run.peak_memory)}); raise --memory or use less"
+            )
+        elif result is not None and result.get("success") and exit_info.exit_code in (0, None):
+            status, fields["response"] = Status.COMPLETED, result.get("response")
+        elif result is None and request.dockerfile.strip() and exit_info.exit_code == 0:
+            # A custom image's own command has no harness record: its output is the answer.
+            status, fields["response"] = Status.COMPLETED, "\n".join(run.stdout_tail[-20:])
+        else:
+            status = Status.FAILED
+            fields["failure_kind"] = FailureKind.AGENT.value
+            if result is not None and result.get("error"):
+                fields["error"] = result["error"]
+                fields["response"] = result.get("response")
+            elif exit_info.exit_code == 0:
+                fields["error"] = "the agent exited without reporting a result"
+            else:
+                reason = f" ({exit_info.reason})" if exit_info.reason else ""
+                fields["error"] = f"the agent exited with code {exit_info.exit_code}{reason}"
+        fields["metrics_json"] = json.dumps(self._metrics(run, exit_info, result))
+        await self._end(run, status, **fields)
+
+    def _metrics(self, run: _Run, exit_info: ExitInfo, result: dict[str, Any] | None) -> dict[str, Any]:
+        test = run.test
+        started = exit_info.started_at or test.running_at
+        ended = exit_info.finished_at or time.time()
+        metrics: dict[str, Any] = {
+            "wall_s": round(ended - started, 3) if started else None,
+            "build_s": round(run.build_s, 3),
+            "image_built": run.image_built,
+            "queue_wait_s": round((test.claimed_at or 0) - (test.queued_at or 0), 3) if test.claimed_at else None,
+            "cpu_s": round(run.cpu_s, 3) if run.cpu_s is not None else None,
+            "peak_memory_bytes": run.peak_memory,
+            "exit_code": exit_info.exit_code,
+            "oom_killed": exit_info.oom_killed,
+        }
+        if result is not None:
+            metrics["agent_load_s"] = result.get("load_s")
+            metrics["agent_run_s"] = result.get("run_s")
+        return metrics
+
+    async def _end(self, run: _Run, status: Status, **fields: Any) -> None:
+        test_id = run.test.id
+        assert test_id is not None
+        moved = await self.store.transition(test_id, status, fence=run.fence, **fields)
+        if moved is None:
+            raise LeaseLost()
+        run.test = moved
+        await self.store.system_log(test_id, f"[agenttui] {status.value}" + (f": {fields['error']}" if fields.get("error") else ""))
+        await self._cleanup(run)
+
+    async def _infra_failure(self, run: _Run, message: str) -> None:
+        test = run.test
+        assert test.id is not None
+        await self._cleanup(run)
+        if test.attempt < self.settings.max_attempts:
+            delay = self.settings.retry_backoff_s * 2 ** (test.attempt - 1)
+            await self._log(
+                run,
+                f"[agenttui] infrastructure failure (attempt {test.attempt}/{self.settings.max_attempts}): "
+                f"{message}; retrying in {delay:.1f} s",
+            )
+            moved = await self.store.transition(
+                test.id,
+                Status.QUEUED,
+                fence=run.fence,
+                next_attempt_at=time.time() + delay,
+                handle=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                cancel_requested=False,
+                error=f"attempt {test.attempt}: {message}",
+            )
+            if moved is not None and run.cancel.is_set():
+                await self.store.request_cancel(test.id)
+            self.wake()
+        else:
+            await self._log(run, f"[agenttui] infrastructure failure (attempt {test.attempt}, giving up): {message}")
+            await self.store.transition(
+                test.id,
+                Status.FAILED,
+                fence=run.fence,
+                failure_kind=FailureKind.INFRA.value,
+                error=f"infrastructure failure after {test.attempt} attempts: {message}",
+            )
+
+    async def _cleanup(self, run: _Run) -> None:
+        if run.handle is None:
+            return
+        try:
+            await self.backend.remove(run.handle)
+        except Exception as exc:  # never let cleanup hide the outcome
+            log.warning("test %s: could not remove %s: %s", run.test.id, run.handle, exc)
+        run.handle = None
+
+    async def _write(self, run: _Run, **values: Any) -> None:
+        if not await self.store.update_fenced(run.test.id, run.fence, **values):  # type: ignore[arg-type]
+            raise LeaseLost()
+
+    async def _log(self, run: _Run, text: str) -> None:
+        if not await self.store.system_log(run.test.id, text, fence=run.fence):  # type: ignore[arg-type]
+            raise LeaseLost()
+
+
+def _secret_values(test: TestRecord) -> list[str]:
+    request = test.request
+    secret_names = provider_for(request.provider).secret_names
+    return [v for k, v in request.provider.options.items() if k in secret_names]
+
+
+def _mb(value: int | None) -> str:
+    return f"{value / 1048576:.0f} MB" if value else "unknown"
+
+
+__all__ = ["Orchestrator", "LeaseLost", "new_owner_id"]
