@@ -39,8 +39,17 @@ class NotActionable(ValueError):
 
 
 class LocalClient:
-    def __init__(self, settings: Settings, *, owner: Owner | None = None, backend: Backend | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        owner: Owner | None = None,
+        backend: Backend | None = None,
+        work_whole_queue: bool = False,
+    ):
         self.settings = settings
+        # True for long-lived clients (the TUI before a server exists): work every queued test.
+        self.work_whole_queue = work_whole_queue
         self.owner = owner or Owner.current()
         self._backend = backend
         self.store: Store | None = None
@@ -57,7 +66,11 @@ class LocalClient:
     async def open(self) -> None:
         self.store = await Store.open(self.settings.resolved_db_url, log_max_bytes=self.settings.log_max_bytes)
         self.backend = self._backend or make_backend(self.settings)
-        self.orchestrator = Orchestrator(self.store, self.backend, self.settings, only_ids=set())
+        self.orchestrator = Orchestrator(
+            self.store, self.backend, self.settings, only_ids=None if self.work_whole_queue else set()
+        )
+        if self.work_whole_queue:
+            self._loop_task = asyncio.create_task(self.orchestrator.run(), name="orchestrator")
 
     async def close(self) -> None:
         if self.orchestrator is not None:
@@ -75,8 +88,9 @@ class LocalClient:
 
     def _take_charge(self, test_id: int) -> None:
         """Let this process's orchestrator claim/adopt the test, and keep it running."""
-        assert self.orchestrator is not None and self.orchestrator.only_ids is not None
-        self.orchestrator.only_ids.add(test_id)
+        assert self.orchestrator is not None
+        if self.orchestrator.only_ids is not None:
+            self.orchestrator.only_ids.add(test_id)
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.create_task(self.orchestrator.run(), name="orchestrator")
         self.orchestrator.wake()

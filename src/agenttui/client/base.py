@@ -1,0 +1,41 @@
+"""The client API: the only thing views (TUI, headless CLI) use to reach the engine.
+
+Implemented in-process (client.local.LocalClient) and, once the server exists, over its socket.
+Errors: NotFound (unknown id), AccessDenied (another user's test), NotActionable (e.g. cancel
+a finished test), domain.InvalidRequest (bad request), backends.base.InfraError (engine down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from agenttui.client.models import QueueView, TestView
+from agenttui.domain import TestRequest
+from agenttui.store import LogRecord
+
+
+class Client(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def check_backend(self) -> None: ...
+
+    async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView: ...
+
+    async def show(self, test_id: int) -> TestView: ...
+
+    async def queue(self) -> QueueView: ...
+
+    async def history(self, *, search: str | None = None, limit: int = 50, mine: bool = False) -> list[TestView]: ...
+
+    async def cancel(self, test_id: int) -> TestView: ...
+
+    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView: ...
+
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]: ...
+
+    def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]: ...
+
+    async def wait(self, test_id: int) -> TestView: ...
