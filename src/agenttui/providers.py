@@ -27,6 +27,8 @@ class Provider:
     env: tuple[EnvVar, ...]
     docs: str = ""
     python_packages: tuple[str, ...] = field(default_factory=tuple)
+    # IAM actions a deployed agent's role needs to call the provider (deployment packages).
+    iam_actions: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def secret_names(self) -> frozenset[str]:
@@ -64,6 +66,7 @@ PROVIDERS: dict[str, Provider] = {
         ),
         docs="Bedrock is called with the AWS SDK; credentials come from the standard AWS variables.",
         python_packages=("boto3",),
+        iam_actions=("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
     ),
     "openai": Provider(
         name="openai",
