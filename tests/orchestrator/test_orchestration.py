@@ -1,0 +1,111 @@
+"""Pure orchestration logic, with the in-memory noop backend (the only place it is used)."""
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+from agenttui.backends.base import InfraError
+from agenttui.backends.noop import NoopBackend
+from agenttui.config import load_settings
+from agenttui.domain import FailureKind, Status, TestRequest
+from agenttui.orchestrator import Orchestrator
+from agenttui.store import Owner, Store
+
+
+class FlakyBackend(NoopBackend):
+    """Fails `prepare` with an infrastructure error the first `failures` times."""
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+        self.prepare_times: list[float] = []
+
+    async def prepare(self, spec, on_log):
+        self.prepare_times.append(time.monotonic())
+        if len(self.prepare_times) <= self.failures:
+            raise InfraError("engine hiccup")
+        return await super().prepare(spec, on_log)
+
+
+def request(query="q"):
+    return TestRequest.parse(agent_code="def run(q): return q", query=query)
+
+
+async def run_one(tmp_path, backend, **overrides):
+    settings = load_settings(backend="noop", **overrides)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        test = await store.submit(request(), Owner.current())
+        orchestrator = Orchestrator(store, backend, settings)
+        await asyncio.wait_for(orchestrator.wait_idle(), 30)
+        return await store.get(test.id), [r.text for r in await store.logs(test.id)]
+    finally:
+        await store.close()
+
+
+async def test_infrastructure_failure_is_retried_with_exponential_backoff(tmp_path):
+    backend = FlakyBackend(failures=2)
+    test, log = await run_one(tmp_path, backend, retry_backoff_s=0.3, max_attempts=3)
+    assert test.state is Status.COMPLETED and test.attempt == 3
+    gaps = [b - a for a, b in zip(backend.prepare_times, backend.prepare_times[1:])]
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6, gaps  # 0.3 s, then doubled
+    retries = [line for line in log if "infrastructure failure" in line]
+    assert len(retries) == 2 and "retrying in 0.3 s" in retries[0] and "retrying in 0.6 s" in retries[1]
+
+
+async def test_infrastructure_failure_gives_up_after_max_attempts(tmp_path):
+    test, _ = await run_one(tmp_path, FlakyBackend(failures=99), retry_backoff_s=0.05, max_attempts=3)
+    assert test.state is Status.FAILED and test.attempt == 3
+    assert test.failure_kind == FailureKind.INFRA.value and "after 3 attempts" in test.error
+
+
+async def test_cap_and_priorities_with_many_tests(tmp_path):
+    settings = load_settings(backend="noop", max_concurrent=2, noop_run_s=0.05)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        ids = [(await store.submit(request(str(i)), Owner.current())).id for i in range(12)]
+        await asyncio.wait_for(Orchestrator(store, NoopBackend(0.05), settings).wait_idle(), 30)
+        tests = [await store.get(i) for i in ids]
+        assert all(t.state is Status.COMPLETED for t in tests)
+        assert max(c.active_after for c in await store.claims()) <= 2
+    finally:
+        await store.close()
+
+
+def test_two_processes_never_run_the_same_test(tmp_path):
+    """Claim race: two worker processes on one SQLite store, many tests, no double claim."""
+    db = tmp_path / "race.db"
+    env = {**os.environ, "AGENTTUI_DB_URL": f"sqlite+aiosqlite:///{db}", "AGENTTUI_BACKEND": "noop",
+           "AGENTTUI_MAX_CONCURRENT": "4", "AGENTTUI_POLL_S": "0.01"}
+    seed = (
+        "import asyncio\n"
+        "from agenttui.store import Store, Owner\n"
+        "from agenttui.domain import TestRequest\n"
+        "async def main():\n"
+        f"    s = await Store.open('sqlite+aiosqlite:///{db}')\n"
+        "    r = TestRequest.parse(agent_code='def run(q): return q', query='race')\n"
+        "    for _ in range(300):\n"
+        "        await s.submit(r, Owner.current())\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", seed], check=True, env=env)
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "agenttui", "worker", "--idle-exit"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+    conn = sqlite3.connect(db)
+    claims = conn.execute("select test_id, owner, attempt, active_after, cap from claims").fetchall()
+    statuses = dict(conn.execute("select status, count(*) from tests group by status").fetchall())
+    assert statuses == {"COMPLETED": 300}
+    assert len(claims) == 300 and len({c[0] for c in claims}) == 300  # each test claimed once
+    owners = {c[1] for c in claims}
+    assert len(owners) == 2, "both processes should have won some claims"
+    assert max(c[3] for c in claims) <= 4

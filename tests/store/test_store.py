@@ -1,0 +1,149 @@
+import sqlite3
+import time
+
+import pytest
+
+from agenttui.domain import IllegalTransition, Status, TestRequest
+from agenttui.store import Fence, Owner
+
+ALICE = Owner(1001, "alice")
+
+
+def request(query="q", priority="normal"):
+    return TestRequest.parse(agent_code="def run(q): return q", query=query, priority=priority)
+
+
+async def test_sqlite_runs_in_wal_with_a_busy_timeout(store, tmp_path):
+    async with store.engine.connect() as conn:
+        mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+        timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+    assert mode == "wal" and timeout >= 5000
+
+
+async def test_submit_persists_owner_and_request(store, tmp_path):
+    test = await store.submit(request("hello"), ALICE)
+    assert test.state is Status.QUEUED and test.owner_name == "alice" and test.owner_uid == 1001
+    # The row is really in the SQLite file, readable by any process.
+    row = sqlite3.connect(tmp_path / "store.db").execute("select query, status from tests").fetchone()
+    assert row == ("hello", "QUEUED")
+    assert (await store.get(test.id)).request.query == "hello"
+
+
+async def test_claims_follow_priority_then_fifo(store):
+    low = await store.submit(request("low", "low"), ALICE)
+    first = await store.submit(request("first"), ALICE)
+    high = await store.submit(request("high", "high"), ALICE)
+    second = await store.submit(request("second"), ALICE)
+    claimed = await store.claim("w", cap=10, lease_s=5)
+    assert [t.id for t in claimed] == [high.id, first.id, second.id, low.id]
+    assert all(t.state is Status.BUILDING and t.attempt == 1 and t.lease_owner == "w" for t in claimed)
+
+
+async def test_cap_counts_building_and_running(store):
+    for i in range(5):
+        await store.submit(request(str(i)), ALICE)
+    first = await store.claim("a", cap=3, lease_s=5)
+    assert len(first) == 3
+    await store.transition(first[0].id, Status.RUNNING, fence=Fence("a", 1))
+    assert await store.claim("b", cap=3, lease_s=5) == []  # 1 RUNNING + 2 BUILDING
+    await store.transition(first[0].id, Status.COMPLETED, fence=Fence("a", 1))
+    assert len(await store.claim("b", cap=3, lease_s=5)) == 1
+    audit = await store.claims()
+    assert max(c.active_after for c in audit) == 3
+
+
+async def test_completion_is_fenced_by_owner_and_attempt(store):
+    test = await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("old", cap=1, lease_s=0.01)
+    time.sleep(0.02)
+    adopted = await store.take_over(claimed, "new", lease_s=5)
+    assert adopted is not None and adopted.lease_owner == "new"
+    # The stale owner can neither finish it nor append to its log.
+    assert await store.transition(test.id, Status.COMPLETED, fence=Fence("old", 1), response="stale") is None
+    assert await store.append_logs(test.id, [(time.time(), "stdout", "stale")], fence=Fence("old", 1)) is False
+    assert await store.update_fenced(test.id, Fence("old", 1), response="stale") is False
+    await store.transition(test.id, Status.RUNNING, fence=Fence("new", 1))
+    done = await store.transition(test.id, Status.COMPLETED, fence=Fence("new", 1), response="fresh")
+    assert done.response == "fresh" and done.lease_owner is None
+
+
+async def test_take_over_only_once(store):
+    await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("old", cap=1, lease_s=0.01)
+    time.sleep(0.02)
+    assert await store.take_over(claimed, "x", lease_s=5) is not None
+    assert await store.take_over(claimed, "y", lease_s=5) is None
+
+
+async def test_live_lease_is_not_taken_over(store):
+    await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("owner", cap=1, lease_s=30)
+    assert await store.expired_leases() == []
+    assert await store.take_over(claimed, "thief", lease_s=5) is None
+
+
+async def test_illegal_transition_is_refused_and_nothing_changes(store, caplog):
+    test = await store.submit(request(), ALICE)
+    with pytest.raises(IllegalTransition):
+        await store.transition(test.id, Status.COMPLETED)
+    assert (await store.get(test.id)).state is Status.QUEUED
+    assert "refused illegal transition" in caplog.text
+
+
+async def test_cancel_of_a_queued_test_dequeues_it(store):
+    test = await store.submit(request(), ALICE)
+    cancelled = await store.request_cancel(test.id)
+    assert cancelled.state is Status.CANCELLED
+    assert await store.claim("w", cap=5, lease_s=5) == []
+
+
+async def test_cancel_of_an_active_test_flags_it_for_its_owner(store):
+    test = await store.submit(request(), ALICE)
+    await store.claim("w", cap=5, lease_s=5)
+    flagged = await store.request_cancel(test.id)
+    assert flagged.state is Status.BUILDING and flagged.cancel_requested
+    assert await store.cancel_requested("w") == [test.id]
+
+
+async def test_logs_are_ordered_resumable_and_capped(store):
+    test = await store.submit(request(), ALICE)
+    lines = [(time.time(), "stdout", f"line {i:04d} " + "x" * 40) for i in range(100)]
+    assert await store.append_logs(test.id, lines[:10], cursor="c10")
+    assert await store.append_logs(test.id, lines[10:], cursor="c100")
+    stored = await store.logs(test.id)
+    record = await store.get(test.id)
+    # Cap is 2000 bytes in this fixture: some lines kept, then exactly one notice.
+    assert record.log_truncated and record.log_cursor == "c100"
+    assert [r.seq for r in stored] == list(range(1, len(stored) + 1))
+    assert stored[-1].stream == "system" and "log truncated" in stored[-1].text
+    assert sum(1 for r in stored if "log truncated" in r.text) == 1
+    kept = [r.text for r in stored[:-1]]
+    assert kept == [text for _, _, text in lines[: len(kept)]]
+    assert [r.seq for r in await store.logs(test.id, after_seq=5, limit=3)] == [6, 7, 8]
+
+
+async def test_heartbeat_renews_only_own_leases(store):
+    a = await store.submit(request(), ALICE)
+    await store.claim("w", cap=5, lease_s=1)
+    assert await store.heartbeat("w", [a.id], lease_s=60) == {a.id}
+    assert await store.heartbeat("other", [a.id], lease_s=60) == set()
+    assert (await store.get(a.id)).lease_expires_at > time.time() + 50
+
+
+async def test_archive_purges_logs_of_old_finished_tests(store):
+    test = await store.submit(request(), ALICE)
+    await store.request_cancel(test.id)
+    await store.system_log(test.id, "hello")
+    assert await store.archive_older_than(-1) == 1
+    assert (await store.get(test.id)).state is Status.ARCHIVED
+    assert await store.logs(test.id) == []
+
+
+async def test_queue_status_and_change_token(store):
+    before = await store.change_token()
+    await store.submit(request(), ALICE)
+    await store.submit(request(), ALICE)
+    await store.claim("w", cap=5, lease_s=5, limit=1)
+    status = await store.queue_status(cap=4)
+    assert (status.running, status.queued, status.utilization) == (1, 1, 25.0)
+    assert await store.change_token() != before
