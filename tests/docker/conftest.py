@@ -1,0 +1,60 @@
+import json
+import os
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def write_agent(tmp_path):
+    def write(code: str, name: str = "agent.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(code))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(agenttui_cmd):
+    """Run the real `agenttui` console script; returns CompletedProcess (text)."""
+
+    def run(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*agenttui_cmd, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    return run
+
+
+def containers_of(test_id: int) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=agenttui.test_id={test_id}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return out.split()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def show_json(cli, test_id: int) -> dict:
+    result = cli("show", str(test_id), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
