@@ -30,6 +30,7 @@ from agenttui.store import Fence, Store, TestRecord
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 1.0
+MAINTENANCE_INTERVAL_S = 600.0
 DRAIN_TIMEOUT_S = 10.0  # how long logs may lag behind the container's exit
 
 
@@ -79,6 +80,7 @@ class Orchestrator:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_heartbeat = 0.0
+        self._last_maintenance = 0.0
 
     # ------------------------------------------------------------------ main loop
     async def run(self, until: Callable[[], bool] | None = None) -> None:
@@ -109,8 +111,19 @@ class Orchestrator:
             await self._forward_cancels()
             await self._adopt_orphans()
             await self._claim()
+            await self._maintain()
         except Exception:  # the loop must survive anything a tick meets (store busy, ...)
             log.exception("orchestrator tick failed; retrying next tick")
+
+    async def _maintain(self) -> None:
+        """Archive old history (R-20); only for orchestrators that work the whole queue."""
+        now = time.monotonic()
+        if self.only_ids is not None or now - self._last_maintenance < MAINTENANCE_INTERVAL_S:
+            return
+        self._last_maintenance = now
+        archived = await self.store.archive_older_than(self.settings.archive_after_days * 86400)
+        if archived:
+            log.info("archived %d tests older than %s days", archived, self.settings.archive_after_days)
 
     async def _claim(self) -> None:
         if self._stopping.is_set():

@@ -109,3 +109,16 @@ def test_two_processes_never_run_the_same_test(tmp_path):
     owners = {c[1] for c in claims}
     assert len(owners) == 2, "both processes should have won some claims"
     assert max(c[3] for c in claims) <= 4
+
+
+async def test_a_queue_worker_archives_old_history(tmp_path):
+    settings = load_settings(backend="noop", archive_after_days=1e-6)  # ~0.09 s
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        test = await store.submit(request(), Owner.current())
+        await store.request_cancel(test.id)
+        await asyncio.sleep(0.2)
+        await Orchestrator(store, NoopBackend(), settings).tick()
+        assert (await store.get(test.id)).state is Status.ARCHIVED
+    finally:
+        await store.close()
