@@ -8,11 +8,15 @@ a finished test), domain.InvalidRequest (bad request), backends.base.InfraError 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from agenttui.client.models import QueueView, TestView
 from agenttui.domain import TestRequest
 from agenttui.store import LogRecord
+
+if TYPE_CHECKING:
+    from agenttui.packaging import PackageResult
 
 
 class Client(Protocol):
@@ -39,3 +43,9 @@ class Client(Protocol):
     def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]: ...
 
     async def wait(self, test_id: int) -> TestView: ...
+
+    async def request(self, test_id: int) -> TestRequest: ...
+
+    async def clear_history(self, older_than_s: float) -> int: ...
+
+    async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult: ...

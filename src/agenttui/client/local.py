@@ -13,14 +13,19 @@ import math
 import statistics
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agenttui.backends import make_backend
 from agenttui.backends.base import Backend
 from agenttui.client.models import QueueView, TestView
-from agenttui.config import Settings
+from agenttui.config import Settings, data_dir
 from agenttui.domain import ACTIVE, TERMINAL, Status, TestRequest
 from agenttui.orchestrator import Orchestrator
 from agenttui.store import LogRecord, Owner, Store, TestRecord
+
+if TYPE_CHECKING:
+    from agenttui.packaging import PackageResult
 
 DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
 
@@ -179,6 +184,28 @@ class LocalClient:
             if test.state.is_terminal:
                 return TestView.from_record(test)
             await asyncio.sleep(self.settings.poll_s)
+
+    async def request(self, test_id: int) -> TestRequest:
+        """The full request of a test (edit-and-retry loads it into the editor)."""
+        test = await self._get(test_id)
+        self._check_owner(test, "read the request of")
+        return test.request
+
+    async def clear_history(self, older_than_s: float) -> int:
+        """Archive finished tests older than `older_than_s` and purge their logs (R-20).
+        Returns how many were archived."""
+        assert self.store is not None
+        return await self.store.archive_older_than(older_than_s)
+
+    async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
+        """Write the test's deployment package (R-21, R-23) and describe it."""
+        from agenttui.packaging import build_package
+
+        test = await self._get(test_id)
+        self._check_owner(test, "package")
+        # Settings has no package folder yet: default to the data dir.
+        target = out_dir or getattr(self.settings, "package_dir", None) or data_dir() / "packages"
+        return await asyncio.to_thread(build_package, test, Path(target), base_image=self.settings.base_image)
 
     # ------------------------------------------------------------------ helpers
     async def _get(self, test_id: int) -> TestRecord:
