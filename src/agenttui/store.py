@@ -66,6 +66,7 @@ class TestRecord(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, index=True)
     lease_expires_at: float | None = None
     cancel_requested: bool = False
+    cancel_requested_at: float | None = None
     created_at: float
     queued_at: float | None = None
     claimed_at: float | None = None
@@ -497,7 +498,7 @@ class Store:
                     status=Status.CANCELLED.value, finished_at=now, updated_at=now, error="cancelled while queued"
                 )
             elif status in ACTIVE:
-                values = dict(cancel_requested=True, updated_at=now)
+                values = dict(cancel_requested=True, cancel_requested_at=now, updated_at=now)
             else:
                 return _row_to_test(row)
             result = await conn.execute(
