@@ -61,6 +61,11 @@ ENTRYPOINT_FILENAME = "entrypoint.py"
 AWS_CREDENTIAL_VARS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 # Variables the package's own entry point reads (documented, not required).
 ENTRYPOINT_VARS = ("AGENT_QUERY", "AGENT_TIMEOUT_S", "AGENT_ENTRYPOINT")
+# A hard-coded AWS secret key next to its name (the bare 40-character shape alone would
+# also match ordinary hashes and identifiers).
+_AWS_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+)
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
 # Bedrock cross-region inference profiles prefix the model id with a geography.
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
@@ -351,7 +356,12 @@ def bedrock_model_arns(model_id: str) -> list[dict[str, Any]]:
 
 
 def _fmt_seconds(value: Any) -> str:
-    return f"{float(value):.2f} s"
+    seconds = float(value)
+    if seconds == 0 or seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 0.001:
+        return f"{seconds * 1000:.0f} ms"
+    return "< 1 ms"
 
 
 def _fmt_bytes(value: Any) -> str:
@@ -576,7 +586,7 @@ def build_package(
     redact = Redactor(secret_values(request, extra_secrets))
     warnings: list[str] = []
     for name, text in files.items():
-        clean = redact(text)
+        clean = _AWS_SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + "[redacted]", redact(text))
         if clean != text:
             files[name] = clean
             warnings.append(f"{name}: secret values were replaced by [redacted] placeholders")
