@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, event, func, or_, select, update
+from sqlalchemy import Index, event, func, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel
 
@@ -200,6 +200,7 @@ class Store:
         store = cls(engine, url, log_max_bytes)
         async with engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
         store.store_id = await store._ensure_store_id()
         return store
 
@@ -596,19 +597,16 @@ class Store:
             return (await conn.execute(select(func.max(TESTS.c.updated_at), func.count()))).first()
 
     # ------------------------------------------------------------------ history maintenance
-    async def archive_older_than(self, age_s: float) -> int:
-        """Archive finished tests older than age_s and purge their logs (R-20)."""
+    async def archive_older_than(self, age_s: float, *, owner_uid: int | None = None) -> int:
+        """Archive finished tests older than age_s (of one owner, or everyone's) and purge
+        their logs (R-20)."""
         cutoff = time.time() - age_s
         terminal = [s.value for s in Status if s.is_terminal]
+        query = select(TESTS.c.id).where(TESTS.c.status.in_(terminal)).where(TESTS.c.finished_at < cutoff)
+        if owner_uid is not None:
+            query = query.where(TESTS.c.owner_uid == owner_uid)
         async with self._write() as conn:
-            ids = [
-                r[0]
-                for r in (
-                    await conn.execute(
-                        select(TESTS.c.id).where(TESTS.c.status.in_(terminal)).where(TESTS.c.finished_at < cutoff)
-                    )
-                ).all()
-            ]
+            ids = [r[0] for r in (await conn.execute(query)).all()]
             if not ids:
                 return 0
             await conn.execute(LOGS.delete().where(LOGS.c.test_id.in_(ids)))
@@ -618,6 +616,24 @@ class Store:
                 .values(status=Status.ARCHIVED.value, updated_at=time.time())
             )
         return len(ids)
+
+
+def _add_missing_columns(sync_conn: Any) -> None:
+    """Additive schema upgrade: columns added since the store file was created are added
+    (all are nullable or have defaults), so an older store keeps every test and log line."""
+    inspector = inspect(sync_conn)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            ddl_type = column.type.compile(dialect=sync_conn.dialect)
+            default = ""
+            if column.default is not None and getattr(column.default, "is_scalar", False):
+                value = column.default.arg
+                default = f" DEFAULT {int(value) if isinstance(value, bool) else repr(value)}"
+            log.warning("upgrading the store: adding column %s.%s", table.name, column.name)
+            sync_conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}{default}')
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

@@ -1,0 +1,178 @@
+"""The engine's operations on behalf of a caller: what both the in-process client and the server
+call. Access rules live here once (R-27): anyone sees the queue; only a test's owner (or an
+admin) may cancel, retry, read the logs or the request of, or package a test."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agenttui.client.models import QueueView, TestView
+from agenttui.config import Settings, data_dir
+from agenttui.domain import ACTIVE, TERMINAL, Status, TestRequest
+from agenttui.store import LogRecord, Owner, Store, TestRecord
+
+if TYPE_CHECKING:
+    from agenttui.packaging import PackageResult
+
+DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
+FOLLOW_POLL_S = 0.05  # log followers look for new lines this often
+
+
+class NotFound(LookupError):
+    def __init__(self, test_id: int):
+        super().__init__(f"no test with id {test_id}; `agenttui history` lists them")
+
+
+class AccessDenied(PermissionError):
+    pass
+
+
+class NotActionable(ValueError):
+    """The request makes no sense in the test's state (cancel a finished test, ...)."""
+
+
+class Service:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        is_admin: Callable[[Owner], bool] = lambda owner: owner.uid == 0,
+        on_submit: Callable[[int], None] = lambda test_id: None,
+        on_orphan: Callable[[int], None] = lambda test_id: None,
+    ):
+        self.store = store
+        self.settings = settings
+        self.is_admin = is_admin
+        self.on_submit = on_submit  # tell the orchestrator there is work
+        self.on_orphan = on_orphan  # an active test nobody looks after needs adopting
+
+    async def submit(self, caller: Owner, request: TestRequest, *, parent_id: int | None = None) -> TestView:
+        test = await self.store.submit(request, caller, parent_id=parent_id, backend=self.settings.backend)
+        assert test.id is not None
+        self.on_submit(test.id)
+        return await self.show(test.id)
+
+    async def show(self, test_id: int) -> TestView:
+        test = await self.get(test_id)
+        if test.state is Status.QUEUED:
+            queued = await self.store.queued_in_order()
+            position = next((i for i, t in enumerate(queued, 1) if t.id == test_id), None)
+            eta = self._eta(position, await self._typical_duration()) if position else None
+            return TestView.from_record(test, position=position, eta_s=eta)
+        return TestView.from_record(test)
+
+    async def queue(self) -> QueueView:
+        status = await self.store.queue_status(self.settings.max_concurrent)
+        active = await self.store.list_tests(statuses=ACTIVE, newest_first=False)
+        queued = await self.store.queued_in_order()
+        typical = await self._typical_duration()
+        views = [TestView.from_record(t) for t in active]
+        views += [
+            TestView.from_record(t, position=i, eta_s=self._eta(i, typical)) for i, t in enumerate(queued, 1)
+        ]
+        return QueueView.build(status, views)
+
+    async def history(
+        self, caller: Owner, *, search: str | None = None, limit: int = 50, mine: bool = False
+    ) -> list[TestView]:
+        tests = await self.store.list_tests(
+            statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None
+        )
+        return [TestView.from_record(t) for t in tests]
+
+    async def cancel(self, caller: Owner, test_id: int) -> TestView:
+        test = await self.get(test_id)
+        self.check_access(caller, test, "cancel")
+        if test.state.is_terminal or test.state is Status.ARCHIVED:
+            raise NotActionable(f"test {test_id} already ended {test.status}; nothing to cancel")
+        updated = await self.store.request_cancel(test_id)
+        if updated.state in ACTIVE and (updated.lease_expires_at or 0) < time.time():
+            self.on_orphan(test_id)  # nobody holds it: adopt it so the container really stops
+        return TestView.from_record(updated)
+
+    async def retry(
+        self, caller: Owner, test_id: int, *, query: str | None = None, agent_code: str | None = None
+    ) -> TestView:
+        """A new test linked to the original (R-11); the original's result is untouched."""
+        test = await self.get(test_id)
+        self.check_access(caller, test, "retry")
+        changes = {k: v for k, v in (("query", query), ("agent_code", agent_code)) if v is not None}
+        request = test.request.replace(**changes) if changes else test.request
+        return await self.submit(caller, request, parent_id=test_id)
+
+    async def request(self, caller: Owner, test_id: int) -> TestRequest:
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the request of")
+        return test.request
+
+    async def logs(
+        self, caller: Owner, test_id: int, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogRecord]:
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the logs of")
+        return await self.store.logs(test_id, after_seq=after_seq, limit=limit)
+
+    async def follow_logs(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]:
+        """Batches of new lines as they are stored, until the test has ended and all are read."""
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the logs of")
+        position = after_seq
+        while True:
+            batch = await self.store.logs(test_id, after_seq=position, limit=5000)
+            if batch:
+                position = batch[-1].seq
+                yield batch
+                continue
+            test = await self.get(test_id)
+            if (test.state.is_terminal or test.state is Status.ARCHIVED) and position >= test.log_seq:
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
+
+    async def wait(self, test_id: int) -> TestView:
+        while True:
+            test = await self.get(test_id)
+            if test.state.is_terminal or test.state is Status.ARCHIVED:
+                return TestView.from_record(test)
+            await asyncio.sleep(self.settings.poll_s)
+
+    async def clear_history(self, caller: Owner, older_than_s: float) -> int:
+        """Archive finished tests older than `older_than_s` and purge their logs (R-20):
+        the caller's own, or everyone's for an admin."""
+        owner_uid = None if self.is_admin(caller) else caller.uid
+        return await self.store.archive_older_than(older_than_s, owner_uid=owner_uid)
+
+    async def package(self, caller: Owner, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
+        """Write the test's deployment package (R-21, R-23) and describe it."""
+        from agenttui.packaging import build_package
+
+        test = await self.get(test_id)
+        self.check_access(caller, test, "package")
+        target = out_dir or getattr(self.settings, "package_dir", None) or data_dir() / "packages"
+        return await asyncio.to_thread(build_package, test, Path(target), base_image=self.settings.base_image)
+
+    # ------------------------------------------------------------------ helpers
+    async def get(self, test_id: int) -> TestRecord:
+        test = await self.store.get(test_id)
+        if test is None:
+            raise NotFound(test_id)
+        return test
+
+    def check_access(self, caller: Owner, test: TestRecord, action: str) -> None:
+        if test.owner_uid != caller.uid and not self.is_admin(caller):
+            raise AccessDenied(f"test {test.id} belongs to {test.owner_name}; you cannot {action} it")
+
+    async def _typical_duration(self) -> float:
+        recent = await self.store.list_tests(statuses=[Status.COMPLETED, Status.FAILED], limit=20)
+        walls = [t.finished_at - t.claimed_at for t in recent if t.finished_at and t.claimed_at]
+        return statistics.median(walls) if walls else DEFAULT_ETA_S
+
+    def _eta(self, position: int, typical_s: float) -> float:
+        # Tests ahead start in waves of `cap`; each wave takes about one typical test.
+        return round(math.ceil(position / self.settings.max_concurrent) * typical_s, 1)
