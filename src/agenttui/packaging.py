@@ -31,7 +31,7 @@ import re
 import time
 import traceback
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -66,6 +66,7 @@ ENTRYPOINT_VARS = ("AGENT_QUERY", "AGENT_TIMEOUT_S", "AGENT_ENTRYPOINT")
 _AWS_SECRET_ASSIGNMENT = re.compile(
     r"(?i)(aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
 )
+MIN_FILE_SCRUB_LEN = 8  # shorter secret values are scrubbed from the test's free text only
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
 # Bedrock cross-region inference profiles prefix the model id with a geography.
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
@@ -421,14 +422,20 @@ def package_context(
     base_image_id: str | None,
     now: datetime | float | None = None,
     versions: Mapping[str, str] | None = None,
+    redact_text: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates see. Values are the raw ones: scrubbing happens on output."""
+    """Everything the templates see. `redact_text` cleans the free text a test produced
+    (query, response, error, docstring) before it is placed; every file is scrubbed again
+    on output."""
+    clean = redact_text or (lambda text: text)
     if test.id is None:
         raise PackageError("the test has no id (was it stored?)")
     request = test.request
     provider = provider_for(request.provider)
     description = _module_docstring(request.agent_code)
-    slug = slugify(description or request.query)
+    description = clean(description) if description else None
+    query = clean(request.query)
+    slug = slugify(description or query)
     stem = f"agenttui-{test.id}-{slug}"
     known = _known_versions(test, versions)
     req_lines, req_added = requirement_lines(request, provider, known)
@@ -478,7 +485,7 @@ def package_context(
     cpu, memory = fargate_size(request.limits.cpus, request.limits.memory_mb)
     finished = test.finished_at
     generated = _as_datetime(now)
-    response = test.response
+    response = clean(test.response) if test.response is not None else None
     return dict(
         test_id=test.id,
         stem=stem,
@@ -487,10 +494,10 @@ def package_context(
         stack_name=stem,
         secret_prefix=f"agenttui/{stem}",
         description=description,
-        query=request.query,
+        query=query,
         status=test.status,
         response=response,
-        error=test.error,
+        error=clean(test.error) if test.error else test.error,
         failure_kind=test.failure_kind,
         owner=test.owner_name,
         tested_at=_utc(finished or test.running_at or test.created_at),
@@ -580,16 +587,31 @@ def build_package(
     """
     started = time.perf_counter()
     request = test.request
-    context = package_context(test, base_image=base_image, base_image_id=base_image_id, now=now, versions=versions)
+    secrets = secret_values(request, extra_secrets)
+    # Every secret is removed from the text the test produced; the final pass over whole
+    # files skips values too short to tell from ordinary words (a dummy key such as
+    # "ollama" or "EMPTY" must not mangle the Dockerfile).
+    context = package_context(
+        test, base_image=base_image, base_image_id=base_image_id, now=now, versions=versions,
+        redact_text=Redactor(secrets),
+    )
     files = render_files(context, request.agent_code)
 
-    redact = Redactor(secret_values(request, extra_secrets))
+    redact = Redactor(v for v in secrets if len(v) >= MIN_FILE_SCRUB_LEN)
     warnings: list[str] = []
     for name, text in files.items():
         clean = _AWS_SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + "[redacted]", redact(text))
         if clean != text:
             files[name] = clean
             warnings.append(f"{name}: secret values were replaced by [redacted] placeholders")
+    short = sorted(
+        k for k, v in request.provider.options.items() if v in secrets and len(v) < MIN_FILE_SCRUB_LEN
+    )
+    if short:
+        warnings.append(
+            f"{', '.join(short)}: values under {MIN_FILE_SCRUB_LEN} characters look like placeholders; "
+            "they were removed from the query, response and error only"
+        )
 
     generated = _as_datetime(now)
     stamp = generated.timetuple()[:6]

@@ -380,7 +380,8 @@ def test_canary_no_secret_value_in_any_file(tmp_path, monkeypatch, provider):
             assert secret.encode() not in data, f"{secret} leaked into {name}"
         assert secret.encode() not in raw
     assert any(w.startswith("agent.py:") for w in result.warnings)
-    assert any(w.startswith("README.md:") for w in result.warnings)
+    readme = contents[f"{result.top_folder}/README.md"].decode()
+    assert "the key sk…[redacted] and wJ…[redacted] work" in readme  # the response, cleaned
 
 
 def test_hardcoded_aws_credentials_are_scrubbed_even_when_unknown(tmp_path):
@@ -389,6 +390,23 @@ def test_hardcoded_aws_credentials_are_scrubbed_even_when_unknown(tmp_path):
     files = files_of(result)
     assert AWS_KEY_ID not in files["agent.py"] and AWS_SECRET not in files["agent.py"]
     assert result.warnings == ["agent.py: secret values were replaced by [redacted] placeholders"]
+
+
+def test_a_dummy_key_does_not_mangle_the_package(tmp_path):
+    """OpenAI-compatible local servers take any key: "ollama" must not be cut out of files."""
+    options = {"OPENAI_BASE_URL": "http://host.docker.internal:11434/v1", "OPENAI_API_KEY": "ollama"}
+    record = package_record(
+        "openai", options=options, code="import os\n\ndef run(q):\n    return 'ollama says ' + q\n",
+        query="ask ollama", response="ollama says ask ollama",
+    )
+    result = build(tmp_path, record)
+    files = files_of(result)
+    assert "return 'ollama says ' + q" in files["agent.py"]  # code untouched
+    assert "ollama" not in files["README.md"].split("## What is in this folder")[0]  # test text cleaned
+    assert result.warnings == [
+        "OPENAI_API_KEY: values under 8 characters look like placeholders; "
+        "they were removed from the query, response and error only"
+    ]
 
 
 def test_secret_option_values_with_nonstandard_names_are_scrubbed(tmp_path):
