@@ -57,6 +57,7 @@ AWS_CDK_CLI_VERSION = "2.1148.1"
 
 AGENT_FILENAME = "agent.py"
 ENTRYPOINT_FILENAME = "entrypoint.py"
+CUSTOM_DOCKERFILE = "Dockerfile.tested"  # the test's own Dockerfile, kept for reference
 # Credentials the ECS task role supplies on AWS: never passed to the deployed task.
 AWS_CREDENTIAL_VARS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 # Variables the package's own entry point reads (documented, not required).
@@ -527,6 +528,7 @@ def package_context(
         base_image_id=base_image_id,
         test_image=test.image,
         custom_dockerfile=bool(request.dockerfile.strip()),
+        custom_dockerfile_text=request.dockerfile if request.dockerfile.strip() else "",
         limits=dict(cpus=request.limits.cpus, memory_mb=request.limits.memory_mb, pids=request.limits.pids),
         fargate=dict(cpu=cpu, memory=memory),
         timeout_s=request.timeout_s,
@@ -561,6 +563,8 @@ def _env_entry(var: EnvVar, tested_env: Mapping[str, str]) -> dict[str, Any]:
 def render_files(context: Mapping[str, Any], agent_code: str) -> dict[str, str]:
     """Package path → text, before scrubbing."""
     files: dict[str, str] = {AGENT_FILENAME: agent_code, RUNNER_FILENAME: runner_source()}
+    if context.get("custom_dockerfile_text"):
+        files[CUSTOM_DOCKERFILE] = context["custom_dockerfile_text"]
     folder = templates_dir()
     for template, target in TEMPLATES:
         files[target] = render_template(template, context, folder)
@@ -644,6 +648,25 @@ def build_package(
     )
 
 
+async def lookup_image_id(image: str, *, timeout: float = 5.0) -> str | None:
+    """The engine's id of `image` (sha256:…, plus its registry digest when it has one), for
+    the README; None when the engine or the image is unavailable. Never raises."""
+    import asyncio
+
+    try:
+        import aiodocker
+
+        async with aiodocker.Docker() as docker:
+            info = await asyncio.wait_for(docker.images.inspect(image), timeout)
+    except Exception:
+        return None
+    image_id = info.get("Id")
+    digests = info.get("RepoDigests") or []
+    if image_id and digests:
+        return f"{image_id} ({digests[0]})"
+    return image_id or None
+
+
 def _ordered(files: Mapping[str, str]) -> list[str]:
     return sorted(files, key=lambda n: (n.count("/"), n))
 
@@ -654,6 +677,7 @@ __all__ = [
     "PackageError",
     "PackageResult",
     "build_package",
+    "lookup_image_id",
     "package_context",
     "render_template",
     "secret_values",

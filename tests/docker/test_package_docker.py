@@ -17,7 +17,7 @@ import pytest
 
 from agenttui.domain import ProviderConfig, Status, TestRequest
 from agenttui.harness import new_nonce, parse_result_line, runner_source
-from agenttui.packaging import build_package
+from agenttui.packaging import build_package, lookup_image_id
 from agenttui.providers import container_env
 from agenttui.store import Fence, Owner, Store
 
@@ -92,6 +92,8 @@ def built(tmp_path_factory):
     assert test.status == Status.COMPLETED.value and test.response == record["response"]
 
     base_id = docker("image", "inspect", "--format", "{{.Id}}", TEST_BASE_IMAGE).stdout.strip()
+    assert asyncio.run(lookup_image_id(TEST_BASE_IMAGE)) == base_id  # a local image: no digest
+    assert asyncio.run(lookup_image_id("agenttui-no-such-image:never")) is None
     result = build_package(test, work / "packages", base_image=TEST_BASE_IMAGE, base_image_id=base_id)
     with zipfile.ZipFile(result.path) as archive:
         archive.extractall(work / "unzipped")

@@ -181,6 +181,17 @@ def test_dockerfile_base_user_layers(tmp_path):
     assert "sha256:" + "ab" * 32 in readme  # the base image id is recorded
 
 
+def test_a_custom_dockerfile_is_kept_for_reference(tmp_path):
+    record = package_record("ollama")
+    request = record.request.replace(dockerfile="FROM python:3.12-slim\nRUN apt-get update\n")
+    record = record.model_copy(update={"request_json": request.model_dump_json()})
+    result = build(tmp_path, record)
+    files = files_of(result)
+    assert files["Dockerfile.tested"] == request.dockerfile
+    assert "Dockerfile.tested" in files["README.md"]
+    assert files["Dockerfile"].count("FROM ${BASE_IMAGE}") == 1
+
+
 # ---------------------------------------------------------------------------- requirements
 def test_requirements_keep_the_tested_lines_and_pin_known_versions(tmp_path):
     record = package_record(
