@@ -394,6 +394,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    agent = _tui_agent_file(argv, parser)
+    if agent is not None:  # `agenttui path/to/agent.py`: the TUI with that file loaded
+        return _run_tui(parser.parse_args(argv[:-1]), agent)
     args = parser.parse_args(argv)
     if args.command is None:
         return _run_tui(args)
@@ -410,7 +413,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
 
 
-def _run_tui(args: argparse.Namespace) -> int:
+def _tui_agent_file(argv: list[str], parser: argparse.ArgumentParser) -> Path | None:
+    """The agent file of `agenttui [options] path/to/agent.py` (no subcommand), else None."""
+    if not argv or not argv[-1].endswith(".py") or not Path(argv[-1]).is_file():
+        return None
+    commands = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    if any(arg in commands for arg in argv[:-1]):
+        return None
+    return Path(argv[-1])
+
+
+def _run_tui(args: argparse.Namespace, agent: Path | None = None) -> int:
     try:
         from agenttui.tui.app import run_app  # noqa: F401  (the only place Textual is imported)
     except ImportError:
@@ -420,7 +436,7 @@ def _run_tui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    return run_app(_settings(args))
+    return run_app(_settings(args), agent_path=agent)
 
 
 if __name__ == "__main__":

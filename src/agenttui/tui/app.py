@@ -1,0 +1,698 @@
+"""The agenttui full-screen app (R-24): editor, queue, live log and history panes.
+
+Shape (Harlequin / Toolong / Posting):
+- the engine is reached only through a `Client` (agenttui.client), always from workers;
+- results come back as typed messages (tui/messages.py) handled with `@on`; status-like
+  snapshots coalesce, log batches never do;
+- every Binding has an id (remappable from config.toml's [keymap]) and a tooltip; single
+  letters live on the queue/history tables only, so typing in the editor is never hijacked;
+- all styling is in styles/*.tcss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
+
+from agenttui.client.models import QueueView, TestView
+from agenttui.config import Settings, config_file
+from agenttui.domain import InvalidRequest
+from agenttui.resources import resource_dir
+from agenttui.tui.formatting import LocalTime, log_lines, printable_text
+from agenttui.tui.messages import (
+    ActionFailed,
+    EngineStatus,
+    HistoryCleared,
+    HistoryUpdated,
+    LogEnded,
+    LogLines,
+    PackageReady,
+    QueueUpdated,
+    RequestLoaded,
+    RequestRejected,
+    TestCancelled,
+    TestSubmitted,
+)
+from agenttui.tui.screens.confirm import ConfirmScreen
+from agenttui.tui.screens.detail import DetailScreen
+from agenttui.tui.screens.help import EDITOR_KEYS, HelpScreen
+from agenttui.tui.widgets.editor import EditorDefaults, EditorPane
+from agenttui.tui.widgets.history_table import HistoryTable
+from agenttui.tui.widgets.log_view import LogView
+from agenttui.tui.widgets.queue_table import QueueTable
+from agenttui.tui.widgets.status_bar import StatusBar
+from agenttui.tui.widgets.test_table import TestTable
+
+if TYPE_CHECKING:
+    from agenttui.client.base import Client
+
+HISTORY_LIMIT = 200
+HISTORY_REFRESH_S = 5.0
+CLEAR_CHOICES = (("older than 1 hour", 3600.0), ("older than 1 day", 86400.0), ("older than 7 days", 7 * 86400.0))
+
+
+def live(handler: Callable[..., None]) -> Callable[..., None]:
+    """Drop engine results that arrive while the app is shutting down (no widgets left)."""
+
+    @functools.wraps(handler)
+    def wrapper(self: AgentTUI, *args: Any) -> None:
+        if self.ui_live:
+            handler(self, *args)
+
+    return wrapper
+
+
+def _styles() -> list[str | Path]:
+    folder = resource_dir("styles")
+    return sorted(folder.glob("*.tcss"))
+
+
+def load_keymap(path: Path | None = None) -> dict[str, str]:
+    """`[keymap]` of config.toml: binding id -> keys (e.g. submit = "ctrl+s")."""
+    path = path or config_file()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    keymap = data.get("keymap", {})
+    return {str(k): str(v) for k, v in keymap.items() if isinstance(v, str)} if isinstance(keymap, dict) else {}
+
+
+class MainScreen(Screen[None]):
+    """The four panes. (A named screen so modal screens and the detail screen stack on it.)"""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def __init__(self, backend: str, defaults: EditorDefaults) -> None:
+        super().__init__(id="main-screen")
+        self.backend = backend
+        self.defaults = defaults
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.backend, id="status-bar")
+        with Horizontal(id="panes"):
+            editor = EditorPane(self.defaults, id="editor")
+            editor.border_title = "editor · F2"
+            yield editor
+            with Vertical(id="right"):
+                with TabbedContent(id="tests-tabs", initial="tab-queue"):
+                    with TabPane("Queue", id="tab-queue"):
+                        yield QueueTable(id="queue-table")
+                        yield Static("No running or queued tests. Write an agent and press ctrl+j.",
+                                     id="queue-empty", classes="empty")
+                    with TabPane("History", id="tab-history"):
+                        yield Input(placeholder="/ filter: query, response, error, owner, status",
+                                    compact=True, id="history-filter")
+                        yield HistoryTable(id="history-table")
+                        yield Static("No finished tests.", id="history-empty", classes="empty")
+                log = LogView(id="log-view")
+                log.border_title = "log · F5"
+                yield log
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.app.main_screen_mounted()  # type: ignore[attr-defined]
+
+
+class AgentTUI(App[int]):
+    TITLE = "agenttui"
+    CSS_PATH = _styles()
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+j,alt+enter", "submit", "Submit", id="submit", priority=True,
+                tooltip="Validate the editor's request and queue it (ctrl+j; alt+enter where the terminal sends it)"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="Show every key"),
+        Binding("slash", "filter_history", "Filter", id="filter", tooltip="Filter the history (query, response, owner, status)"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
+                tooltip="Quit; running tests keep running and are shown again next time"),
+        Binding("f2", "focus_pane('editor')", "Editor", show=False, id="focus_editor", tooltip="Go to the editor"),
+        Binding("f3", "focus_pane('queue')", "Queue", show=False, id="focus_queue", tooltip="Go to the queue"),
+        Binding("f4", "focus_pane('history')", "History", show=False, id="focus_history", tooltip="Go to the history"),
+        Binding("f5", "focus_pane('log')", "Log", show=False, id="focus_log", tooltip="Go to the log pane"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Client | None = None,
+        agent_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        localtime: LocalTime = time.localtime,
+        cursor_blink: bool = True,
+        keymap: dict[str, str] | None = None,
+        watch_interval_s: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        if client is None:
+            from agenttui.client.local import LocalClient
+
+            # Until the server exists the TUI hosts the orchestrator and works the whole queue.
+            client = LocalClient(settings, work_whole_queue=True)
+        self.client: Client = client
+        self.agent_path = agent_path
+        self.clock = clock
+        self.localtime = localtime
+        self.cursor_blink = cursor_blink
+        self.keymap_overrides = load_keymap() if keymap is None else dict(keymap)
+        self.watch_interval_s = watch_interval_s or max(0.1, min(settings.poll_s, 0.5))
+
+        self.selected_id: int | None = None
+        self.views: dict[int, TestView] = {}
+        self.queue_view: QueueView | None = None
+        self.history_search = ""
+        self.engine_ready = asyncio.Event()
+        self.data_loaded = asyncio.Event()  # first queue + history snapshot shown
+        self._history_loaded = False
+        self._queue_loaded = False
+        self._wake = asyncio.Event()
+        self._history_dirty = True
+        self._log_token = 0
+        self._closed = False
+        self._main_ready = False
+        self.main_screen = MainScreen(
+            settings.backend,
+            EditorDefaults(
+                timeout_s=settings.default_timeout_s,
+                cpus=settings.default_cpus,
+                memory_mb=settings.default_memory_mb,
+                pids=settings.default_pids,
+            ),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        if self.keymap_overrides:
+            self.set_keymap(self.keymap_overrides)
+
+    @property
+    def ui_live(self) -> bool:
+        return self._main_ready and not self._closed and self.main_screen.is_attached
+
+    def main_screen_mounted(self) -> None:
+        """Set up once the main screen's widgets exist."""
+        self._main_ready = True
+        if not self.cursor_blink:
+            for widget in self.main_screen.query("Input, TextArea"):
+                widget.cursor_blink = False  # type: ignore[attr-defined]
+        self.queue_table.clock = self.history_table.clock = self.clock
+        self.queue_table.localtime = self.history_table.localtime = self.localtime
+        if self.agent_path is not None:
+            try:
+                self.editor.load_file(self.agent_path)
+            except (OSError, UnicodeDecodeError) as exc:
+                self.notify(f"cannot load {self.agent_path}: {exc}", severity="error", markup=False)
+        self.log_view.reset(None, "Select a test in the queue or history to see its log.")
+        self.query_one("#agent-code", TextArea).focus()
+        self.set_interval(1.0, self._tick)
+        self._open_engine()
+
+    async def on_unmount(self) -> None:
+        await self._close_client()
+
+    async def action_quit(self) -> None:
+        await self._close_client()
+        self.exit(0)
+
+    async def _close_client(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.workers.cancel_group(self, "watch")
+        self.workers.cancel_group(self, "log")
+        if self.engine_ready.is_set():
+            with contextlib.suppress(Exception):
+                await self.client.close()
+
+    # ------------------------------------------------------------------ widgets
+    @property
+    def editor(self) -> EditorPane:
+        return self.main_screen.query_one(EditorPane)
+
+    @property
+    def queue_table(self) -> QueueTable:
+        return self.main_screen.query_one(QueueTable)
+
+    @property
+    def history_table(self) -> HistoryTable:
+        return self.main_screen.query_one(HistoryTable)
+
+    @property
+    def log_view(self) -> LogView:
+        return self.main_screen.query_one("#log-view", LogView)
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.main_screen.query_one("#tests-tabs", TabbedContent)
+
+    # ------------------------------------------------------------------ engine workers
+    @work(group="engine", exit_on_error=False)
+    async def _open_engine(self) -> None:
+        try:
+            await self.client.open()
+        except Exception as exc:
+            self.post_message(EngineStatus(f"cannot open the store: {exc}"))
+            return
+        self.engine_ready.set()
+        self._watch_engine()
+        try:
+            await self.client.check_backend()
+        except Exception as exc:
+            self.post_message(EngineStatus(f"{self.settings.backend} unavailable: {exc}"))
+
+    @work(group="watch", exclusive=True, exit_on_error=False)
+    async def _watch_engine(self) -> None:
+        """Poll the queue (cheap) and reload the history when tests finish, the filter
+        changes, or every HISTORY_REFRESH_S; post snapshots as coalescing messages."""
+        last_queue: QueueView | None = None
+        last_active: tuple[tuple[int, str], ...] | None = None
+        last_history_at = 0.0
+        problem = False
+        while True:
+            try:
+                queue = await self.client.queue()
+                if queue != last_queue:
+                    self.post_message(QueueUpdated(queue))
+                    last_queue = queue
+                active = tuple((t.id, t.status.value) for t in queue.tests)
+                now = time.monotonic()
+                if self._history_dirty or active != last_active or now - last_history_at > HISTORY_REFRESH_S:
+                    self._history_dirty = False
+                    search = self.history_search
+                    tests = await self.client.history(search=search or None, limit=HISTORY_LIMIT)
+                    self.post_message(HistoryUpdated(tests, search))
+                    last_active, last_history_at = active, now
+                if problem:
+                    self.post_message(EngineStatus(None))
+                    problem = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                problem = True
+                self.post_message(EngineStatus(f"store unreachable: {exc}"))
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.watch_interval_s)
+
+    def wake_watcher(self, *, history: bool = False) -> None:
+        if history:
+            self._history_dirty = True
+        self._wake.set()
+
+    async def _follow_logs(self, test_id: int, token: int) -> None:
+        await self.engine_ready.wait()
+        try:
+            async for batch in self.client.follow_logs(test_id):
+                self.post_message(LogLines(test_id, token, batch))
+            self.post_message(LogEnded(test_id, token, await self.client.show(test_id)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.post_message(ActionFailed("follow the log", str(exc) or type(exc).__name__))
+
+    def _engine_call(self, action: str, call: Callable[[], Any]) -> None:
+        """Run `call()` (a coroutine function using the client) in a worker; its failures
+        become ActionFailed messages."""
+
+        async def runner() -> None:
+            await self.engine_ready.wait()
+            try:
+                await call()
+            except InvalidRequest as exc:
+                self.post_message(RequestRejected(exc.errors))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.post_message(ActionFailed(action, str(exc) or type(exc).__name__))
+
+        self.run_worker(runner(), group="engine", exit_on_error=False)
+
+    # ------------------------------------------------------------------ selection
+    def select_test(self, test_id: int, *, move_cursor: bool = True) -> None:
+        """Make `test_id` the selected test: the log pane follows it, actions act on it."""
+        if move_cursor:
+            for table in (self.queue_table, self.history_table):
+                if test_id in table.views and not table.has_focus:
+                    table.select_test(test_id)
+        if test_id == self.selected_id:
+            return
+        self.selected_id = test_id
+        self._log_token += 1
+        self.log_view.reset(test_id)
+        self._update_log_title()
+        self.run_worker(
+            self._follow_logs(test_id, self._log_token), group="log", exclusive=True, exit_on_error=False
+        )
+
+    def _update_log_title(self) -> None:
+        test_id = self.selected_id
+        if test_id is None:
+            self.log_view.border_title = "log · F5"
+            return
+        view = self.views.get(test_id)
+        title = f"log · test {test_id}"
+        if view is not None:
+            title += f" · {view.status.value} · {view.owner_name}"
+            if view.log_truncated:
+                title += " · truncated"
+        self.log_view.border_title = title
+
+    @on(TestTable.TestHighlighted)
+    @live
+    def _highlighted(self, message: TestTable.TestHighlighted) -> None:
+        self.select_test(message.test_id, move_cursor=False)
+
+    def _selected(self, action: str) -> int | None:
+        if self.selected_id is None:
+            self.notify(f"Select a test in the queue or history to {action}.", severity="warning")
+        return self.selected_id
+
+    # ------------------------------------------------------------------ snapshots in
+    @on(QueueUpdated)
+    @live
+    def _queue_updated(self, message: QueueUpdated) -> None:
+        queue = self.queue_view = message.queue
+        for view in queue.tests:
+            self.views[view.id] = view
+        self.main_screen.query_one(StatusBar).set_queue(queue)
+        self.queue_table.set_tests(queue.tests)
+        self.main_screen.query_one("#queue-empty").display = not queue.tests
+        self.queue_table.display = bool(queue.tests)
+        if not self._queue_loaded:
+            self._queue_loaded = True
+            # Reopening (R-26): show a running test and the log it printed meanwhile.
+            if self.selected_id is None and queue.tests:
+                self.select_test(queue.tests[0].id)
+            self._check_loaded()
+        self._update_log_title()
+
+    @on(HistoryUpdated)
+    @live
+    def _history_updated(self, message: HistoryUpdated) -> None:
+        if message.search != self.history_search:
+            return  # a newer filter is on its way
+        finished_selected = False
+        for view in message.tests:
+            previous = self.views.get(view.id)
+            if view.id == self.selected_id and (previous is None or not previous.status.is_terminal):
+                finished_selected = True
+            self.views[view.id] = view
+        self.history_table.set_tests(message.tests)
+        self.main_screen.query_one("#history-empty").display = not message.tests
+        self.history_table.display = bool(message.tests)
+        if finished_selected and self.selected_id is not None:
+            # The test being watched has ended: show it where it now lives.
+            self.history_table.select_test(self.selected_id)
+            if self.tabs.active == "tab-queue" and not self.queue_table.has_focus:
+                self.tabs.active = "tab-history"
+        if not self._history_loaded:
+            self._history_loaded = True
+            if self.selected_id is None and message.tests and self._queue_loaded:
+                self.select_test(message.tests[0].id)
+            self._check_loaded()
+        self._update_log_title()
+
+    def _check_loaded(self) -> None:
+        if self._queue_loaded and self._history_loaded:
+            if self.selected_id is None and self.history_table.views:
+                self.select_test(next(iter(self.history_table.views)))
+            self.data_loaded.set()
+
+    @on(EngineStatus)
+    @live
+    def _engine_status(self, message: EngineStatus) -> None:
+        self.main_screen.query_one(StatusBar).set_problem(message.problem)
+
+    @on(LogLines)
+    @live
+    def _log_lines(self, message: LogLines) -> None:
+        if message.token == self._log_token:
+            self.log_view.feed(log_lines(message.records))
+
+    @on(LogEnded)
+    @live
+    def _log_ended(self, message: LogEnded) -> None:
+        if message.token != self._log_token:
+            return
+        view = message.view
+        if view is not None:
+            self.views[view.id] = view
+            lines: list[str] = []
+            if view.response is not None:
+                lines.append("[agenttui] response:")
+                lines.extend(printable_text(view.response).split("\n"))
+            elif view.error:
+                lines.append(f"[agenttui] error: {printable_text(view.error)}")
+            self.log_view.feed(lines)
+        self.log_view.mark_ended()
+        self._update_log_title()
+
+    @live
+    def _tick(self) -> None:
+        if self.queue_table.views:
+            self.queue_table.refresh_times()
+
+    # ------------------------------------------------------------------ results of actions
+    @on(TestSubmitted)
+    @live
+    def _submitted(self, message: TestSubmitted) -> None:
+        view = message.view
+        self.views[view.id] = view
+        what = f"retry of test {message.parent_id}" if message.parent_id else "test"
+        where = f" (queue position {view.position})" if view.position else ""
+        self.notify(f"{what} {view.id} queued{where}", title="Submitted")
+        self.tabs.active = "tab-queue"
+        self.select_test(view.id)
+        self.wake_watcher(history=True)
+
+    @on(TestCancelled)
+    @live
+    def _cancelled(self, message: TestCancelled) -> None:
+        view = message.view
+        text = "cancelled" if view.status.is_terminal else "cancel requested; stopping it"
+        self.notify(f"test {view.id}: {text}", title="Cancel")
+        self.wake_watcher(history=True)
+
+    @on(RequestRejected)
+    @live
+    def _rejected(self, message: RequestRejected) -> None:
+        self.editor.show_errors(message.errors)
+        self.notify("The request is invalid; nothing was queued.", severity="error")
+
+    @on(RequestLoaded)
+    @live
+    def _request_loaded(self, message: RequestLoaded) -> None:
+        self.editor.load_request(message.request, retry_of=message.test_id)
+        self.editor.query_one(TabbedContent).active = "tab-agent"
+        self.query_one("#agent-code", TextArea).focus()
+        self.notify(f"test {message.test_id} loaded into the editor; edit it and press ctrl+j to retry",
+                    title="Edit and retry")
+
+    @on(HistoryCleared)
+    @live
+    def _history_cleared(self, message: HistoryCleared) -> None:
+        self.notify(f"archived {message.archived} finished test(s) and purged their logs", title="History")
+        self.wake_watcher(history=True)
+
+    @on(PackageReady)
+    @live
+    def _package_ready(self, message: PackageReady) -> None:
+        host = socket.gethostname()
+        self.notify(
+            f"{message.path}\ncopy it off this box with:\nscp {host}:{message.path} .",
+            title=f"Package of test {message.test_id}",
+            timeout=30,
+            markup=False,
+        )
+
+    @on(ActionFailed)
+    @live
+    def _failed(self, message: ActionFailed) -> None:
+        self.notify(message.text, title=f"Could not {message.action}", severity="error", markup=False)
+
+    # ------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("submit", "filter_history", "focus_pane") and self.screen is not self.main_screen:
+            return False
+        return True
+
+    def action_submit(self) -> None:
+        editor = self.editor
+        try:
+            request = editor.collect()
+        except InvalidRequest as exc:
+            editor.show_errors(exc.errors)
+            self.notify("The request is invalid; nothing was queued. See the marked fields.", severity="error")
+            return
+        editor.clear_errors()
+        parent_id = editor.retry_of
+
+        async def submit() -> None:
+            view = await self.client.submit(request, parent_id=parent_id)
+            self.post_message(TestSubmitted(view, parent_id))
+
+        if parent_id is not None:
+            editor.set_retry_of(None)
+        self._engine_call("submit", submit)
+
+    def action_cancel_test(self) -> None:
+        test_id = self._selected("cancel")
+        if test_id is None:
+            return
+
+        async def cancel() -> None:
+            self.post_message(TestCancelled(await self.client.cancel(test_id)))
+
+        self._engine_call("cancel", cancel)
+
+    def action_retry_test(self) -> None:
+        test_id = self._selected("retry")
+        if test_id is None:
+            return
+
+        async def retry() -> None:
+            self.post_message(TestSubmitted(await self.client.retry(test_id), test_id))
+
+        self._leave_detail()
+        self._engine_call("retry", retry)
+
+    def action_edit_retry(self) -> None:
+        test_id = self._selected("edit and retry")
+        if test_id is None:
+            return
+
+        async def load() -> None:
+            self.post_message(RequestLoaded(test_id, await self.client.request(test_id)))
+
+        self._leave_detail()
+        self._engine_call("load the test", load)
+
+    def action_download_package(self) -> None:
+        test_id = self._selected("package")
+        if test_id is None:
+            return
+        if not hasattr(self.client, "package"):
+            self.notify("Deployment packages are not available yet.", severity="warning")
+            return
+
+        async def package() -> None:
+            result = await self.client.package(test_id)
+            self.post_message(PackageReady(test_id, result.path))
+
+        self.notify(f"building the package of test {test_id}…")
+        self._engine_call("build the package", package)
+
+    def action_show_detail(self) -> None:
+        test_id = self._selected("open")
+        if test_id is not None:
+            self.push_screen(DetailScreen(test_id, localtime=self.localtime))
+
+    def action_filter_history(self) -> None:
+        self.tabs.active = "tab-history"
+        self.main_screen.query_one("#history-filter", Input).focus()
+
+    def action_clear_history(self) -> None:
+        def chosen(older_than_s: float | None) -> None:
+            if older_than_s is None:
+                return
+
+            async def clear() -> None:
+                self.post_message(HistoryCleared(await self.client.clear_history(older_than_s), older_than_s))
+
+            self._engine_call("clear the history", clear)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Archive finished tests (everyone's) and purge their logs? Archived tests leave the history "
+                "for good.",
+                CLEAR_CHOICES,
+                title="Clear old history",
+            ),
+            chosen,
+        )
+
+    def action_help(self) -> None:
+        from agenttui.tui.screens.detail import DetailScreen as _Detail
+
+        sections: list[tuple[str, Iterable[Any]]] = [
+            ("Everywhere", self.BINDINGS),
+            ("Editor", EDITOR_KEYS),
+            ("Queue and history tables", HistoryTable.BINDINGS),
+            ("Log pane", LogView.BINDINGS),
+            ("Test detail screen", _Detail.BINDINGS),
+            ("Command palette", (("ctrl+p", "every action above, searchable (and Maximize a pane)"),)),
+        ]
+        self.push_screen(HelpScreen(sections))
+
+    def action_focus_pane(self, pane: str) -> None:
+        if pane == "editor":
+            self.query_one("#agent-code", TextArea).focus()
+        elif pane == "queue":
+            self.tabs.active = "tab-queue"
+            self.queue_table.focus()
+        elif pane == "history":
+            self.tabs.active = "tab-history"
+            self.history_table.focus()
+        elif pane == "log":
+            self.log_view.focus()
+
+    def _leave_detail(self) -> None:
+        if isinstance(self.screen, DetailScreen):
+            self.pop_screen()
+
+    # ------------------------------------------------------------------ filter
+    @on(Input.Changed, "#history-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.history_search = event.value.strip()
+        self.wake_watcher(history=True)
+
+    @on(Input.Submitted, "#history-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        self.history_table.focus()
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = (
+            ("Submit test", "Validate the editor's request and queue it (ctrl+j)", self.action_submit),
+            ("Cancel selected test", "Stop a running test or dequeue a queued one (c)", self.action_cancel_test),
+            ("Retry selected test", "Run it again as a new linked test (r)", self.action_retry_test),
+            ("Edit and retry selected test", "Load it into the editor (e)", self.action_edit_retry),
+            ("Download package of selected test", "Write its deployment zip (d)", self.action_download_package),
+            ("Show test details", "Response, error, metrics and full log (enter)", self.action_show_detail),
+            ("Filter history", "Search query, response, owner, status (/)", self.action_filter_history),
+            ("Clear old history", "Archive old finished tests (x)", self.action_clear_history),
+            ("Follow log", "Jump to the end of the log and follow it (End)", self.log_view.action_follow),
+            ("Focus editor", "F2", lambda: self.action_focus_pane("editor")),
+            ("Focus queue", "F3", lambda: self.action_focus_pane("queue")),
+            ("Focus history", "F4", lambda: self.action_focus_pane("history")),
+            ("Focus log", "F5", lambda: self.action_focus_pane("log")),
+            ("New test", "Forget the retry link of an edited test", lambda: self.editor.set_retry_of(None)),
+        )
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+
+def run_app(settings: Settings, agent_path: Path | None = None) -> int:
+    """Entry point used by `agenttui` (cli._run_tui)."""
+    app = AgentTUI(settings, agent_path=agent_path)
+    result = app.run()
+    return int(result or 0) if app.return_code is None else app.return_code

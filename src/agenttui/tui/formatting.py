@@ -1,0 +1,87 @@
+"""Pure text helpers for the TUI (no Textual): times, durations, previews, log lines.
+
+Everything agent-produced goes through `printable` (display.py) before it reaches the screen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agenttui.display import printable
+
+LocalTime = Callable[[float], time.struct_time]
+
+_STREAM_PREFIX = {"stdout": "", "system": "", "stderr": "[stderr] ", "build": "[build] "}
+
+
+def log_line(record: Any) -> str:
+    """One stored log record as shown in the log panes (control sequences escaped)."""
+    return _STREAM_PREFIX.get(record.stream, f"[{record.stream}] ") + printable(record.text)
+
+
+def log_lines(records: list[Any]) -> list[str]:
+    prefix = _STREAM_PREFIX
+    out: list[str] = []
+    append = out.append
+    for record in records:
+        text = printable(record.text)
+        p = prefix.get(record.stream)
+        if p is None:
+            p = f"[{record.stream}] "
+        if "\n" in text:  # printable() escapes newlines; belt and braces for the Log widget
+            text = text.replace("\n", "\\n")
+        append(p + text if p else text)
+    return out
+
+
+def printable_text(text: str) -> str:
+    """Multi-line agent text made safe: newlines kept, every other control escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def duration(seconds: float | None) -> str:
+    """1.2s, 42s, 3m04s, 1h02m; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}m{secs:02d}s"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def clock_time(ts: float | None, localtime: LocalTime = time.localtime, fmt: str = "%m-%d %H:%M") -> str:
+    if ts is None:
+        return "-"
+    return time.strftime(fmt, localtime(ts))
+
+
+def size(num_bytes: float | None) -> str:
+    if num_bytes is None:
+        return "unknown"
+    value = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def preview(text: str | None, width: int = 60) -> str:
+    """First line of `text`, made printable, cut to `width` characters."""
+    if not text:
+        return ""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    shown = printable(first)
+    more = len(text.strip().splitlines()) > 1
+    if len(shown) > width:
+        return shown[: width - 1] + "…"
+    return shown + (" …" if more else "")

@@ -1,0 +1,1 @@
+"""Screens: help, test detail, confirmation."""

@@ -1,0 +1,45 @@
+"""A yes/no (or pick one) question; dismisses with the chosen value or None."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmScreen(ModalScreen[Any]):
+    BINDINGS = [Binding("escape,n", "dismiss(None)", "Cancel", id="confirm.cancel", tooltip="Do nothing")]
+
+    def __init__(self, question: str, choices: Sequence[tuple[str, Any]], *, title: str = "Confirm") -> None:
+        super().__init__()
+        self.question = question
+        self.choices = list(choices)
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-body") as body:
+            body.border_title = self.title_text
+            body.border_subtitle = "esc cancels"
+            yield Static(self.question, id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                for index, (label, _value) in enumerate(self.choices):
+                    yield Button(label, id=f"choice-{index}", compact=True)
+                yield Button("Cancel", id="choice-cancel", compact=True, variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#choice-cancel", Button).focus()
+
+    @on(Button.Pressed)
+    def _chosen(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "choice-cancel":
+            self.dismiss(None)
+            return
+        index = int((event.button.id or "choice-0").removeprefix("choice-"))
+        self.dismiss(self.choices[index][1])

@@ -1,0 +1,142 @@
+"""The detail screen of one test: full response, error, metrics (R-16) and the full log.
+
+Loads through the client in a worker; results arrive as messages. A test that is still running
+keeps streaming into the log here, and the summary is refreshed when it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from agenttui.client.models import TestView
+from agenttui.display import printable
+from agenttui.tui.formatting import LocalTime, clock_time, duration, log_lines, printable_text, size
+from agenttui.tui.messages import ActionFailed, DetailLoaded, LogEnded, LogLines
+from agenttui.tui.widgets.log_view import LogView
+
+
+def metric_rows(view: TestView) -> list[tuple[str, str]]:
+    m: dict[str, Any] = view.metrics or {}
+    cpu = m.get("cpu_s")
+    wall = m.get("wall_s")
+    cpu_text = "unknown"
+    if cpu is not None:
+        cpu_text = f"{cpu:.2f} s" + (f" ({100 * cpu / wall:.0f}% of wall)" if wall else "")
+    exit_code = view.exit_code if view.exit_code is not None else m.get("exit_code")
+    return [
+        ("wall", duration(view.duration_s)),
+        ("build", duration(m.get("build_s")) + (" (image built)" if m.get("image_built") else " (image reused)" if "image_built" in m else "")),
+        ("queue wait", duration(m.get("queue_wait_s"))),
+        ("CPU", cpu_text),
+        ("peak memory", size(m.get("peak_memory_bytes"))),
+        ("exit code", "-" if exit_code is None else str(exit_code)),
+        ("OOM killed", "yes" if view.oom_killed or m.get("oom_killed") else "no"),
+    ]
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back", id="detail.back", tooltip="Back to the main screen"),
+        Binding("c", "app.cancel_test", "Cancel", id="detail.cancel", tooltip="Cancel this test"),
+        Binding("r", "app.retry_test", "Retry", id="detail.retry", tooltip="Run this test again (linked)"),
+        Binding("e", "app.edit_retry", "Edit+retry", id="detail.edit_retry",
+                tooltip="Load this test into the editor for an edited retry"),
+        Binding("d", "app.download_package", "Package", id="detail.package",
+                tooltip="Write this test's deployment package"),
+    ]
+
+    def __init__(self, test_id: int, *, localtime: LocalTime = time.localtime) -> None:
+        super().__init__()
+        self.test_id = test_id
+        self.localtime = localtime
+        self.view: TestView | None = None
+        self.loaded = False  # summary shown and every log line delivered
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-summary") as summary:
+            summary.border_title = f"test {self.test_id}"
+            yield Static("loading…", id="detail-header", markup=False)
+            yield Label("Response", classes="detail-section")
+            yield Static("", id="detail-response", markup=False, classes="detail-text")
+            yield Label("Error", classes="detail-section", id="detail-error-label")
+            yield Static("", id="detail-error", markup=False, classes="detail-text")
+            yield Label("Metrics", classes="detail-section")
+            yield Horizontal(id="detail-metrics")
+            yield Label("Query", classes="detail-section")
+            yield Static("", id="detail-query", markup=False, classes="detail-text")
+        log = LogView(id="detail-log")
+        log.border_title = "log"
+        yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(LogView).reset(self.test_id)
+        self._load()
+
+    @work(group="detail", exclusive=True, exit_on_error=False)
+    async def _load(self) -> None:
+        client = self.app.client  # type: ignore[attr-defined]
+        try:
+            view = await client.show(self.test_id)
+            self.post_message(DetailLoaded(view))
+            async for batch in client.follow_logs(self.test_id):
+                self.post_message(LogLines(self.test_id, 0, batch))
+            self.post_message(LogEnded(self.test_id, 0))
+            if not view.status.is_terminal:
+                self.post_message(DetailLoaded(await client.show(self.test_id)))
+        except Exception as exc:  # shown, never a crash: the engine may be unreachable
+            self.post_message(ActionFailed("load test", str(exc) or type(exc).__name__))
+
+    @on(DetailLoaded)
+    def _show(self, message: DetailLoaded) -> None:
+        message.stop()
+        view = self.view = message.view
+        lt = self.localtime
+        header = (
+            f"{view.status.value} · owner {view.owner_name} · priority {view.priority} · "
+            f"{view.provider}/{printable(view.model_id)} · created {clock_time(view.created_at, lt, '%Y-%m-%d %H:%M:%S')}"
+        )
+        if view.finished_at:
+            header += f" · ended {clock_time(view.finished_at, lt, '%H:%M:%S')}"
+        if view.parent_id:
+            header += f" · retry of test {view.parent_id}"
+        if view.attempt > 1:
+            header += f" · attempt {view.attempt}"
+        self.query_one("#detail-header", Static).update(header)
+        self.query_one("#detail-query", Static).update(printable(view.query))
+        if view.response is not None:
+            response = printable_text(view.response)
+        else:
+            response = "(none yet)" if not view.status.is_terminal else "(no response)"
+        self.query_one("#detail-response", Static).update(response)
+        error = self.query_one("#detail-error", Static)
+        error.update(printable_text(view.error) if view.error else "")
+        has_error = bool(view.error)
+        error.display = has_error
+        self.query_one("#detail-error-label").display = has_error
+        metrics = self.query_one("#detail-metrics", Horizontal)
+        metrics.remove_children()
+        metrics.mount_all(
+            Static(f"{name}\n{value}", classes="metric", markup=False) for name, value in metric_rows(view)
+        )
+        log = self.query_one(LogView)
+        log.border_title = f"log · {view.log_lines:,} lines" + (" · truncated at the cap" if view.log_truncated else "")
+
+    @on(LogLines)
+    def _lines(self, message: LogLines) -> None:
+        message.stop()
+        self.query_one(LogView).feed(log_lines(message.records))
+
+    @on(LogEnded)
+    def _ended(self, message: LogEnded) -> None:
+        message.stop()
+        self.query_one(LogView).mark_ended()
+        self.loaded = True

@@ -1,0 +1,298 @@
+"""The editor pane: agent.py (Python highlighting), requirements.txt, an optional Dockerfile,
+the options (provider, model, timeout, priority, limits) and the test query.
+
+`collect()` turns the fields into a validated TestRequest or raises InvalidRequest with one
+message per field; `show_errors()` puts each message next to its field (R-2). Nothing here
+talks to the engine: the app submits what `collect()` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
+
+from agenttui.domain import KNOWN_PROVIDERS, InvalidRequest, Priority, TestRequest
+
+STARTER_AGENT = '''\
+"""A minimal agent: agenttui calls run(query) and shows what it returns."""
+
+
+def run(query: str) -> str:
+    return f"echo: {query}"
+'''
+
+# field of TestRequest (as InvalidRequest names it) -> (tab id, widget id)
+FIELDS: dict[str, tuple[str | None, str]] = {
+    "agent_code": ("tab-agent", "agent-code"),
+    "requirements": ("tab-requirements", "requirements"),
+    "dockerfile": ("tab-dockerfile", "dockerfile"),
+    "query": (None, "query"),
+    "provider.name": ("tab-options", "provider"),
+    "provider.model_id": ("tab-options", "model"),
+    "provider.options": ("tab-options", "provider-options"),
+    "timeout_s": ("tab-options", "timeout"),
+    "priority": ("tab-options", "priority"),
+    "limits.cpus": ("tab-options", "cpus"),
+    "limits.memory_mb": ("tab-options", "memory"),
+    "limits.pids": ("tab-options", "pids"),
+}
+TAB_LABELS = {
+    "tab-agent": "agent.py",
+    "tab-requirements": "reqs",
+    "tab-dockerfile": "Dockerfile",
+    "tab-options": "Options",
+}
+
+
+def _error_id(field: str) -> str:
+    return "err-" + field.replace(".", "-").replace("_", "-")
+
+
+@dataclass
+class EditorDefaults:
+    timeout_s: int = 600
+    cpus: float = 1.0
+    memory_mb: int = 2048
+    pids: int = 1000
+    provider: str = "ollama"
+    model_id: str = "llama3.2"
+
+
+class FieldError(Static):
+    """A validation message shown under its field (hidden while empty)."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", markup=False, id=id, classes=classes)
+
+    message: str | None = None
+
+    def set_message(self, message: str | None) -> None:
+        self.message = message
+        self.update(f"✗ {message}" if message else "")
+        self.set_class(bool(message), "-shown")
+
+
+class EditorPane(Vertical):
+    """Everything a test request needs, with per-field validation messages."""
+
+    def __init__(self, defaults: EditorDefaults | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.defaults = defaults or EditorDefaults()
+        self.agent_filename = "agent.py"
+        self.retry_of: int | None = None
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        with TabbedContent(id="editor-tabs"):
+            with TabPane(TAB_LABELS["tab-agent"], id="tab-agent"):
+                yield TextArea.code_editor(STARTER_AGENT, language="python", id="agent-code")
+                yield FieldError(id=_error_id("agent_code"), classes="field-error")
+            with TabPane(TAB_LABELS["tab-requirements"], id="tab-requirements"):
+                yield TextArea("", id="requirements", show_line_numbers=True, tab_behavior="focus")
+                yield FieldError(id=_error_id("requirements"), classes="field-error")
+            with TabPane(TAB_LABELS["tab-dockerfile"], id="tab-dockerfile"):
+                yield TextArea("", id="dockerfile", show_line_numbers=True, tab_behavior="focus")
+                yield FieldError(id=_error_id("dockerfile"), classes="field-error")
+            with TabPane(TAB_LABELS["tab-options"], id="tab-options"):
+                with VerticalScroll(id="options-form"):
+                    yield from self._row(
+                        "Provider", "provider.name",
+                        Select([(p, p) for p in KNOWN_PROVIDERS], value=d.provider, allow_blank=False,
+                               compact=True, id="provider"),
+                    )
+                    yield from self._row("Model", "provider.model_id", Input(d.model_id, compact=True, id="model"))
+                    yield from self._row(
+                        "Env", "provider.options",
+                        Input("", placeholder="KEY=value, … (e.g. OLLAMA_HOST=…)", compact=True,
+                              id="provider-options"),
+                    )
+                    yield from self._row(
+                        "Timeout s", "timeout_s", Input(str(d.timeout_s), type="integer", compact=True, id="timeout")
+                    )
+                    yield from self._row(
+                        "Priority", "priority",
+                        Select([(p.name.lower(), p.name.lower()) for p in Priority], value="normal",
+                               allow_blank=False, compact=True, id="priority"),
+                    )
+                    yield from self._row("CPUs", "limits.cpus", Input(f"{d.cpus:g}", type="number", compact=True, id="cpus"))
+                    yield from self._row(
+                        "Memory MB", "limits.memory_mb", Input(str(d.memory_mb), type="integer", compact=True, id="memory")
+                    )
+                    yield from self._row("PIDs", "limits.pids", Input(str(d.pids), type="integer", compact=True, id="pids"))
+        with Vertical(id="query-box"):
+            yield Static("", id="retry-banner")
+            with Horizontal(id="query-row"):
+                yield Label("Query", id="query-label")
+                yield Input(placeholder="the test query given to run(query) — enter submits", compact=True, id="query")
+            yield FieldError(id=_error_id("query"), classes="field-error")
+            yield FieldError(id="err-summary", classes="field-error")
+            yield Button("Submit  ^j", id="submit", compact=True, tooltip="Validate and queue the test (ctrl+j)")
+
+    @staticmethod
+    def _row(label: str, field: str, widget: Widget) -> Any:
+        with_row = Horizontal(Label(label, classes="form-label"), widget, classes="form-row")
+        yield with_row
+        yield FieldError(id=_error_id(field), classes="field-error")
+
+    # ------------------------------------------------------------------ loading
+    def load_file(self, path: Path) -> None:
+        """Load an agent file, and requirements.txt / Dockerfile beside it when present."""
+        self.query_one("#agent-code", TextArea).load_text(path.read_text(encoding="utf-8"))
+        self.agent_filename = path.name
+        self.query_one(TabbedContent).get_tab("tab-agent").label = path.name
+        for name, widget_id in (("requirements.txt", "requirements"), ("Dockerfile", "dockerfile")):
+            beside = path.with_name(name)
+            if beside.is_file():
+                self.query_one(f"#{widget_id}", TextArea).load_text(beside.read_text(encoding="utf-8"))
+
+    def load_request(self, request: TestRequest, *, retry_of: int | None = None) -> None:
+        """Fill every field from `request` (edit-and-retry)."""
+        self.query_one("#agent-code", TextArea).load_text(request.agent_code)
+        self.query_one("#requirements", TextArea).load_text(request.requirements)
+        self.query_one("#dockerfile", TextArea).load_text(request.dockerfile)
+        self.query_one("#query", Input).value = request.query
+        self.query_one("#provider", Select).value = request.provider.name
+        self.query_one("#model", Input).value = request.provider.model_id
+        self.query_one("#provider-options", Input).value = ", ".join(
+            f"{k}={v}" for k, v in request.provider.options.items()
+        )
+        self.query_one("#timeout", Input).value = str(request.timeout_s)
+        self.query_one("#priority", Select).value = request.priority.name.lower()
+        self.query_one("#cpus", Input).value = f"{request.limits.cpus:g}"
+        self.query_one("#memory", Input).value = str(request.limits.memory_mb)
+        self.query_one("#pids", Input).value = str(request.limits.pids)
+        self.agent_filename = request.agent_filename
+        self.query_one(TabbedContent).get_tab("tab-agent").label = request.agent_filename
+        self.set_retry_of(retry_of)
+        self.clear_errors()
+
+    def set_retry_of(self, test_id: int | None) -> None:
+        self.retry_of = test_id
+        banner = self.query_one("#retry-banner", Static)
+        banner.update(f"editing a retry of test {test_id} · submit queues a linked test" if test_id else "")
+        banner.set_class(test_id is not None, "-shown")
+
+    # ------------------------------------------------------------------ validation
+    def collect(self) -> TestRequest:
+        """The request the fields describe. Raises InvalidRequest naming each bad field."""
+        errors: dict[str, str] = {}
+
+        def number(widget_id: str, field: str, kind: type) -> Any:
+            raw = self.query_one(f"#{widget_id}", Input).value.strip()
+            try:
+                return kind(raw)
+            except ValueError:
+                errors[field] = f"must be a number; got {raw!r}" if raw else "must be a number; it is empty"
+                return None
+
+        options: dict[str, str] = {}
+        raw_options = self.query_one("#provider-options", Input).value.strip()
+        for part in filter(None, (p.strip() for p in raw_options.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                errors["provider.options"] = f"write KEY=value pairs separated by commas; {part!r} is not one"
+                break
+            options[key.strip()] = value.strip()
+        fields = dict(
+            agent_code=self.query_one("#agent-code", TextArea).text,
+            requirements=self.query_one("#requirements", TextArea).text,
+            dockerfile=self.query_one("#dockerfile", TextArea).text,
+            query=self.query_one("#query", Input).value,
+            provider={
+                "name": str(self.query_one("#provider", Select).value),
+                "model_id": self.query_one("#model", Input).value.strip(),
+                "options": options,
+            },
+            timeout_s=number("timeout", "timeout_s", int),
+            priority=str(self.query_one("#priority", Select).value),
+            limits={
+                "cpus": number("cpus", "limits.cpus", float),
+                "memory_mb": number("memory", "limits.memory_mb", int),
+                "pids": number("pids", "limits.pids", int),
+            },
+            agent_filename=self.agent_filename,
+        )
+        try:
+            request = TestRequest.parse(**fields)
+        except InvalidRequest as exc:
+            # Local number errors win: pydantic's "none is not an allowed value" says less.
+            raise InvalidRequest({**exc.errors, **errors}) from None
+        if errors:
+            raise InvalidRequest(errors)
+        return request
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        """Put each message next to its field, mark the tabs holding bad fields, and show the
+        first bad field."""
+        self.clear_errors()
+        unplaced: list[str] = []
+        bad_tabs: set[str] = set()
+        first: tuple[str | None, str] | None = None
+        for field, message in errors.items():
+            place = FIELDS.get(field)
+            if place is None:
+                unplaced.append(f"{field}: {message}")
+                continue
+            self.query_one(f"#{_error_id(field)}", FieldError).set_message(message)
+            if place[0] is not None:
+                bad_tabs.add(place[0])
+            first = first or place
+        tabs = self.query_one(TabbedContent)
+        for tab_id in bad_tabs:
+            tabs.get_tab(tab_id).label = f"{self._tab_label(tab_id)} ✗"
+        count = len(errors)
+        summary = f"not queued: {count} field{'s' if count != 1 else ''} to fix"
+        if unplaced:
+            summary += " · " + "; ".join(unplaced)
+        self.query_one("#err-summary", FieldError).set_message(summary)
+        if first is not None:
+            tab_id, widget_id = first
+            if tab_id is not None:
+                tabs.active = tab_id
+            self.query_one(f"#{widget_id}").focus()
+
+    def clear_errors(self) -> None:
+        for error in self.query(FieldError):
+            error.set_message(None)
+        tabs = self.query_one(TabbedContent)
+        for tab_id in TAB_LABELS:
+            tabs.get_tab(tab_id).label = self._tab_label(tab_id)
+
+    def _tab_label(self, tab_id: str) -> str:
+        return self.agent_filename if tab_id == "tab-agent" else TAB_LABELS[tab_id]
+
+    @property
+    def errors_shown(self) -> dict[str, str]:
+        """Field -> message currently displayed (for tests and the help text)."""
+        shown = {}
+        for field in FIELDS:
+            error = self.query_one(f"#{_error_id(field)}", FieldError)
+            if error.message:
+                shown[field] = error.message
+        return shown
+
+    # ------------------------------------------------------------------ events
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    def _edited(self, event: Input.Changed | TextArea.Changed) -> None:
+        """Editing a field clears its (now stale) message."""
+        widget_id = event.control.id
+        for field, (_tab, wid) in FIELDS.items():
+            if wid == widget_id:
+                error = self.query_one(f"#{_error_id(field)}", FieldError)
+                if error.message:
+                    error.set_message(None)
+                break
+
+    @on(Input.Submitted, "#query")
+    @on(Button.Pressed, "#submit")
+    def _submit(self, event: Input.Submitted | Button.Pressed) -> None:
+        event.stop()
+        self.run_action("app.submit")

@@ -1,0 +1,39 @@
+"""The history pane's table: finished tests with time, status, duration and a response preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+
+from agenttui.client.models import TestView
+from agenttui.tui.formatting import clock_time, duration, preview
+from agenttui.tui.widgets.test_table import TEST_BINDINGS, TestTable
+
+
+class HistoryTable(TestTable):
+    COLUMNS = (
+        ("id", "ID"),
+        ("time", "Time"),
+        ("status", "Status"),
+        ("took", "Took"),
+        ("owner", "Owner"),
+        ("response", "Response"),
+    )
+    BINDINGS = [
+        *TEST_BINDINGS,
+        Binding("x", "app.clear_history", "Clear old", id="clear_history",
+                tooltip="Archive old finished tests and purge their logs (asks first)"),
+    ]
+
+    def cells(self, view: TestView, now: float) -> tuple[Any, ...]:
+        shown = view.response if view.response is not None else (view.error or "")
+        return (
+            str(view.id),
+            clock_time(view.created_at, self.localtime),
+            self.status_text(view),
+            duration(view.duration_s),
+            Text(view.owner_name),
+            Text(preview(shown, 50)),
+        )
