@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -77,12 +80,13 @@ def isolated_env(tmp_path, monkeypatch):
         ("XDG_DATA_HOME", "data"),
         ("XDG_STATE_HOME", "state"),
         ("XDG_CACHE_HOME", "cache"),
-        ("XDG_RUNTIME_DIR", "run"),
     ):
         path = home / sub
         path.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(var, str(path))
-    (home / "run").chmod(0o700)
+    # Unix socket paths are limited to 107 bytes: keep the runtime dir short.
+    runtime = Path(tempfile.mkdtemp(prefix="at-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("AGENTTUI_BASE_IMAGE", TEST_BASE_IMAGE)
     # The machine's TLS proxy needs its CA inside builds that pip-install (a real setting).
     bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
@@ -94,6 +98,29 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTTUI_POLL_S", "0.1")
     monkeypatch.setenv("AGENTTUI_RETRY_BACKOFF_S", "0.2")
     yield home
+    stop_personal_server(runtime)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def stop_personal_server(runtime: Path, timeout: float = 15) -> None:
+    """A test's personal server (auto-started by the CLI) must not outlive the test."""
+    lock = runtime / "agenttui" / "agenttui.sock.lock"
+    try:
+        pid = int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agenttui.client.local import LocalClient
+    from agenttui.client.base import Client
     from agenttui.client.models import TestView
 
 EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = range(6)
@@ -65,12 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent", type=int, help="global cap on running tests")
     parser.add_argument("--base-image", help="image agents run on")
     parser.add_argument("--db-url", help="store URL (default: SQLite in the data dir)")
+    parser.add_argument("--socket", type=Path, help="socket of a shared agenttui server")
+    parser.add_argument(
+        "--in-process", action="store_true", default=None,
+        help="run without a server (the test stops when this command does)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     submit = sub.add_parser("submit", help="run an agent on a query, stream its log, exit with its outcome")
     submit.add_argument("agent", type=Path, help="the agent's Python file")
     _add_request_options(submit)
     submit.add_argument("--json", action="store_true", help="print one JSON object at the end (logs go to stderr)")
+    submit.add_argument("--no-wait", action="store_true", help="print the test id and exit; the server runs it")
 
     show = sub.add_parser("show", help="show a test's status, result and metrics")
     show.add_argument("id", type=int)
@@ -97,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--agent", type=Path, help="different agent code")
     retry.add_argument("--json", action="store_true")
 
-    worker = sub.add_parser("worker", help="work the queue in the foreground until interrupted")
+    server = sub.add_parser("server", help="run the agenttui server (started automatically when needed)")
+    server.add_argument("--foreground", action="store_true", help="also log to stderr")
+
+    worker = sub.add_parser("worker", help="work the queue in the foreground without a server")
     worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
     return parser
 
@@ -129,7 +138,11 @@ def _settings(args: argparse.Namespace):
 
     try:
         return load_settings(
-            max_concurrent=args.max_concurrent, base_image=args.base_image, db_url=args.db_url
+            max_concurrent=args.max_concurrent,
+            base_image=args.base_image,
+            db_url=args.db_url,
+            socket_path=args.socket,
+            in_process=args.in_process,
         )
     except SettingsError as exc:
         raise UserError(str(exc)) from None
@@ -163,6 +176,17 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
                  "provider.model_id": "--model"}
         lines = [f"{flags.get(field, field)}: {msg}" for field, msg in exc.errors.items()]
         raise UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines)) from None
+
+
+def _client(settings) -> Client:
+    """The server's client, or the engine in this process with --in-process."""
+    if settings.in_process:
+        from agenttui.client.local import LocalClient
+
+        return LocalClient(settings)
+    from agenttui.client.remote import SocketClient
+
+    return SocketClient(settings)
 
 
 def _printable(text: str) -> str:
@@ -204,11 +228,10 @@ def _print_view(view: TestView) -> None:
         print(_printable(view.response))
 
 
-async def _stream_until_done(client: LocalClient, view: TestView, as_json: bool) -> int:
+async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_process: bool) -> int:
     out = sys.stderr if as_json else sys.stdout
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
-    # Ctrl-C / SIGTERM: nothing else would run this in-process test, so cancel it cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupted.set)
 
@@ -222,10 +245,19 @@ async def _stream_until_done(client: LocalClient, view: TestView, as_json: bool)
     stop_wait = asyncio.create_task(interrupted.wait())
     await asyncio.wait({follower, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     if interrupted.is_set() and not follower.done():
+        if not in_process:
+            # The server keeps running it: leaving the terminal never stops a test (R-26).
+            follower.cancel()
+            print(f"\ndetached: test {view.id} keeps running; follow it with `agenttui logs {view.id} --follow`, "
+                  f"stop it with `agenttui cancel {view.id}`", file=sys.stderr)
+            return EXIT_CANCELLED
+        # Nothing else would run an in-process test: cancel it cleanly.
         print(f"\ninterrupted: cancelling test {view.id}", file=sys.stderr)
         await client.cancel(view.id)
         await follower
     stop_wait.cancel()
+    if follower.done() and not follower.cancelled() and follower.exception() is not None:
+        raise follower.exception()  # type: ignore[misc]
     final = await client.wait(view.id)
     if as_json:
         print(json.dumps(final.summary(), ensure_ascii=False))
@@ -242,46 +274,45 @@ async def _stream_until_done(client: LocalClient, view: TestView, as_json: bool)
 # ---------------------------------------------------------------------- commands
 async def _cmd_submit(args: argparse.Namespace) -> int:
     from agenttui.backends.base import InfraError
-    from agenttui.client.local import LocalClient
 
     settings = _settings(args)
     request = _request_from_args(args, settings)
-    async with LocalClient(settings) as client:
-        try:
+    try:
+        async with _client(settings) as client:
             await client.check_backend()
-        except InfraError as exc:
-            print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
-            return EXIT_INFRA
-        view = await client.submit(request)
-        print(f"agenttui: test {view.id} queued (position {view.position})", file=sys.stderr)
-        return await _stream_until_done(client, view, args.json)
+            view = await client.submit(request)
+            if args.no_wait:
+                print(json.dumps(view.summary()) if args.json else view.id)
+                return EXIT_OK
+            print(f"agenttui: test {view.id} queued (position {view.position})", file=sys.stderr)
+            return await _stream_until_done(client, view, args.json, settings.in_process)
+    except InfraError as exc:
+        print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
+        return EXIT_INFRA
 
 
 async def _cmd_retry(args: argparse.Namespace) -> int:
     from agenttui.backends.base import InfraError
-    from agenttui.client.local import LocalClient
     from agenttui.domain import InvalidRequest
 
     settings = _settings(args)
     code = _read_text(args.agent, "agent") if args.agent else None
-    async with LocalClient(settings) as client:
-        try:
+    try:
+        async with _client(settings) as client:
             await client.check_backend()
-        except InfraError as exc:
-            print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
-            return EXIT_INFRA
-        try:
-            view = await client.retry(args.id, query=args.query, agent_code=code)
-        except InvalidRequest as exc:
-            raise UserError(f"invalid retry, nothing was queued: {exc}") from None
-        print(f"agenttui: test {view.id} queued as a retry of test {args.id}", file=sys.stderr)
-        return await _stream_until_done(client, view, args.json)
+            try:
+                view = await client.retry(args.id, query=args.query, agent_code=code)
+            except InvalidRequest as exc:
+                raise UserError(f"invalid retry, nothing was queued: {exc}") from None
+            print(f"agenttui: test {view.id} queued as a retry of test {args.id}", file=sys.stderr)
+            return await _stream_until_done(client, view, args.json, settings.in_process)
+    except InfraError as exc:
+        print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
+        return EXIT_INFRA
 
 
 async def _cmd_show(args: argparse.Namespace) -> int:
-    from agenttui.client.local import LocalClient
-
-    async with LocalClient(_settings(args)) as client:
+    async with _client(_settings(args)) as client:
         view = await client.show(args.id)
         if args.json:
             print(json.dumps({**view.summary(), **view.model_dump(mode="json")}, ensure_ascii=False))
@@ -291,9 +322,7 @@ async def _cmd_show(args: argparse.Namespace) -> int:
 
 
 async def _cmd_logs(args: argparse.Namespace) -> int:
-    from agenttui.client.local import LocalClient
-
-    async with LocalClient(_settings(args)) as client:
+    async with _client(_settings(args)) as client:
         if args.follow:
             async for batch in client.follow_logs(args.id):
                 for record in batch:
@@ -308,9 +337,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
 async def _cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from agenttui.client.local import LocalClient
-
-    async with LocalClient(_settings(args)) as client:
+    async with _client(_settings(args)) as client:
         views = await client.history(search=args.search, limit=args.limit)
     if args.json:
         print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views], ensure_ascii=False))
@@ -326,10 +353,7 @@ async def _cmd_history(args: argparse.Namespace) -> int:
 
 
 async def _cmd_queue(args: argparse.Namespace) -> int:
-    from agenttui.client.local import LocalClient
-
-    settings = _settings(args)
-    async with LocalClient(settings) as client:
+    async with _client(_settings(args)) as client:
         queue = await client.queue()
     if args.json:
         print(json.dumps(queue.model_dump(mode="json"), ensure_ascii=False))
@@ -342,10 +366,9 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
 
 
 async def _cmd_cancel(args: argparse.Namespace) -> int:
-    from agenttui.client.local import LocalClient
     from agenttui.domain import Status
 
-    async with LocalClient(_settings(args)) as client:
+    async with _client(_settings(args)) as client:
         view = await client.cancel(args.id)
         if view.status is Status.CANCELLED:
             print(f"test {args.id} cancelled")
@@ -400,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return _run_tui(args)
+    if args.command == "server":
+        return _run_server(args)
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except UserError as exc:
@@ -411,6 +436,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return EXIT_CANCELLED
+    except Exception as exc:
+        from agenttui.backends.base import InfraError
+
+        if isinstance(exc, InfraError):
+            print(f"agenttui: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+        raise
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    from agenttui.server.main import ServerError, run_server
+
+    try:
+        return run_server(_settings(args), foreground_log=args.foreground)
+    except UserError as exc:
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except ServerError as exc:
+        print(f"agenttui server: {exc}", file=sys.stderr)
+        return EXIT_INFRA
 
 
 def _tui_agent_file(argv: list[str], parser: argparse.ArgumentParser) -> Path | None:

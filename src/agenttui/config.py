@@ -7,6 +7,7 @@ XDG_STATE_HOME / XDG_RUNTIME_DIR isolates a whole run (the test suite relies on 
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,19 @@ def data_dir() -> Path:
 
 def state_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def runtime_dir() -> Path:
+    """Where the personal server's socket lives: $XDG_RUNTIME_DIR/agenttui, or a private
+    folder in /tmp when the session has no runtime dir (e.g. after `su`)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.access(base, os.W_OK):
+        return Path(base) / APP_NAME
+    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
+
+
+def server_log_file() -> Path:
+    return state_dir() / "server.log"
 
 
 def config_file() -> Path:
@@ -80,6 +94,16 @@ class Settings(BaseSettings):
     poll_s: float = Field(default=0.2, gt=0, description="How often the queue/cancels are polled.")
     max_attempts: int = Field(default=3, ge=1, le=10, description="Tries for infrastructure failures.")
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles.")
+    # Server
+    socket_path: Path | None = Field(
+        default=None,
+        description="Socket of a shared server; unset: the personal server in the runtime dir.",
+    )
+    socket_mode: str = Field(default="600", pattern=r"^[0-7]{3}$", description="Octal mode of the socket.")
+    socket_group: str | None = Field(default=None, description="Group given the socket (shared box).")
+    admin_group: str | None = Field(default=None, description="Members may act on every user's tests.")
+    server_idle_exit_s: float = Field(default=1800.0, ge=0, description="Personal server exits when idle.")
+    in_process: bool = Field(default=False, description="Headless commands run without a server.")
     # Logs
     log_max_bytes: int = Field(default=20_000_000, ge=10_000, description="Stored log cap per test.")
     log_max_line: int = Field(default=16_384, ge=256, description="Longest stored log line.")
@@ -113,6 +137,14 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite+aiosqlite:///{data_dir() / 'agenttui.db'}"
+
+    @property
+    def resolved_socket_path(self) -> Path:
+        return self.socket_path or runtime_dir() / "agenttui.sock"
+
+    @property
+    def socket_mode_bits(self) -> int:
+        return int(self.socket_mode, 8)
 
     @property
     def staging_dir(self) -> Path:

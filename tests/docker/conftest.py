@@ -1,5 +1,6 @@
 import json
 import os
+import sqlite3
 import subprocess
 import textwrap
 import time
@@ -36,10 +37,21 @@ def cli(agenttui_cmd):
     return run
 
 
+def store_id() -> str:
+    """The id of this test's store (test ids repeat across stores; this label does not)."""
+    from agenttui.config import data_dir
+
+    conn = sqlite3.connect(data_dir() / "agenttui.db")
+    return conn.execute("select value from store_meta where key='store_id'").fetchone()[0]
+
+
+def container_filters(test_id: int) -> list[str]:
+    return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.store={store_id()}"]
+
+
 def containers_of(test_id: int) -> list[str]:
     out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=agenttui.test_id={test_id}"],
-        capture_output=True, text=True, check=True,
+        ["docker", "ps", "-aq", *container_filters(test_id)], capture_output=True, text=True, check=True
     ).stdout
     return out.split()
 
@@ -47,7 +59,10 @@ def containers_of(test_id: int) -> list[str]:
 def wait_for(predicate, timeout: float, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except sqlite3.OperationalError:  # the store is still being created
+            value = None
         if value:
             return value
         time.sleep(interval)

@@ -14,9 +14,15 @@ from agenttui.client.local import LocalClient
 from agenttui.config import data_dir, load_settings
 from agenttui.domain import Status, TestRequest
 
-from .conftest import containers_of, show_json, wait_for
+from .conftest import container_filters, containers_of, show_json, wait_for
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def in_process(monkeypatch):
+    """These are the engine's tests: the orchestrator runs inside the command (no server)."""
+    monkeypatch.setenv("AGENTTUI_IN_PROCESS", "1")
 
 STDLIB_AGENT = """
 import platform
@@ -155,7 +161,7 @@ def test_sigkill_of_the_orchestrator_then_adoption_is_gapless(cli, agenttui_cmd,
     # Exactly one container ever existed for this test, and it is gone now.
     created = subprocess.run(
         ["docker", "events", "--since", str(int(started) - 1), "--until", str(int(time.time()) + 1),
-         "--filter", "event=create", "--filter", f"label=agenttui.test_id={test_id}", "--format", "{{.ID}}"],
+         "--filter", "event=create", *container_filters(test_id), "--format", "{{.ID}}"],
         capture_output=True, text=True, timeout=30).stdout.split()
     assert len(created) == 1 and created[0].startswith(container)
     assert containers_of(test_id) == []

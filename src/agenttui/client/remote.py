@@ -1,0 +1,232 @@
+"""The client of an agenttui server, over its Unix socket.
+
+In personal mode (no socket_path set) it starts the server detached when none answers, the
+way tmux starts its server. A dropped connection is retried, and a log stream resumes from
+the last line it delivered, so a reconnect neither repeats nor skips lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from agenttui.backends.base import InfraError
+from agenttui.client.models import QueueView, TestView
+from agenttui.client.service import AccessDenied, NotActionable, NotFound
+from agenttui.config import Settings, server_log_file
+from agenttui.domain import InvalidRequest, TestRequest
+from agenttui.store import LogRecord
+
+if TYPE_CHECKING:
+    from agenttui.packaging import PackageResult
+
+SERVER_START_TIMEOUT_S = 20.0
+RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
+RECONNECT_DELAY_S = 0.5
+
+
+class ServerUnavailable(InfraError):
+    pass
+
+
+class _NotFound(NotFound):
+    def __init__(self, message: str):
+        LookupError.__init__(self, message)
+
+
+class SocketClient:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.socket_path = settings.resolved_socket_path
+        self.personal = settings.socket_path is None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> SocketClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        await self._ensure_server()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ connection
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+            base_url="http://agenttui",
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        )
+
+    async def _answers(self) -> bool:
+        if self._session is None:
+            self._session = self._new_session()
+        try:
+            async with self._session.get("/v1/health", timeout=aiohttp.ClientTimeout(total=5)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return False
+
+    async def _ensure_server(self) -> None:
+        if await self._answers():
+            return
+        if not self.personal:
+            raise ServerUnavailable(
+                f"the agenttui server at {self.socket_path} does not answer; ask the box's admin to start it "
+                "(systemctl start agenttui), or unset AGENTTUI_SOCKET_PATH to use a personal server"
+            )
+        self._spawn_server()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            if await self._answers():
+                return
+        raise ServerUnavailable(
+            f"started a personal agenttui server but it did not answer on {self.socket_path} within "
+            f"{SERVER_START_TIMEOUT_S:.0f} s; see {server_log_file()}"
+        )
+
+    def _spawn_server(self) -> None:
+        """Start `agenttui server` detached from this terminal: it outlives this client."""
+        log = server_log_file()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            subprocess.Popen(
+                [sys.executable, "-m", "agenttui", "server"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                close_fds=True,
+                env=os.environ.copy(),
+            )
+
+    async def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        for attempt in range(3):
+            if self._session is None:
+                self._session = self._new_session()
+            try:
+                async with self._session.request(method, f"/v1{path}", json=body, params=params) as response:
+                    payload = await response.json(content_type=None)
+                    if response.status >= 400:
+                        raise _error_from(payload, response.status)
+                    return payload
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                if attempt == 2:
+                    raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}: {exc}") from None
+                await self._ensure_server()
+
+    # ------------------------------------------------------------------ the Client API
+    async def check_backend(self) -> None:
+        await self._call("POST", "/check")
+
+    async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView:
+        data = await self._call("POST", "/tests", body={"request": request.model_dump(mode="json"), "parent_id": parent_id})
+        return TestView.model_validate(data)
+
+    async def show(self, test_id: int) -> TestView:
+        return TestView.model_validate(await self._call("GET", f"/tests/{test_id}"))
+
+    async def queue(self) -> QueueView:
+        return QueueView.model_validate(await self._call("GET", "/queue"))
+
+    async def history(self, *, search: str | None = None, limit: int = 50, mine: bool = False) -> list[TestView]:
+        params: dict[str, Any] = {"limit": limit, "mine": "1" if mine else "0"}
+        if search:
+            params["search"] = search
+        return [TestView.model_validate(v) for v in await self._call("GET", "/history", params=params)]
+
+    async def cancel(self, test_id: int) -> TestView:
+        return TestView.model_validate(await self._call("POST", f"/tests/{test_id}/cancel"))
+
+    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
+        data = await self._call("POST", f"/tests/{test_id}/retry", body={"query": query, "agent_code": agent_code})
+        return TestView.model_validate(data)
+
+    async def request(self, test_id: int) -> TestRequest:
+        return TestRequest.model_validate(await self._call("GET", f"/tests/{test_id}/request"))
+
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+        params = {"after": after_seq, **({"limit": limit} if limit else {})}
+        return [LogRecord.model_validate(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
+
+    async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]:
+        """Stream new lines until the test ends; reconnect and resume after a dropped link."""
+        position = after_seq
+        failures = 0
+        while True:
+            if self._session is None:
+                self._session = self._new_session()
+            try:
+                async with self._session.get(
+                    f"/v1/tests/{test_id}/logs", params={"after": position, "follow": "1"}
+                ) as response:
+                    if response.status >= 400:
+                        raise _error_from(await response.json(content_type=None), response.status)
+                    async for raw in response.content:
+                        item = json.loads(raw)
+                        if isinstance(item, dict) and item.get("end"):
+                            return
+                        batch = [LogRecord.model_validate(r) for r in item]
+                        if batch:
+                            position = batch[-1].seq
+                            failures = 0
+                            yield batch
+                # The stream closed without its end marker: the server went away mid-stream.
+                raise aiohttp.ClientConnectionError("stream closed early")
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError, json.JSONDecodeError):
+                failures += 1
+                if failures > RECONNECT_TRIES:
+                    raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}") from None
+                await asyncio.sleep(RECONNECT_DELAY_S)
+                try:
+                    await self._ensure_server()
+                except ServerUnavailable:
+                    continue
+
+    async def wait(self, test_id: int) -> TestView:
+        while True:
+            view = await self.show(test_id)
+            if view.status.is_terminal:
+                return view
+            await asyncio.sleep(self.settings.poll_s)
+
+    async def clear_history(self, older_than_s: float) -> int:
+        return int((await self._call("POST", "/history/clear", body={"older_than_s": older_than_s}))["archived"])
+
+    async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
+        from agenttui.packaging import PackageResult
+
+        data = await self._call("POST", f"/tests/{test_id}/package", body={"out_dir": str(out_dir) if out_dir else None})
+        return PackageResult(path=Path(data["path"]), size=data["size"], files=data["files"], elapsed=0.0)
+
+
+def _error_from(payload: Any, status: int) -> Exception:
+    message = payload.get("error", f"server error {status}") if isinstance(payload, dict) else f"server error {status}"
+    kind = payload.get("kind") if isinstance(payload, dict) else None
+    if kind == "not_found":
+        return _NotFound(message)
+    if kind == "access_denied":
+        return AccessDenied(message)
+    if kind == "not_actionable":
+        return NotActionable(message)
+    if kind == "invalid_request":
+        return InvalidRequest(payload.get("fields") or {"request": message})
+    if kind == "infra":
+        return InfraError(message)
+    return RuntimeError(message)

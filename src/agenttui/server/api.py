@@ -1,0 +1,254 @@
+"""The server's HTTP API over its Unix socket (curl-able: `curl --unix-socket PATH http://x/v1/queue`).
+
+The caller's identity comes from the kernel (SO_PEERCRED) on every request, never from the
+request itself or the client's environment (R-27). Errors are JSON {"error", "kind"} with a
+fitting status; nothing a client sends can take the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pwd
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from agenttui.backends.base import Backend, InfraError
+from agenttui.client.service import AccessDenied, NotActionable, NotFound, Service
+from agenttui.domain import InvalidRequest, TestRequest
+from agenttui.store import Owner
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this leaves room
+API_PREFIX = "/v1"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    pass
+
+
+def peer_owner(request: web.Request) -> Owner:
+    """The calling process's user, as the kernel reports it for this connection."""
+    sock: socket.socket | None = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        raise AccessDenied("the caller's identity is unknown (only Unix socket connections are served)")
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return Owner(uid, name)
+
+
+ERRORS: list[tuple[type[BaseException], int, str]] = [
+    (NotFound, 404, "not_found"),
+    (AccessDenied, 403, "access_denied"),
+    (NotActionable, 409, "not_actionable"),
+    (InvalidRequest, 422, "invalid_request"),
+    (InfraError, 503, "infra"),
+    (BadRequest, 400, "bad_request"),
+]
+
+
+def error_response(status: int, kind: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, "kind": kind, **extra}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, "bad_request", exc.reason or "bad request")
+    except Exception as exc:
+        for exc_type, status, kind in ERRORS:
+            if isinstance(exc, exc_type):
+                extra = {"fields": exc.errors} if isinstance(exc, InvalidRequest) else {}
+                return error_response(status, kind, str(exc), **extra)
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return error_response(500, "internal", f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _test_id(request: web.Request) -> int:
+    raw = request.match_info["test_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"test id must be a number, got {raw[:40]!r}")
+    return int(raw)
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer") from None
+    if value < 0:
+        raise BadRequest(f"query parameter {name!r} must not be negative")
+    return value
+
+
+def _log_json(records: list[Any]) -> list[dict[str, Any]]:
+    return [{"test_id": r.test_id, "seq": r.seq, "ts": r.ts, "stream": r.stream, "text": r.text} for r in records]
+
+
+class Api:
+    def __init__(self, service: Service, backend: Backend):
+        self.service = service
+        self.backend = backend
+        self.active_streams = 0  # open follow streams keep a personal server from idling out
+        self.last_request = asyncio.get_event_loop().time()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._touch, errors_as_json])
+        p = API_PREFIX
+        app.add_routes(
+            [
+                web.get(f"{p}/health", self.health),
+                web.post(f"{p}/check", self.check),
+                web.post(f"{p}/tests", self.submit),
+                web.get(f"{p}/tests/{{test_id}}", self.show),
+                web.get(f"{p}/tests/{{test_id}}/request", self.request_of),
+                web.post(f"{p}/tests/{{test_id}}/cancel", self.cancel),
+                web.post(f"{p}/tests/{{test_id}}/retry", self.retry),
+                web.get(f"{p}/tests/{{test_id}}/logs", self.logs),
+                web.post(f"{p}/tests/{{test_id}}/package", self.package),
+                web.get(f"{p}/queue", self.queue),
+                web.get(f"{p}/history", self.history),
+                web.post(f"{p}/history/clear", self.clear_history),
+            ]
+        )
+        return app
+
+    @web.middleware
+    async def _touch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.last_request = asyncio.get_event_loop().time()
+        return await handler(request)
+
+    async def health(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        return web.json_response({"ok": True, "you": {"uid": caller.uid, "name": caller.name}})
+
+    async def check(self, request: web.Request) -> web.Response:
+        await self.backend.check()
+        return web.json_response({"ok": True})
+
+    async def submit(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        body = await _json_body(request)
+        fields = body.get("request")
+        if not isinstance(fields, dict):
+            raise BadRequest("the body needs a 'request' object with the test request's fields")
+        test_request = TestRequest.parse(**fields)
+        parent_id = body.get("parent_id")
+        if parent_id is not None and not isinstance(parent_id, int):
+            raise BadRequest("'parent_id' must be a test id")
+        view = await self.service.submit(caller, test_request, parent_id=parent_id)
+        return web.json_response(view.model_dump(mode="json"), status=201)
+
+    async def show(self, request: web.Request) -> web.Response:
+        peer_owner(request)
+        view = await self.service.show(_test_id(request))
+        return web.json_response(view.model_dump(mode="json"))
+
+    async def request_of(self, request: web.Request) -> web.Response:
+        test_request = await self.service.request(peer_owner(request), _test_id(request))
+        return web.json_response(test_request.model_dump(mode="json"))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        view = await self.service.cancel(peer_owner(request), _test_id(request))
+        return web.json_response(view.model_dump(mode="json"))
+
+    async def retry(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        body = await _json_body(request)
+        changes = {k: body.get(k) for k in ("query", "agent_code")}
+        for key, value in changes.items():
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f"'{key}' must be a string")
+        view = await self.service.retry(caller, _test_id(request), **changes)
+        return web.json_response(view.model_dump(mode="json"), status=201)
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        caller = peer_owner(request)
+        test_id = _test_id(request)
+        after = _int_param(request, "after", 0)
+        if request.query.get("follow") not in ("1", "true"):
+            limit = _int_param(request, "limit", 0) or None
+            records = await self.service.logs(caller, test_id, after_seq=after, limit=limit)
+            return web.json_response(_log_json(records))
+        await self.service.logs(caller, test_id, limit=0)  # access check before streaming starts
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        self.active_streams += 1
+        try:
+            async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
+                await response.write((json.dumps(_log_json(batch)) + "\n").encode())
+            await response.write(b'{"end": true}\n')
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass  # the client went away; it resumes from its own position
+        finally:
+            self.active_streams -= 1
+        return response
+
+    async def package(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        body = await _json_body(request)
+        from pathlib import Path
+
+        out_dir = body.get("out_dir")
+        result = await self.service.package(caller, _test_id(request), out_dir=Path(out_dir) if out_dir else None)
+        return web.json_response(
+            {"path": str(result.path), "size": result.size, "files": list(result.files)}
+        )
+
+    async def queue(self, request: web.Request) -> web.Response:
+        peer_owner(request)
+        view = await self.service.queue()
+        return web.json_response(view.model_dump(mode="json"))
+
+    async def history(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        views = await self.service.history(
+            caller,
+            search=request.query.get("search") or None,
+            limit=min(_int_param(request, "limit", 50), 1000),
+            mine=request.query.get("mine") in ("1", "true"),
+        )
+        return web.json_response([v.model_dump(mode="json") for v in views])
+
+    async def clear_history(self, request: web.Request) -> web.Response:
+        caller = peer_owner(request)
+        body = await _json_body(request)
+        older = body.get("older_than_s")
+        if not isinstance(older, (int, float)) or older < 0:
+            raise BadRequest("'older_than_s' must be a non-negative number of seconds")
+        return web.json_response({"archived": await self.service.clear_history(caller, float(older))})
+
+
+__all__ = ["Api", "peer_owner", "ValidationError"]

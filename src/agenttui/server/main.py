@@ -1,0 +1,169 @@
+"""`agenttui server`: one long-running process owning the orchestrator, the store and the backend.
+
+Tests outlive every terminal: clients come and go; the server keeps claiming, timing out and
+collecting logs. SIGTERM stops it gracefully: it stops claiming, leaves running containers
+alone and exits; the next server adopts them when their leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import grp
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from agenttui.backends import make_backend
+from agenttui.client.service import Service
+from agenttui.config import Settings
+from agenttui.orchestrator import Orchestrator
+from agenttui.server.api import Api
+from agenttui.store import Owner, Store
+
+log = logging.getLogger("agenttui.server")
+
+IDLE_CHECK_S = 2.0
+
+
+class ServerError(Exception):
+    """The server cannot start (already running, socket dir unusable, ...)."""
+
+
+class SingleInstanceLock:
+    """An flock next to the socket: a second server on the same socket refuses to start, and a
+    server killed with SIGKILL leaves no lock behind (the kernel drops it)."""
+
+    def __init__(self, socket_path: Path):
+        self.path = socket_path.with_name(socket_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.path.read_text().strip() or "another process"
+            raise ServerError(f"a server is already running on {self.path.with_suffix('')} (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def admin_check(settings: Settings):
+    """Admins may act on every test: root, the server's own user, and the admin group."""
+    members: set[str] = set()
+    admin_gid: int | None = None
+    if settings.admin_group:
+        try:
+            group = grp.getgrnam(settings.admin_group)
+            members, admin_gid = set(group.gr_mem), group.gr_gid
+        except KeyError:
+            log.warning("admin group %r does not exist; only root and the server's user are admins", settings.admin_group)
+    own_uid = os.getuid()
+
+    def is_admin(owner: Owner) -> bool:
+        if owner.uid in (0, own_uid) or owner.name in members:
+            return True
+        if admin_gid is not None:
+            import pwd
+
+            with contextlib.suppress(KeyError):
+                return pwd.getpwuid(owner.uid).pw_gid == admin_gid
+        return False
+
+    return is_admin
+
+
+async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) -> None:
+    socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = SingleInstanceLock(socket_path)
+    lock.acquire()
+    store = await Store.open(settings.resolved_db_url, log_max_bytes=settings.log_max_bytes)
+    backend = make_backend(settings)
+    orchestrator = Orchestrator(store, backend, settings)
+    service = Service(
+        store,
+        settings,
+        is_admin=admin_check(settings),
+        on_submit=lambda _id: orchestrator.wake(),
+        on_orphan=lambda _id: orchestrator.wake(),
+    )
+    api = Api(service, backend)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()  # left by a server that was killed; the lock proves nobody uses it
+    site = web.UnixSite(runner, str(socket_path))
+    await site.start()
+    os.chmod(socket_path, settings.socket_mode_bits)
+    if settings.socket_group:
+        os.chown(socket_path, -1, grp.getgrnam(settings.socket_group).gr_gid)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving on %s (pid %s, owner id %s, cap %s)", socket_path, os.getpid(), orchestrator.owner_id,
+             settings.max_concurrent)
+    work = asyncio.create_task(orchestrator.run(), name="orchestrator")
+    idle = asyncio.create_task(_exit_when_idle(store, orchestrator, api, settings, idle_exit_s, stop))
+    try:
+        await stop.wait()
+        log.info("stopping: no new claims; running containers stay for the next server to adopt")
+    finally:
+        idle.cancel()
+        orchestrator.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        await backend.close()
+        await store.close()
+        lock.release()
+        log.info("stopped")
+
+
+async def _exit_when_idle(
+    store: Store, orchestrator: Orchestrator, api: Api, settings: Settings, idle_exit_s: float, stop: asyncio.Event
+) -> None:
+    """A personal server goes away after idle_exit_s with nothing queued, running or watched."""
+    if idle_exit_s <= 0:
+        return
+    idle_since = time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(IDLE_CHECK_S)
+        status = await store.queue_status(settings.max_concurrent)
+        busy = orchestrator.runs or status.running or status.queued or api.active_streams
+        recent_request = asyncio.get_running_loop().time() - api.last_request < idle_exit_s
+        if busy or recent_request:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= idle_exit_s:
+            log.info("idle for %.0f s: exiting", idle_exit_s)
+            stop.set()
+
+
+def run_server(settings: Settings, *, foreground_log: bool) -> int:
+    from agenttui.config import server_log_file
+
+    socket_path = settings.resolved_socket_path
+    log_file = server_log_file()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    if foreground_log:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers)
+    idle = settings.server_idle_exit_s if settings.socket_path is None else 0.0
+    asyncio.run(serve(settings, socket_path, idle_exit_s=idle))
+    return 0
