@@ -58,7 +58,7 @@ def toolchain(tmp_path_factory):
     return dict(cdk=str(root / "npm" / "node_modules" / ".bin" / "cdk"), env=env)
 
 
-def synth(toolchain, tmp_path: Path, provider: str, *context: str) -> tuple[dict, str]:
+def synth(toolchain, tmp_path: Path, provider: str, *context: str, cdk_out: list | None = None) -> tuple[dict, str]:
     options = dict(OPTIONS[provider])
     # Seeded secrets: the synthesized app must not contain them either.
     options.update({"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "OPENAI_API_KEY": API_KEY})
@@ -71,6 +71,8 @@ def synth(toolchain, tmp_path: Path, provider: str, *context: str) -> tuple[dict
     started = time.monotonic()
     proc = run([toolchain["cdk"], "synth", "--no-notices", "-q", *extra], cwd=cdk_dir, env=toolchain["env"])
     print(f"\ncdk synth ({provider}) took {time.monotonic() - started:.1f} s")
+    if cdk_out is not None:
+        cdk_out.append(cdk_dir / "cdk.out")
     template_path = cdk_dir / "cdk.out" / f"{result.top_folder}.template.json"
     text = template_path.read_text()
     for secret in (AWS_KEY_ID, AWS_SECRET, API_KEY):
@@ -140,3 +142,27 @@ def test_ollama_stack_warns_about_the_placeholder_host(toolchain, tmp_path):
     env = {e["Name"]: e["Value"] for e in container(template)["Environment"]}
     assert env["OLLAMA_HOST"] == "http://ollama.example.internal:11434"
     assert "OLLAMA_HOST is a placeholder" in output
+
+
+def test_staged_image_asset_builds_and_answers(toolchain, tmp_path):
+    """`cdk deploy` builds the staged asset with these arguments: it must build and answer."""
+    from ..conftest import TEST_BASE_IMAGE, docker_problem
+
+    if docker_problem() is not None:
+        pytest.skip(docker_problem())
+    out: list[Path] = []
+    synth(toolchain, tmp_path, "openai", f"base_image={TEST_BASE_IMAGE}", cdk_out=out)
+    (assets_file,) = out[0].glob("*.assets.json")
+    (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
+    source = image["source"]
+    asset_dir = out[0] / source["directory"]
+    assert not (asset_dir / "cdk").exists() and not (asset_dir / ".env").exists()
+    tag = f"agenttui-pkgtest-asset-{os.getpid()}:latest"
+    build_args = [a for k, v in source.get("dockerBuildArgs", {}).items() for a in ("--build-arg", f"{k}={v}")]
+    try:
+        run(["docker", "build", "-q", "--network", "none", *build_args, "--platform", source["platform"],
+             "--label", "agenttui.package-test=1", "-t", tag, str(asset_dir)])
+        proc = run(["docker", "run", "--rm", "--label", "agenttui.package-test=1", tag, "from the asset"])
+        assert proc.stdout == "sunny (metric) for: from the asset\n"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
