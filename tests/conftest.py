@@ -7,6 +7,7 @@ on a laptop without one they skip with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_BASE_IMAGE = os.environ.get("AGENTTUI_TEST_BASE_IMAGE", "agenttui-base:bookworm")
 PROJECT_LABEL = "agenttui"
+# Every container this test session creates carries this label, so the leak check never
+# touches containers of another session sharing the engine.
+SESSION_LABEL = f"agenttui.test-session={uuid.uuid4().hex[:12]}"
 
 
 def _docker_problem() -> str | None:
@@ -97,6 +102,8 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTTUI_HEARTBEAT_S", "0.5")
     monkeypatch.setenv("AGENTTUI_POLL_S", "0.1")
     monkeypatch.setenv("AGENTTUI_RETRY_BACKOFF_S", "0.2")
+    key, value = SESSION_LABEL.split("=")
+    monkeypatch.setenv("AGENTTUI_EXTRA_LABELS", json.dumps({key: value}))
     yield home
     stop_personal_server(runtime)
     shutil.rmtree(runtime, ignore_errors=True)
@@ -137,7 +144,7 @@ def pytest_sessionfinish(session, exitstatus):
     if getattr(session.config, "workerinput", None) is not None:
         return
     leaked = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={PROJECT_LABEL}"],
+        ["docker", "ps", "-aq", "--filter", f"label={PROJECT_LABEL}", "--filter", f"label={SESSION_LABEL}"],
         capture_output=True,
         text=True,
     ).stdout.split()

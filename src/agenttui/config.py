@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         default=None,
         description="PEM bundle given to builds and containers (corporate TLS proxies).",
     )
+    extra_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels put on every container (cost tracking, ownership)."
+    )
     build_timeout_s: int = Field(default=900, ge=30)
     stop_grace_s: float = Field(
         default=1.0, ge=0, le=60, description="SIGTERM→SIGKILL grace on cancel/timeout."

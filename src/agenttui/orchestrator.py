@@ -208,7 +208,14 @@ class Orchestrator:
         assert test.id is not None and test.result_nonce is not None
         env = container_env(request.provider)
         env.update(AGENTTUI_QUERY=request.query, AGENTTUI_RESULT_NONCE=test.result_nonce, AGENTTUI_TEST_ID=str(test.id))
-        return RunSpec(test_id=test.id, attempt=test.attempt, store_id=self.store.store_id, request=request, env=env)
+        return RunSpec(
+            test_id=test.id,
+            attempt=test.attempt,
+            store_id=self.store.store_id,
+            request=request,
+            env=env,
+            labels=dict(self.settings.extra_labels),
+        )
 
     async def _execute(self, run: _Run, *, adopted: bool) -> None:
         test = run.test

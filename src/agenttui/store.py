@@ -55,7 +55,7 @@ class TestRecord(SQLModel, table=True):
     query: str
     status: str = Field(default=Status.QUEUED.value, index=True)
     priority: int = 2
-    owner_uid: int
+    owner_uid: int = Field(index=True)
     owner_name: str
     parent_id: int | None = Field(default=None, index=True)
     attempt: int = 0  # execution attempt: incremented by every claim from QUEUED
@@ -297,14 +297,13 @@ class Store:
         return [_row_to_test(r) for r in rows]
 
     async def queued_in_order(self) -> list[TestRecord]:
-        """QUEUED tests in the order they will be claimed: priority, then FIFO."""
-        query = (
-            select(TESTS)
-            .where(TESTS.c.status == Status.QUEUED.value)
-            .order_by(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
-        )
+        """QUEUED tests in the order they will be claimed (see _claim_order)."""
+        order = _claim_order()
+        query = select(TESTS).where(TESTS.c.status == Status.QUEUED.value)
         async with self._read() as conn:
-            return [_row_to_test(r) for r in (await conn.execute(query)).all()]
+            ranks = {row[0]: i for i, row in enumerate((await conn.execute(order)).all())}
+            rows = [_row_to_test(r) for r in (await conn.execute(query)).all()]
+        return sorted(rows, key=lambda t: ranks.get(t.id, len(ranks)))
 
     async def queue_status(self, cap: int) -> QueueStatus:
         query = select(TESTS.c.status, func.count()).where(
@@ -344,18 +343,10 @@ class Store:
                 free = min(free, limit)
             if free <= 0:
                 return []
-            candidates = (
-                select(TESTS.c.id)
-                .where(TESTS.c.status == Status.QUEUED.value)
-                .where(or_(TESTS.c.next_attempt_at.is_(None), TESTS.c.next_attempt_at <= now))
-                .order_by(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
-                .limit(free)
-            )
+            ready = [or_(TESTS.c.next_attempt_at.is_(None), TESTS.c.next_attempt_at <= now)]
             if only_ids is not None:
-                candidates = candidates.where(TESTS.c.id.in_(list(only_ids)))
-            if not self.is_sqlite:
-                candidates = candidates.with_for_update(skip_locked=True)
-            ids = [r[0] for r in (await conn.execute(candidates)).all()]
+                ready.append(TESTS.c.id.in_(list(only_ids)))
+            ids = [r[0] for r in (await conn.execute(_claim_order(*ready).limit(free))).all()]
             if not ids:
                 return []
             result = await conn.execute(
@@ -616,6 +607,39 @@ class Store:
                 .values(status=Status.ARCHIVED.value, updated_at=time.time())
             )
         return len(ids)
+
+
+def _claim_order(*conditions: Any) -> Any:
+    """Ids of QUEUED tests in claim order: priority first (R-5), then fair share between users
+    (a user's n-th waiting test ranks after everyone's earlier ones, counting the tests that
+    user already has running), then FIFO. One user's ten queued tests never starve another's."""
+    other = TESTS.alias("running_of_owner")
+    running_of_owner = (
+        select(func.count())
+        .select_from(other)
+        .where(other.c.owner_uid == TESTS.c.owner_uid)
+        .where(other.c.status.in_(ACTIVE_VALUES))
+        .scalar_subquery()
+    )
+    share_rank = (
+        func.row_number().over(
+            partition_by=TESTS.c.owner_uid, order_by=(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
+        )
+        + running_of_owner
+    ).label("share_rank")
+    # On a tie, the user served least recently goes first.
+    served = TESTS.alias("served_of_owner")
+    last_served = func.coalesce(
+        select(func.max(served.c.claimed_at)).where(served.c.owner_uid == TESTS.c.owner_uid).scalar_subquery(), 0
+    ).label("last_served")
+    ranked = (
+        select(TESTS.c.id, TESTS.c.priority, TESTS.c.queued_at, share_rank, last_served)
+        .where(TESTS.c.status == Status.QUEUED.value, *conditions)
+        .subquery()
+    )
+    return select(ranked.c.id).order_by(
+        ranked.c.priority, ranked.c.share_rank, ranked.c.last_served, ranked.c.queued_at, ranked.c.id
+    )
 
 
 def _add_missing_columns(sync_conn: Any) -> None:

@@ -167,3 +167,25 @@ async def test_a_store_missing_newer_columns_is_upgraded_in_place(tmp_path):
         assert (await upgraded.request_cancel(test.id)).cancel_requested_at is not None
     finally:
         await upgraded.close()
+
+
+async def test_fair_share_between_users_within_a_priority(store):
+    bob = Owner(1002, "bob")
+    alice_ids = [(await store.submit(request(f"a{i}"), ALICE)).id for i in range(10)]
+    (first,) = await store.claim("w", cap=1, lease_s=5)
+    assert first.id == alice_ids[0]
+    bobs = await store.submit(request("b"), bob)
+    # Alice already runs one test; Bob's single test goes before her remaining nine.
+    assert [t.id for t in await store.queued_in_order()][:2] == [bobs.id, alice_ids[1]]
+    await store.transition(first.id, Status.RUNNING, fence=Fence("w", 1))
+    await store.transition(first.id, Status.COMPLETED, fence=Fence("w", 1))
+    (next_claimed,) = await store.claim("w", cap=1, lease_s=5)
+    assert next_claimed.id == bobs.id
+
+
+async def test_priority_still_beats_fair_share(store):
+    bob = Owner(1002, "bob")
+    await store.submit(request("a-low"), ALICE)
+    urgent = await store.submit(request("a-high", "high"), ALICE)
+    await store.submit(request("b-normal"), bob)
+    assert (await store.queued_in_order())[0].id == urgent.id
