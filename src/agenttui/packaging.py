@@ -42,7 +42,7 @@ import jinja2
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from agenttui.domain import TestRequest
+from agenttui.domain import TERMINAL, Status, TestRequest
 from agenttui.harness import RUNNER_FILENAME, runner_source
 from agenttui.providers import PROVIDERS, EnvVar, Provider, container_env, provider_for
 from agenttui.redact import Redactor
@@ -58,6 +58,7 @@ AWS_CDK_CLI_VERSION = "2.1148.1"
 AGENT_FILENAME = "agent.py"
 ENTRYPOINT_FILENAME = "entrypoint.py"
 CUSTOM_DOCKERFILE = "Dockerfile.tested"  # the test's own Dockerfile, kept for reference
+PACKAGEABLE = frozenset(s.value for s in (*TERMINAL, Status.ARCHIVED))
 # Credentials the ECS task role supplies on AWS: never passed to the deployed task.
 AWS_CREDENTIAL_VARS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 # Variables the package's own entry point reads (documented, not required).
@@ -431,6 +432,11 @@ def package_context(
     clean = redact_text or (lambda text: text)
     if test.id is None:
         raise PackageError("the test has no id (was it stored?)")
+    if test.status not in PACKAGEABLE:
+        raise PackageError(
+            f"test {test.id} is {test.status}: a package is made from a finished test "
+            "(COMPLETED, FAILED, TIMED_OUT, CANCELLED or ARCHIVED)"
+        )
     request = test.request
     provider = provider_for(request.provider)
     description = _module_docstring(request.agent_code)

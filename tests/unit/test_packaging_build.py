@@ -149,6 +149,18 @@ def test_zip_holds_every_file_under_one_top_folder(tmp_path, provider):
     assert result.warnings == []
 
 
+def test_only_finished_tests_are_packaged(tmp_path):
+    running = package_record("ollama").model_copy(update={"status": "RUNNING"})
+    with pytest.raises(PackageError, match="test 42 is RUNNING: a package is made from a finished test"):
+        build(tmp_path, running)
+    failed = package_record("ollama").model_copy(
+        update={"status": "FAILED", "failure_kind": "agent", "error": "ValueError: boom", "response": None}
+    )
+    readme = files_of(build(tmp_path, failed))["README.md"]
+    assert "**The test did not pass** (it ended FAILED)" in readme
+    assert "ValueError: boom" in readme and "Response:" not in readme
+
+
 def test_zip_is_deterministic_for_a_fixed_clock(tmp_path):
     record = package_record("openai")
     first = build(tmp_path / "a", record).path.read_bytes()
