@@ -57,6 +57,7 @@ class _Run:
     build_s: float = 0.0
     image_built: bool = False
     stdout_tail: list[str] = field(default_factory=list)
+    redact: Redactor = field(default_factory=Redactor)
     task: asyncio.Task[None] | None = None
 
 
@@ -226,7 +227,7 @@ class Orchestrator:
             await self._write(run, result_nonce=nonce)
             run.test = test = test.model_copy(update={"result_nonce": nonce})
         spec = self._spec(test)
-        redact = Redactor(_secret_values(test))
+        run.redact = redact = Redactor(_secret_values(test))
         try:
             if adopted:
                 handle = await self._reattach(run, spec)
@@ -487,11 +488,15 @@ class Orchestrator:
     async def _end(self, run: _Run, status: Status, **fields: Any) -> None:
         test_id = run.test.id
         assert test_id is not None
+        for key in ("error", "response"):
+            if isinstance(fields.get(key), str):
+                fields[key] = run.redact(fields[key])
+        # The closing line goes in before the status changes, so whoever sees the end has it.
+        await self._log(run, f"[agenttui] {status.value}" + (f": {fields['error']}" if fields.get("error") else ""))
         moved = await self.store.transition(test_id, status, fence=run.fence, **fields)
         if moved is None:
             raise LeaseLost()
         run.test = moved
-        await self.store.system_log(test_id, f"[agenttui] {status.value}" + (f": {fields['error']}" if fields.get("error") else ""))
         await self._cleanup(run)
 
     async def _infra_failure(self, run: _Run, message: str) -> None:

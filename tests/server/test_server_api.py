@@ -1,0 +1,115 @@
+"""The server's API, its identity checks and its robustness (noop backend: no containers needed)."""
+
+import json
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from agenttui.config import data_dir
+
+from .conftest import ensure_user, wait_for
+
+AGENT = {"agent_code": "def run(q):\n    return q\n", "query": "hello"}
+
+
+@pytest.fixture(scope="module")
+def users():
+    return ensure_user("agenttui-alice"), ensure_user("agenttui-bob")
+
+
+def test_users_share_one_queue_but_not_each_others_tests(shared_server, users):
+    curl = shared_server(backend="noop", noop_run_s=60, max_concurrent=1)
+    alice, bob = "agenttui-alice", "agenttui-bob"
+    status, test = curl(alice, "POST", "/tests", {"request": AGENT})
+    assert status == 201 and test["owner_name"] == alice and test["owner_uid"] == users[0]
+    test_id = test["id"]
+    wait_for(lambda: curl(alice, "GET", f"/tests/{test_id}")[1]["status"] == "RUNNING", 20)
+    impersonate = {"USER": alice, "LOGNAME": alice}
+    for method, path in (("POST", f"/tests/{test_id}/cancel"), ("POST", f"/tests/{test_id}/retry"),
+                         ("GET", f"/tests/{test_id}/logs"), ("GET", f"/tests/{test_id}/request")):
+        status, error = curl(bob, method, path, {} if method == "POST" else None, env=impersonate)
+        assert status == 403, (path, error)
+        assert error["kind"] == "access_denied" and f"belongs to {alice}" in error["error"]
+    # Both see the shared queue; the cap (1) is global: Bob's test waits behind Alice's.
+    status, bobs = curl(bob, "POST", "/tests", {"request": AGENT})
+    assert status == 201 and bobs["status"] == "QUEUED"
+    for user in (alice, bob):
+        status, queue = curl(user, "GET", "/queue")
+        assert (queue["running"], queue["queued"], queue["cap"], queue["utilization"]) == (1, 1, 1, 100.0)
+        assert [(t["id"], t["owner_name"]) for t in queue["tests"]] == [(test_id, alice), (bobs["id"], bob)]
+        assert queue["tests"][1]["position"] == 1
+    # The owner may cancel: the running test ends, and Bob's starts.
+    status, cancelled = curl(alice, "POST", f"/tests/{test_id}/cancel", {})
+    assert status == 200
+    wait_for(lambda: curl(alice, "GET", f"/tests/{test_id}")[1]["status"] == "CANCELLED", 10)
+    wait_for(lambda: curl(bob, "GET", f"/tests/{bobs['id']}")[1]["status"] == "RUNNING", 10)
+    # Root is an admin.
+    assert curl("root", "POST", f"/tests/{bobs['id']}/cancel", {})[0] == 200
+
+
+def test_fair_share_b_starts_at_the_next_free_slot(shared_server, users):
+    curl = shared_server(backend="noop", noop_run_s=0.6, max_concurrent=2)
+    alice, bob = "agenttui-alice", "agenttui-bob"
+    alice_ids = [curl(alice, "POST", "/tests", {"request": AGENT})[1]["id"] for _ in range(10)]
+    wait_for(lambda: curl(alice, "GET", "/queue")[1]["running"] == 2, 10)
+    submitted = time.time()
+    bobs = curl(bob, "POST", "/tests", {"request": AGENT})[1]["id"]
+    wait_for(lambda: curl(bob, "GET", f"/tests/{bobs}")[1]["status"] == "COMPLETED", 30)
+    conn = sqlite3.connect(data_dir() / "agenttui.db")
+    after = [row[0] for row in conn.execute("select test_id from claims where ts >= ? order by id", (submitted,))]
+    assert after[0] == bobs, after
+    assert set(alice_ids) & set(after[1:])  # Alice's queue kept moving after Bob's turn
+
+
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(shared_server):
+    curl = shared_server(backend="noop")
+    socket_path = curl.socket_path
+
+    def raw(data: bytes) -> bytes:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(socket_path))
+            sock.sendall(data)
+            try:
+                return sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                return b""
+
+    for _ in range(20):
+        assert b"400" in raw(b"\x00\xff garbage \r\n\r\n")
+        huge = b"{" + b'"x": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+        reply = raw(b"POST /v1/tests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(huge) + huge)
+        assert b"413" in reply.split(b"\r\n", 1)[0]
+        status, error = curl("root", "POST", "/tests", None)
+        assert status == 400 and "request" in error["error"]
+        status, error = curl("root", "POST", "/tests", {"request": "not an object"})
+        assert status == 400 and error["kind"] == "bad_request"
+        status, error = curl("root", "POST", "/tests", {"request": {**AGENT, "timeout_s": 1, "query": ""}})
+        assert status == 422 and {"timeout_s", "query"} <= set(error["fields"])
+        status, error = curl("root", "GET", "/tests/987654")
+        assert status == 404 and "no test with id 987654" in error["error"]
+        status, error = curl("root", "GET", "/tests/abc")
+        assert status == 400
+        status, error = curl("root", "GET", "/tests/1/logs?after=-5")
+        assert status in (400, 404)
+        status, error = curl("root", "POST", "/history/clear", {"older_than_s": "soon"})
+        assert status == 400 and "older_than_s" in error["error"]
+    status, health = curl("root", "GET", "/health")
+    assert status == 200 and health["ok"] and health["you"]["uid"] == 0
+    status, test = curl("root", "POST", "/tests", {"request": AGENT})
+    assert status == 201
+    wait_for(lambda: curl("root", "GET", f"/tests/{test['id']}")[1]["status"] == "COMPLETED", 20)
+
+
+def test_a_second_server_on_the_same_socket_refuses_to_start(shared_server, agenttui_cmd, tmp_path):
+    import os
+    import subprocess
+
+    curl = shared_server(backend="noop")
+    env = {**os.environ, "AGENTTUI_SOCKET_PATH": str(curl.socket_path), "AGENTTUI_BACKEND": "noop"}
+    second = subprocess.run([*agenttui_cmd, "server"], env=env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 3 and "already running" in second.stderr
+    assert curl("root", "GET", "/health")[0] == 200
