@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--agent", type=Path, help="different agent code")
     retry.add_argument("--json", action="store_true")
 
+    package = sub.add_parser("package", help="write a finished test's deployment package (zip) and print its path")
+    package.add_argument("id", type=int)
+    package.add_argument("-o", "--output", type=Path, help="folder for the zip (default: setting package_dir)")
+    package.add_argument("--json", action="store_true")
+
     server = sub.add_parser("server", help="run the agenttui server (started automatically when needed)")
     server.add_argument("--foreground", action="store_true", help="also log to stderr")
 
@@ -378,6 +383,30 @@ async def _cmd_cancel(args: argparse.Namespace) -> int:
         return EXIT_OK if final.status is Status.CANCELLED else exit_code_for(final)
 
 
+def copy_hint(path: Path) -> str:
+    """How to fetch a file from this box when it was reached over SSH."""
+    import getpass
+    import socket
+
+    return f"scp {getpass.getuser()}@{socket.getfqdn()}:{path} ."
+
+
+async def _cmd_package(args: argparse.Namespace) -> int:
+    output = args.output.resolve() if args.output else None
+    async with _client(_settings(args)) as client:
+        result = await client.package(args.id, out_dir=output)
+    if args.json:
+        print(json.dumps({"path": str(result.path), "size": result.size, "files": list(result.files),
+                          "warnings": list(result.warnings), "copy": copy_hint(result.path)}))
+        return EXIT_OK
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(result.path)
+    print(f"{result.size:,} bytes, {len(result.files)} files. From another machine: {copy_hint(result.path)}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 async def _cmd_worker(args: argparse.Namespace) -> int:
     from agenttui.backends import make_backend
     from agenttui.orchestrator import Orchestrator
@@ -410,6 +439,7 @@ COMMANDS = {
     "queue": _cmd_queue,
     "cancel": _cmd_cancel,
     "retry": _cmd_retry,
+    "package": _cmd_package,
     "worker": _cmd_worker,
 }
 

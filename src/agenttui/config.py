@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     admin_group: str | None = Field(default=None, description="Members may act on every user's tests.")
     server_idle_exit_s: float = Field(default=1800.0, ge=0, description="Personal server exits when idle.")
     in_process: bool = Field(default=False, description="Headless commands run without a server.")
+    # Packages
+    package_dir: Path | None = Field(
+        default=None, description="Where deployment packages are written (default: data dir/packages)."
+    )
     # Logs
     log_max_bytes: int = Field(default=20_000_000, ge=10_000, description="Stored log cap per test.")
     log_max_line: int = Field(default=16_384, ge=256, description="Longest stored log line.")
@@ -148,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def socket_mode_bits(self) -> int:
         return int(self.socket_mode, 8)
+
+    @property
+    def resolved_package_dir(self) -> Path:
+        return self.package_dir or data_dir() / "packages"
 
     @property
     def staging_dir(self) -> Path:

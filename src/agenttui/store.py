@@ -129,9 +129,24 @@ class ClaimRecord(SQLModel, table=True):
     ts: float
 
 
+class PackageRecord(SQLModel, table=True):
+    """A deployment package generated from a test (R-21, R-23)."""
+
+    __tablename__ = "packages"
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int = Field(index=True)
+    owner_uid: int
+    path: str
+    size: int
+    created_at: float
+    s3_key: str | None = None
+    url_expires_at: float | None = None
+
+
 TESTS = TestRecord.__table__  # type: ignore[attr-defined]
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
+PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -579,6 +594,21 @@ class Store:
         async with self._read() as conn:
             rows = (await conn.execute(select(CLAIMS).order_by(CLAIMS.c.id))).all()
         return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
+
+    # ------------------------------------------------------------------ packages
+    async def record_package(self, test_id: int, owner_uid: int, path: str, size: int) -> PackageRecord:
+        async with self._write() as conn:
+            result = await conn.execute(
+                PACKAGES.insert()
+                .values(test_id=test_id, owner_uid=owner_uid, path=path, size=size, created_at=time.time())
+                .returning(*PACKAGES.c)
+            )
+            return PackageRecord.model_validate(dict(result.first()._mapping))
+
+    async def packages_for(self, test_id: int) -> list[PackageRecord]:
+        query = select(PACKAGES).where(PACKAGES.c.test_id == test_id).order_by(PACKAGES.c.id)
+        async with self._read() as conn:
+            return [PackageRecord.model_validate(dict(r._mapping)) for r in (await conn.execute(query)).all()]
 
     # ------------------------------------------------------------------ change detection
     async def change_token(self) -> Any:

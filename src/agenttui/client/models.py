@@ -37,6 +37,7 @@ class TestView(BaseModel):
     log_lines: int
     log_truncated: bool
     cancel_requested: bool
+    packages: list[dict[str, Any]] = []  # deployment packages made from it: path, size, created_at
     position: int | None = None  # 1-based place in the queue when QUEUED
     eta_s: float | None = None  # estimated wait before it starts
 
@@ -97,6 +98,7 @@ class TestView(BaseModel):
             "parent_id": self.parent_id,
             "metrics": self.metrics,
             "log_truncated": self.log_truncated,
+            "packages": self.packages,
         }
 
 

@@ -213,7 +213,7 @@ class SocketClient:
         from agenttui.packaging import PackageResult
 
         data = await self._call("POST", f"/tests/{test_id}/package", body={"out_dir": str(out_dir) if out_dir else None})
-        return PackageResult(path=Path(data["path"]), size=data["size"], files=data["files"], elapsed=0.0)
+        return PackageResult(**{**data, "path": Path(data["path"])})
 
 
 def _error_from(payload: Any, status: int) -> Exception:

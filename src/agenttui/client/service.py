@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agenttui.client.models import QueueView, TestView
-from agenttui.config import Settings, data_dir
+from agenttui.config import Settings
 from agenttui.domain import ACTIVE, TERMINAL, Status, TestRequest
 from agenttui.store import LogRecord, Owner, Store, TestRecord
 
@@ -66,7 +66,11 @@ class Service:
             position = next((i for i, t in enumerate(queued, 1) if t.id == test_id), None)
             eta = self._eta(position, await self._typical_duration()) if position else None
             return TestView.from_record(test, position=position, eta_s=eta)
-        return TestView.from_record(test)
+        view = TestView.from_record(test)
+        view.packages = [
+            {"path": p.path, "size": p.size, "created_at": p.created_at} for p in await self.store.packages_for(test_id)
+        ]
+        return view
 
     async def queue(self) -> QueueView:
         status = await self.store.queue_status(self.settings.max_concurrent)
@@ -150,12 +154,20 @@ class Service:
 
     async def package(self, caller: Owner, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
         """Write the test's deployment package (R-21, R-23) and describe it."""
-        from agenttui.packaging import build_package
+        from agenttui.packaging import PackageError, build_package, lookup_image_id
 
         test = await self.get(test_id)
         self.check_access(caller, test, "package")
-        target = out_dir or getattr(self.settings, "package_dir", None) or data_dir() / "packages"
-        return await asyncio.to_thread(build_package, test, Path(target), base_image=self.settings.base_image)
+        target = Path(out_dir or self.settings.resolved_package_dir)
+        base_image_id = await lookup_image_id(self.settings.base_image)
+        try:
+            result = await asyncio.to_thread(
+                build_package, test, target, base_image=self.settings.base_image, base_image_id=base_image_id
+            )
+        except PackageError as exc:
+            raise NotActionable(str(exc)) from None
+        await self.store.record_package(test_id, caller.uid, str(result.path), result.size)
+        return result
 
     # ------------------------------------------------------------------ helpers
     async def get(self, test_id: int) -> TestRecord:

@@ -224,7 +224,15 @@ class Api:
         out_dir = body.get("out_dir")
         result = await self.service.package(caller, _test_id(request), out_dir=Path(out_dir) if out_dir else None)
         return web.json_response(
-            {"path": str(result.path), "size": result.size, "files": list(result.files)}
+            {
+                "path": str(result.path),
+                "size": result.size,
+                "files": list(result.files),
+                "elapsed": result.elapsed,
+                "top_folder": result.top_folder,
+                "image_name": result.image_name,
+                "warnings": list(result.warnings),
+            }
         )
 
     async def queue(self, request: web.Request) -> web.Response:
