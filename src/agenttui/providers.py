@@ -98,4 +98,7 @@ def container_env(config: ProviderConfig) -> dict[str, str]:
             env[var.name] = config.options[var.name]
         elif var.default is not None:
             env[var.name] = var.default
+    # Older AWS SDKs read only AWS_DEFAULT_REGION: it follows AWS_REGION unless set itself.
+    if "AWS_REGION" in config.options and "AWS_DEFAULT_REGION" not in config.options and "AWS_DEFAULT_REGION" in env:
+        env["AWS_DEFAULT_REGION"] = config.options["AWS_REGION"]
     return env
