@@ -190,6 +190,8 @@ async def test_limits_and_hardening_are_applied(backend, launch):
     assert info["Config"]["User"] == "65534:65534"
     labels = info["Config"]["Labels"]
     assert labels["agenttui"] == "1" and labels["agenttui.store"] == STORE_ID
+    for key, value in load_settings().extra_labels.items():  # the suite's session label
+        assert labels[key] == value
     assert labels["agenttui.test_id"] == str(run.spec.test_id)
     assert labels["agenttui.attempt"] == "1"
     assert info["Name"] == "/" + run.spec.name

@@ -759,14 +759,19 @@ class DockerBackend:
             path.chmod(0o644)
         return staging
 
-    def _labels(self, spec: RunSpec) -> dict[str, str]:
+    @staticmethod
+    def _identity_labels(spec: RunSpec) -> dict[str, str]:
+        """The labels that say which test attempt a container belongs to."""
         return {
-            **spec.labels,
             PROJECT_LABEL: "1",
             "agenttui.store": spec.store_id,
             "agenttui.test_id": str(spec.test_id),
             "agenttui.attempt": str(spec.attempt),
         }
+
+    def _labels(self, spec: RunSpec) -> dict[str, str]:
+        # The identity labels win: extra labels cannot disguise whose container it is.
+        return {**self.settings.extra_labels, **spec.labels, **self._identity_labels(spec)}
 
     def _container_config(self, spec: RunSpec, image: str, staging: Path) -> dict[str, Any]:
         custom = bool(spec.request.dockerfile.strip())
@@ -882,7 +887,7 @@ class DockerBackend:
         if info is None:
             raise InfraError(f"container {spec.name} was reported as existing, then vanished")
         labels = info.get("Config", {}).get("Labels") or {}
-        expected = self._labels(spec)
+        expected = self._identity_labels(spec)
         if any(labels.get(key) != value for key, value in expected.items()):
             raise InfraError(
                 f"a container named {spec.name} already exists and is not this test's "
