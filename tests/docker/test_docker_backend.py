@@ -280,6 +280,24 @@ async def test_failing_custom_dockerfile_is_a_build_error(backend):
     assert "about to fail" in caught.value.log
 
 
+async def test_a_container_that_cannot_start_is_not_left_behind(backend):
+    base = load_settings().base_image
+    request = TestRequest.parse(
+        agent_code="def run(q): return q",
+        query="q",
+        dockerfile=f"FROM {base}\nUSER no-such-user\n",
+    )
+    spec = RunSpec(test_id=next(_test_ids), attempt=1, store_id=STORE_ID, request=request, env={})
+    image, _built = await backend.prepare(spec, lambda line: None)
+    try:
+        with pytest.raises(BuildError, match="unable to find user no-such-user"):
+            await backend.start(spec, image)
+        assert await backend.inspect(spec.name) is None  # created, failed, removed
+        assert not (load_settings().staging_dir / spec.name).exists()
+    finally:
+        _sweep(STORE_ID)
+
+
 MEMORY_HOG = """
 import time
 def run(query):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -309,6 +310,23 @@ def test_fake_record_with_wrong_nonce_is_not_taken(tmp_path):
 def test_non_ascii_and_newlines_stay_on_one_line(tmp_path):
     run = run_agent(tmp_path, "def run(q):\n    return 'line1\\nläuft ✓\\n'\n")
     assert run.record["response"] == "line1\nläuft ✓\n"
+
+
+def test_a_stray_thread_cannot_hang_the_exit(tmp_path):
+    started = time.monotonic()
+    run = run_agent(
+        tmp_path,
+        """
+        import threading, time
+        def run(query):
+            threading.Thread(target=time.sleep, args=(60,)).start()  # not a daemon
+            return "answered"
+        """,
+        AGENTTUI_EXIT_GRACE_S="0.5",
+    )
+    assert run.code == 0
+    assert run.record["response"] == "answered"
+    assert time.monotonic() - started < 10
 
 
 def test_sigterm_still_reports(tmp_path):

@@ -125,6 +125,15 @@ _PIP_USER_MARKERS = (
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+# A custom image whose configuration cannot start (the user's Dockerfile, not retried).
+_USER_IMAGE_START_FAILURES = (
+    "executable file not found",
+    "no such file or directory",
+    "unable to find user",
+    "unable to find group",
+)
+
+
 def _key_error_line(error: str, tail: list[str]) -> str:
     """The most telling line of a failed build: pip's last ERROR line, else the engine's."""
     for line in reversed(tail):
@@ -832,7 +841,12 @@ class DockerBackend:
 
     async def start(self, spec: RunSpec, image: str) -> str:
         docker = await self._client()
-        staging = await asyncio.to_thread(self._stage, spec)
+        try:
+            staging = await asyncio.to_thread(self._stage, spec)
+        except OSError as exc:
+            raise InfraError(
+                f"cannot stage the agent bundle in {self._staging(spec.name)}: {exc}"
+            ) from exc
         config = self._container_config(spec, image, staging)
         try:
             async with self._engine_errors(f"create container {spec.name}"):
@@ -866,8 +880,8 @@ class DockerBackend:
         except InfraError as exc:
             cause = exc.__cause__
             message = cause.message.lower() if isinstance(cause, DockerError) else ""
-            if spec.request.dockerfile.strip() and (
-                "executable file not found" in message or "no such file or directory" in message
+            if spec.request.dockerfile.strip() and any(
+                sign in message for sign in _USER_IMAGE_START_FAILURES
             ):
                 raise BuildError(
                     f"the image built from your Dockerfile cannot start its command: "
