@@ -196,3 +196,30 @@ def test_classify_build_failures():
     assert isinstance(disk, InfraError)
     assert isinstance(classify_build_failure(RUN_FAILED, ["boom"], custom=True), BuildError)
     assert isinstance(classify_build_failure("unexpected EOF", [], custom=False), InfraError)
+
+
+def test_a_never_ending_line_does_not_pin_memory(monkeypatch):
+    """A line without newline on one stream while the other floods: Docker stamps all its
+    pieces with its start, so it pins the resume point. Bookkeeping stays bounded; a resume
+    may then repeat lines but never loses one."""
+    import agenttui.backends.docker as docker_module
+
+    monkeypatch.setattr(docker_module, "MAX_TRACKED_RUNS", 50)
+    messages = [(STDOUT, T0, b"progress 1%")]
+    messages += [(STDERR, T0 + n * 10_000_000, f"err {n}\n".encode()) for n in range(1, 200)]
+    messages += [(STDOUT, T0, b" 100%\n")]  # the line's end keeps the line's first stamp
+    decoder = LogDecoder(1000)
+    lines = []
+    for index, message in enumerate(messages):
+        lines.extend(decoder.feed(*message))
+        assert all(len(s.emitted) <= 50 for s in decoder._streams.values())
+        if index == 120:
+            cursor = decoder.cursor()
+            resumed_from = len(lines)
+    assert decoder.lossy
+    assert [l.text for l in lines if l.stream == "stdout"] == ["progress 1% 100%"]
+    assert len(lines) == 200
+    rest = [(l.stream, l.text) for l in read(messages, cursor)]
+    expected = [(l.stream, l.text) for l in lines[resumed_from:]]
+    assert set(expected) <= set(rest)  # nothing lost
+    assert set(rest) <= {(l.stream, l.text) for l in lines}  # only repeats, nothing new

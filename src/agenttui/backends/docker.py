@@ -288,10 +288,13 @@ _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 # Docker stamps each stream's messages in its own goroutine, so in the log file a message
 # can follow one of the other stream stamped slightly later. Anything not yet seen is
 # assumed to be stamped no earlier than (newest stamp seen - this window).
-REORDER_WINDOW_NS = 1 * _NS
-# A long-unfinished line pins the resume point; past this many tracked frames of the other
-# stream it is emitted as it stands and its continuation becomes a new line.
-MAX_TRACKED_RUNS = 50_000
+# (Measured reorders are microseconds; the margin is generous.) Frames delivered within
+# this window are remembered, to be skipped on resume.
+REORDER_WINDOW_NS = _NS // 4
+# An unfinished line pins the resume point (Docker stamps all its pieces with its start),
+# so what the other stream delivers meanwhile is remembered. Past this many frames per
+# stream (~20 MB) the oldest are forgotten: a resume may then repeat some lines, never lose.
+MAX_TRACKED_RUNS = 200_000
 
 
 class _LineBuilder:
@@ -337,14 +340,14 @@ class _LineBuilder:
         head = "".join(self._parts[:2]) + more[: len(RESULT_TAG)]
         return head.startswith(RESULT_TAG)
 
-    def finish(self, note: str = "") -> str:
+    def finish(self) -> str:
         if not self.truncated:
             self._parts.append(self._decoder.decode(b"", final=True))
         text = "".join(self._parts)
         if text.endswith("\r"):
             text = text[:-1]
         if self.truncated:
-            text += f" …[line truncated: {self.dropped_bytes}{note} bytes]"
+            text += f" …[line truncated: {self.dropped_bytes} bytes]"
         self.reset()
         return text
 
@@ -375,15 +378,17 @@ class LogDecoder:
 
     Cursor: "<since RFC3339Nano>|<stdout frames>|<stderr frames>". Resuming asks Docker for
     messages stamped at or after `since` and drops, per stream, the first N frames: those
-    were delivered already. Per stream, Docker's stamps never go back, so the frames of a
-    stream stamped >= since always start with exactly the delivered ones. `since` stays at
-    or before the first frame of any unfinished line, which is thus re-read and rebuilt.
+    were delivered already. Per stream, Docker's stamps never go back (the 16 KiB pieces of
+    one long line all carry the line's first stamp), so the frames of a stream stamped
+    >= since always start with exactly the delivered ones. `since` stays at or before the
+    first frame of any unfinished line, which is thus re-read and rebuilt.
     """
 
     def __init__(self, max_line: int, cursor: str | None = None):
         self._streams = {STDOUT: _StreamState(max_line), STDERR: _StreamState(max_line)}
         self._floor = 0  # every frame not yet delivered is stamped at or after this
         self._newest = 0
+        self.lossy = False  # set once bookkeeping was dropped (resume may repeat lines)
         if cursor:
             since, skips = self.parse_cursor(cursor)
             self._floor = self._newest = since
@@ -433,7 +438,7 @@ class LogDecoder:
             state.line.add(rest)
         elif complete:
             state.mark_emitted(state.pending.pop())
-        self._relieve_pressure(lines)
+        self._relieve_pressure()
         return lines
 
     def finish(self) -> list[LogLine]:
@@ -444,25 +449,29 @@ class LogDecoder:
                 lines.append(self._emit_pending(stream, state))
         return lines
 
-    def _emit_pending(self, stream: int, state: _StreamState, note: str = "") -> LogLine:
+    def _emit_pending(self, stream: int, state: _StreamState) -> LogLine:
         line = LogLine(
-            ts=state.pending[0] / _NS, stream=_STREAM_NAMES[stream], text=state.line.finish(note)
+            ts=state.pending[0] / _NS, stream=_STREAM_NAMES[stream], text=state.line.finish()
         )
         for pending_stamp in state.pending:
             state.mark_emitted(pending_stamp)
         state.pending.clear()
         return line
 
-    def _relieve_pressure(self, lines: list[LogLine]) -> None:
-        tracked = sum(len(s.emitted) for s in self._streams.values())
-        if tracked <= MAX_TRACKED_RUNS:
+    def _relieve_pressure(self) -> None:
+        if all(len(s.emitted) <= MAX_TRACKED_RUNS for s in self._streams.values()):
             return
-        self.cursor()  # prune what the cursor no longer needs first
-        if sum(len(s.emitted) for s in self._streams.values()) <= MAX_TRACKED_RUNS:
-            return
-        for stream, state in self._streams.items():
-            if state.pending:
-                lines.append(self._emit_pending(stream, state, note=" so far"))
+        self.cursor()  # first drop what the resume point no longer needs
+        for state in self._streams.values():
+            if len(state.emitted) > MAX_TRACKED_RUNS:
+                if not self.lossy:
+                    log.warning(
+                        "log stream: a line has stayed unfinished for %d lines of the other "
+                        "stream; a resume may repeat some lines", MAX_TRACKED_RUNS
+                    )
+                self.lossy = True
+            while len(state.emitted) > MAX_TRACKED_RUNS:
+                state.emitted_total -= state.emitted.popleft()[1]
 
     def cursor(self) -> str:
         """Where to resume after everything delivered so far (prunes bookkeeping)."""
