@@ -9,7 +9,6 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 

@@ -521,6 +521,12 @@ def split_frames(buffer: bytearray) -> tuple[list[tuple[int, bytes]], int]:
 # ---------------------------------------------------------------------------------------
 
 
+def _engine_status(exc: InfraError) -> int | None:
+    """The engine's HTTP status behind an InfraError (404: no such thing), if any."""
+    cause = exc.__cause__
+    return cause.status if isinstance(cause, DockerError) else None
+
+
 class DockerBackend:
     """Backend protocol (agenttui.backends.base.Backend) on a local Docker engine."""
 
@@ -583,7 +589,7 @@ class DockerBackend:
         try:
             return await self._api("inspect the container", f"containers/{handle}/json")
         except InfraError as exc:
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status == 404:
+            if _engine_status(exc) == 404:
                 return None
             raise
 
@@ -591,7 +597,7 @@ class DockerBackend:
         try:
             info = await self._api("inspect an image", f"images/{image}/json")
         except InfraError as exc:
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status == 404:
+            if _engine_status(exc) == 404:
                 return None
             raise
         return info["Id"]
@@ -865,13 +871,15 @@ class DockerBackend:
                     )
             container_id = created["Id"]
         except InfraError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, DockerError) and cause.status == 409:
+            if _engine_status(exc) == 409:  # the name is taken
                 return await self._adopt_existing(spec)
+            # The engine may have created it before the error reached us (a timeout).
+            with contextlib.suppress(Exception):
+                await self._discard_unstarted(spec)
             await asyncio.to_thread(shutil.rmtree, staging, True)
             raise
-        (staging / CONTAINER_ID_MARKER).write_text(container_id)
         try:
+            (staging / CONTAINER_ID_MARKER).write_text(container_id)
             await self._start_container(container_id, spec)
         except BaseException:
             # Never leave a created-but-unstarted container behind (also on cancellation).
@@ -897,6 +905,14 @@ class DockerBackend:
                     f"{cause.message}"
                 ) from exc
             raise
+
+    async def _discard_unstarted(self, spec: RunSpec) -> None:
+        info = await self._inspect_raw(spec.name)
+        if info is None or info.get("State", {}).get("Status") != "created":
+            return
+        labels = info.get("Config", {}).get("Labels") or {}
+        if all(labels.get(k) == v for k, v in self._identity_labels(spec).items()):
+            await self._delete_container(info["Id"])
 
     async def _discard(self, container_id: str, staging: Path) -> None:
         with contextlib.suppress(Exception):
@@ -955,7 +971,7 @@ class DockerBackend:
                         ),
                     )
         except InfraError as exc:
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status == 404:
+            if _engine_status(exc) == 404:
                 return  # gone: there is nothing more to read
             raise
         loop = asyncio.get_running_loop()
@@ -1027,7 +1043,7 @@ class DockerBackend:
                     ),
                 )
         except InfraError as exc:
-            if not (isinstance(exc.__cause__, DockerError) and exc.__cause__.status == 404):
+            if _engine_status(exc) != 404:
                 raise
         info = await self._inspect_raw(handle)
         if info is None:
@@ -1072,7 +1088,7 @@ class DockerBackend:
                 params={"stream": "0", "one-shot": "1"},
             )
         except InfraError as exc:
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status in (404, 409):
+            if _engine_status(exc) in (404, 409):
                 return None
             raise
         memory = raw.get("memory_stats") if isinstance(raw, dict) else None
@@ -1115,7 +1131,7 @@ class DockerBackend:
                     ):
                         pass
         except InfraError as exc:
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status in (404, 409):
+            if _engine_status(exc) in (404, 409):
                 return False
             raise
         return True
@@ -1131,7 +1147,7 @@ class DockerBackend:
         except InfraError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 return False
-            if isinstance(exc.__cause__, DockerError) and exc.__cause__.status == 404:
+            if _engine_status(exc) == 404:
                 return True
             raise
         return True
