@@ -383,7 +383,8 @@ class Store:
                 )
                 .returning(*TESTS.c)
             )
-            claimed = [_row_to_test(r) for r in result.all()]  # fetch all before commit
+            by_id = {t.id: t for t in (_row_to_test(r) for r in result.all())}  # fetch all before commit
+            claimed = [by_id[i] for i in ids if i in by_id]  # in claim order
             active_after = await self._count_active(conn)
             if claimed:
                 await conn.execute(
@@ -393,7 +394,7 @@ class Store:
                         for t in claimed
                     ],
                 )
-        return sorted(claimed, key=lambda t: (t.priority, t.queued_at or 0, t.id))
+        return claimed
 
     async def heartbeat(self, owner: str, test_ids: Iterable[int], lease_s: float) -> set[int]:
         """Renew the lease on every test `owner` still holds; return the ids it holds."""
