@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -431,9 +432,19 @@ class Orchestrator:
                 value = result.get(key)
                 if isinstance(value, (int, float)):
                     setattr(run, attr, max(getattr(run, attr) or 0, value))
+        limit_bytes = limit_mb * 1024 * 1024
+        stopped_by_us = run.cancel.is_set() or run.timed_out
+        if (
+            not exit_info.oom_killed
+            and exit_info.exit_code == 137
+            and not stopped_by_us
+            and (run.peak_memory or 0) >= 0.9 * limit_bytes
+        ):
+            # Docker can miss the OOM flag (a known race); SIGKILL at the memory limit is OOM.
+            exit_info = dataclasses.replace(exit_info, oom_killed=True)
         if exit_info.oom_killed:
             # The kernel killed it at the limit: the limit is the truest peak we can report.
-            run.peak_memory = max(run.peak_memory or 0, limit_mb * 1024 * 1024)
+            run.peak_memory = max(run.peak_memory or 0, limit_bytes)
         fields: dict[str, Any] = dict(exit_code=exit_info.exit_code, oom_killed=exit_info.oom_killed)
         if run.cancel.is_set():
             status, fields["error"] = Status.CANCELLED, "cancelled by request"

@@ -169,7 +169,9 @@ def test_sigkill_of_the_orchestrator_then_adoption_is_gapless(cli, agenttui_cmd,
 
 def test_memory_hog_is_reported_as_oom_with_its_peak(cli, write_agent):
     agent = write_agent(
+        "import time\n"
         "def run(query):\n    hog = []\n    while True:\n        hog.append(bytearray(8 * 1024 * 1024))\n"
+        "        time.sleep(0.05)\n"
     )
     result = cli("submit", str(agent), "--query", "x", "--memory", "96", "--json")
     assert result.returncode == 1, result.stderr
