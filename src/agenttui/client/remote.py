@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 SERVER_START_TIMEOUT_S = 20.0
 RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
 RECONNECT_DELAY_S = 0.5
+# The server sends ~256 KB lines; one record alone may be longer (a huge build-log line), so
+# allow far more than aiohttp's default (twice the read buffer: 512 KB) before giving up.
+MAX_FOLLOW_LINE_BYTES = 256 * 1024 * 1024
 
 
 class ServerUnavailable(InfraError):
@@ -178,7 +181,7 @@ class SocketClient:
                 ) as response:
                     if response.status >= 400:
                         raise _error_from(await response.json(content_type=None), response.status)
-                    async for raw in response.content:
+                    while raw := await response.content.readline(max_line_length=MAX_FOLLOW_LINE_BYTES):
                         item = json.loads(raw)
                         if isinstance(item, dict) and item.get("end"):
                             return

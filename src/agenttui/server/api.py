@@ -13,7 +13,7 @@ import logging
 import pwd
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +27,9 @@ from agenttui.store import Owner
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this leaves room
+# A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
+# least one record), so neither side ever holds one huge line of a flooding agent's batch.
+FOLLOW_LINE_BYTES = 256 * 1024
 API_PREFIX = "/v1"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,6 +118,21 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 def _log_json(records: list[Any]) -> list[dict[str, Any]]:
     return [{"test_id": r.test_id, "seq": r.seq, "ts": r.ts, "stream": r.stream, "text": r.text} for r in records]
+
+
+def _ndjson_chunks(records: list[Any], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
+    """Records as NDJSON lines (JSON arrays) of about `budget` bytes each, one at a time."""
+    parts: list[str] = []
+    size = 0
+    for item in _log_json(records):
+        part = json.dumps(item)
+        if parts and size + len(part) > budget:
+            yield ("[" + ", ".join(parts) + "]\n").encode()
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part) + 2
+    if parts:
+        yield ("[" + ", ".join(parts) + "]\n").encode()
 
 
 class Api:
@@ -208,7 +226,8 @@ class Api:
         self.active_streams += 1
         try:
             async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
-                await response.write((json.dumps(_log_json(batch)) + "\n").encode())
+                for line in _ndjson_chunks(batch):
+                    await response.write(line)
             await response.write(b'{"end": true}\n')
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away; it resumes from its own position
