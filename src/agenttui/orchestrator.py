@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 1.0
 MAINTENANCE_INTERVAL_S = 600.0
 DRAIN_TIMEOUT_S = 10.0  # how long logs may lag behind the container's exit
+TRUNCATION_NOTICE_ROOM = 64  # room past log_max_line for a backend's "…[line truncated: N bytes]"
 
 
 class LeaseLost(Exception):
@@ -402,7 +403,9 @@ class Orchestrator:
                     run.stdout_tail.append(line.text)
                     del run.stdout_tail[:-50]
                 text = line.text.replace("\x00", "\ufffd")
-                if len(text) > max_line:
+                # A backend that capped the line itself appended a notice with the line's true
+                # size: keep it (cutting again would report the cut length instead).
+                if len(text) > max_line + TRUNCATION_NOTICE_ROOM:
                     text = text[:max_line] + f" …[line truncated: {len(line.text)} chars]"
                 lines.append((line.ts, line.stream, redact(text)))
             ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
