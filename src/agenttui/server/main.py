@@ -105,7 +105,8 @@ async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) ->
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()  # left by a server that was killed; the lock proves nobody uses it
-    site = web.UnixSite(runner, str(socket_path))
+    # Open follow streams must not hold a stopping server for a minute.
+    site = web.UnixSite(runner, str(socket_path), shutdown_timeout=2.0)
     await site.start()
     os.chmod(socket_path, settings.socket_mode_bits)
     if settings.socket_group:
