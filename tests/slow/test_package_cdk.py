@@ -2,7 +2,7 @@
 
 Installs aws-cdk-lib into a temporary venv and the aws-cdk CLI with npm into a temporary
 folder (about 30 s), then runs `cdk synth` offline for each provider (5–20 s each).
-Run it with AGENTTUI_TEST_CDK=1; CI does not set it by default.
+scripts/test.sh (and so CI) sets AGENTTUI_TEST_CDK=1; a bare pytest run leaves it out.
 """
 
 from __future__ import annotations
