@@ -277,43 +277,44 @@ async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_p
 
 
 # ---------------------------------------------------------------------- commands
-async def _cmd_submit(args: argparse.Namespace) -> int:
+async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
+    """Check the backend, queue a test with `queue(client)`, then follow it (or not)."""
     from agenttui.backends.base import InfraError
 
-    settings = _settings(args)
-    request = _request_from_args(args, settings)
     try:
         async with _client(settings) as client:
             await client.check_backend()
-            view = await client.submit(request)
-            if args.no_wait:
+            view = await queue(client)
+            if getattr(args, "no_wait", False):
                 print(json.dumps(view.summary()) if args.json else view.id)
                 return EXIT_OK
-            print(f"agenttui: test {view.id} queued (position {view.position})", file=sys.stderr)
+            origin = f" as a retry of test {view.parent_id}" if view.parent_id else ""
+            print(f"agenttui: test {view.id} queued{origin} (position {view.position})", file=sys.stderr)
             return await _stream_until_done(client, view, args.json, settings.in_process)
     except InfraError as exc:
         print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
         return EXIT_INFRA
 
 
+async def _cmd_submit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    request = _request_from_args(args, settings)
+    return await _queue_and_follow(args, settings, lambda client: client.submit(request))
+
+
 async def _cmd_retry(args: argparse.Namespace) -> int:
-    from agenttui.backends.base import InfraError
     from agenttui.domain import InvalidRequest
 
     settings = _settings(args)
     code = _read_text(args.agent, "agent") if args.agent else None
-    try:
-        async with _client(settings) as client:
-            await client.check_backend()
-            try:
-                view = await client.retry(args.id, query=args.query, agent_code=code)
-            except InvalidRequest as exc:
-                raise UserError(f"invalid retry, nothing was queued: {exc}") from None
-            print(f"agenttui: test {view.id} queued as a retry of test {args.id}", file=sys.stderr)
-            return await _stream_until_done(client, view, args.json, settings.in_process)
-    except InfraError as exc:
-        print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
-        return EXIT_INFRA
+
+    async def queue(client):
+        try:
+            return await client.retry(args.id, query=args.query, agent_code=code)
+        except InvalidRequest as exc:
+            raise UserError(f"invalid retry, nothing was queued: {exc}") from None
+
+    return await _queue_and_follow(args, settings, queue)
 
 
 async def _cmd_show(args: argparse.Namespace) -> int:

@@ -296,21 +296,26 @@ class Orchestrator:
         # still leaves the container findable by whoever adopts the test.
         await self._write(run, handle=spec.name, image=image)
         handle = await self.backend.start(spec, image)
+        await self._mark_running(run, handle)
+        await self._log(run, f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
+        return handle
+
+    async def _mark_running(self, run: _Run, handle: str) -> None:
+        """BUILDING -> RUNNING with the handle; the deadline starts now and is stored, so a
+        timeout also fires for whoever adopts the test later."""
         run.handle = handle
         now = time.time()
         moved = await self.store.transition(
-            test.id,  # type: ignore[arg-type]
+            run.test.id,  # type: ignore[arg-type]
             Status.RUNNING,
             fence=run.fence,
             handle=handle,
             running_at=now,
-            deadline_at=now + test.request.timeout_s,
+            deadline_at=now + run.test.request.timeout_s,
         )
         if moved is None:
             raise LeaseLost()
         run.test = moved
-        await self._log(run, f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
-        return handle
 
     async def _flush_build_log(self, run: _Run, pending: list[tuple[float, str, str]], until: asyncio.Task[Any]) -> None:
         while True:
@@ -338,19 +343,8 @@ class Orchestrator:
                 await self._infra_failure(run, "the container disappeared before the agent reported a result")
             return None
         run.handle = handle
-        if test.state is Status.BUILDING:
-            now = time.time()
-            moved = await self.store.transition(
-                test.id,  # type: ignore[arg-type]
-                Status.RUNNING,
-                fence=run.fence,
-                handle=handle,
-                running_at=now,
-                deadline_at=now + test.request.timeout_s,
-            )
-            if moved is None:
-                raise LeaseLost()
-            run.test = moved
+        if test.state is Status.BUILDING:  # it died between starting the container and saying so
+            await self._mark_running(run, handle)
         await self._log(run, f"[agenttui] reattached to container {handle[:12]}; resuming its log")
         return handle
 
