@@ -115,3 +115,28 @@ def test_a_second_server_on_the_same_socket_refuses_to_start(shared_server, agen
     second = subprocess.run([*agenttui_cmd, "server"], env=env, capture_output=True, text=True, timeout=30)
     assert second.returncode == 3 and "already running" in second.stderr
     assert curl("root", "GET", "/health")[0] == 200
+
+
+def test_a_personal_server_starts_on_demand_and_exits_when_idle(agenttui_cmd, monkeypatch):
+    import os
+    import subprocess
+
+    from agenttui.config import runtime_dir
+
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    monkeypatch.setenv("AGENTTUI_SERVER_IDLE_EXIT_S", "3")
+    queue = subprocess.run([*agenttui_cmd, "queue", "--json"], capture_output=True, text=True, timeout=60)
+    assert queue.returncode == 0, queue.stderr
+    assert json.loads(queue.stdout)["cap"] == 10
+    pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
+    os.kill(pid, 0)  # the client left it running in the background
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(gone, 20)
+    assert not (runtime_dir() / "agenttui.sock").exists()
