@@ -219,6 +219,27 @@ def cgroup_usage():
     return peak, cpu_s
 
 
+def process_limit_reached():
+    """The container's process limit if it refused a process or thread at least once (the
+    pids cgroup counts each refusal in pids.events), else None."""
+    root = "/sys/fs/cgroup"
+    for folder in (root, os.path.join(root, "pids")):  # cgroup v2, then v1
+        try:
+            with open(os.path.join(folder, "pids.events")) as handle:
+                refusals = 0
+                for line in handle:
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        refusals = int(value)
+            if refusals <= 0:
+                return None
+            with open(os.path.join(folder, "pids.max")) as handle:
+                return handle.read().strip()
+        except Exception:
+            continue
+    return None
+
+
 def _write_all(fd, data):
     while data:
         written = os.write(fd, data)
@@ -240,6 +261,15 @@ def report(nonce, record):
         _write_all(_result_fd, line.encode("ascii"))
     except OSError as exc:
         progress("could not write the result record: %s" % exc)
+
+
+def _flush_and_exit(code):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
 
 
 def _exit_after_grace(code):
@@ -333,8 +363,18 @@ def main():
     except (ValueError, OSError):
         pass
     record["peak_memory_bytes"], record["cpu_s"] = cgroup_usage()
+    if not record["success"]:
+        limit = process_limit_reached()
+        if limit is not None:
+            # A fork bomb fails with a bare "Resource temporarily unavailable": say why.
+            record["process_limit"] = limit
+            record["error"] = "%s (the container reached its limit of %s processes and threads; " \
+                "raise the limit (--pids) or start fewer)" % (record["error"], limit)
     report(nonce, record)
-    threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
+    try:
+        threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
+    except RuntimeError:  # no thread left under the process limit: exit right away instead
+        _flush_and_exit(exit_code)
     return exit_code
 
 
