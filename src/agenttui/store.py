@@ -552,9 +552,10 @@ class Store:
             batch: list[dict[str, Any]] = []
             for ts, stream, text in lines:
                 size = len(text.encode("utf-8", "replace")) + 1
-                if truncated:
-                    continue
-                if used + size > self.log_max_bytes:
+                # The engine's own lines (a handful per attempt: stop reasons, the outcome)
+                # are kept past the cap, so a flooded log still ends with what happened.
+                engine_line = stream == "system"
+                if not truncated and not engine_line and used + size > self.log_max_bytes:
                     truncated = True
                     seq += 1
                     batch.append(
@@ -567,6 +568,7 @@ class Store:
                             "was reached; later output is not stored (the agent keeps running)",
                         )
                     )
+                if truncated and not engine_line:
                     continue
                 seq += 1
                 used += size
