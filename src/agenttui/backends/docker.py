@@ -694,11 +694,24 @@ class DockerBackend:
         docker = await self._client()
         tail: deque[str] = deque(maxlen=BUILD_LOG_TAIL_LINES)
         partial = ""
+        dropped = 0  # chars of the unfinished line beyond log_max_line
+        max_line = self.settings.log_max_line
 
         async def emit(text: str) -> None:
-            # Build output arrives in arbitrary pieces: pass on whole lines only.
-            nonlocal partial
-            *lines, partial = (partial + text).split("\n")
+            # Build output arrives in arbitrary pieces: pass on whole lines only, each at most
+            # log_max_line chars (a RUN step may print one line of gigabytes; growing it here
+            # would cost the server memory and quadratic time).
+            nonlocal partial, dropped
+            *complete, rest = text.split("\n")
+            lines = []
+            for piece in complete:
+                raw = partial + piece[: max(0, max_line - len(partial))]
+                cut = dropped + max(0, len(partial) + len(piece) - max_line)
+                lines.append(raw + (f" …[line truncated: {cut} chars]" if cut else ""))
+                partial, dropped = "", 0
+            room = max(0, max_line - len(partial))
+            dropped += max(0, len(rest) - room)
+            partial += rest[:room]
             for raw in lines:
                 line = _ANSI_RE.sub("", raw).rstrip()
                 if not line:
