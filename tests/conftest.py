@@ -102,6 +102,9 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTTUI_HEARTBEAT_S", "0.5")
     monkeypatch.setenv("AGENTTUI_POLL_S", "0.1")
     monkeypatch.setenv("AGENTTUI_RETRY_BACKOFF_S", "0.2")
+    # Tests run agents that call no model: no network unless a test asks for a policy itself
+    # (the default, provider-only, would check the provider's endpoint before every test).
+    monkeypatch.setenv("AGENTTUI_DEFAULT_EGRESS", "none")
     key, value = SESSION_LABEL.split("=")
     monkeypatch.setenv("AGENTTUI_EXTRA_LABELS", json.dumps({key: value}))
     yield home
