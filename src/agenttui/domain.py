@@ -7,7 +7,7 @@ import enum
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_QUERY_CHARS = 2000
 MAX_AGENT_BYTES = 100 * 1024
@@ -106,12 +106,44 @@ class Limits(BaseModel):
     pids: int = Field(default=1000, ge=16, le=1_000_000, description="maximum processes")
 
 
+class Egress(str, enum.Enum):
+    """What a test's container may reach on the network (docs/providers.md)."""
+
+    NONE = "none"  # nothing at all
+    PROVIDER_ONLY = "provider-only"  # its model endpoint and nothing else (the default)
+    FULL = "full"  # Docker's default bridge network (plus the model endpoint)
+
+    @classmethod
+    def parse(cls, value: Any) -> Egress:
+        if isinstance(value, Egress):
+            return value
+        if isinstance(value, str):
+            key = value.strip().lower().replace("_", "-")
+            for member in cls:
+                if member.value == key:
+                    return member
+        raise ValueError("must be none, provider-only or full")
+
+
+class FieldErrors(ValueError):
+    """Several field-level errors found by one validator; keys are relative to where it runs."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))
+
+
 class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "ollama"
     model_id: str = Field(default="llama3.2", min_length=1, max_length=200)
+    # Settings of the provider, given to the container as environment variables. A client may
+    # send secret values here; they are taken out before anything is stored (see `secrets`).
     options: dict[str, str] = Field(default_factory=dict)
+    # Names of the secret options of this test; their values are never part of the request that
+    # is stored or shown (agenttui.secrets keeps them, encrypted, until the test ends).
+    secrets: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -120,6 +152,15 @@ class ProviderConfig(BaseModel):
         if value not in KNOWN_PROVIDERS:
             raise ValueError(f"unknown provider {value!r}; known: {', '.join(KNOWN_PROVIDERS)}")
         return value
+
+    @model_validator(mode="after")
+    def _options(self) -> ProviderConfig:
+        from agenttui.providers import config_errors  # providers builds on this module
+
+        errors = config_errors(self)
+        if errors:
+            raise FieldErrors(errors)
+        return self
 
 
 class InvalidRequest(ValueError):
@@ -161,6 +202,8 @@ class TestRequest(BaseModel):
     priority: Priority = Priority.NORMAL
     limits: Limits = Field(default_factory=Limits)
     agent_filename: str = "agent.py"
+    # None: the server's default (setting default_egress), filled in when the test is submitted.
+    egress: Egress | None = None
 
     @field_validator("query")
     @classmethod
@@ -220,6 +263,11 @@ class TestRequest(BaseModel):
     def _priority(cls, value: Any) -> Priority:
         return Priority.parse(value)
 
+    @field_validator("egress", mode="before")
+    @classmethod
+    def _egress(cls, value: Any) -> Egress | None:
+        return None if value is None else Egress.parse(value)
+
     @classmethod
     def parse(cls, **fields: Any) -> TestRequest:
         """Validate, reporting every bad field by name (R-2). Raises InvalidRequest."""
@@ -229,6 +277,11 @@ class TestRequest(BaseModel):
             errors: dict[str, str] = {}
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "request"
+                found = (err.get("ctx") or {}).get("error")
+                if isinstance(found, FieldErrors):
+                    for sub, message in found.errors.items():
+                        errors.setdefault(f"{field}.{sub}" if field != "request" else sub, message)
+                    continue
                 message = err["msg"].removeprefix("Value error, ")
                 errors.setdefault(field, message)
             raise InvalidRequest(errors) from None

@@ -1,14 +1,22 @@
-"""Model providers as data: the environment each gives the container, and which values are secret.
+"""Model providers as data: the environment each gives the container, the endpoints it needs,
+which values are secret, how its credentials are resolved, and how it is checked.
 
 Variable names are each ecosystem's standard ones (R-17), so agents written for the official
-clients work unchanged in the container and in the deployment package.
+clients work unchanged in the container and in the deployment package. docs/providers.md
+describes every provider for users.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
-from agenttui.domain import ProviderConfig
+from agenttui.domain import InvalidRequest, ProviderConfig, TestRequest
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,33 @@ class EnvVar:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """A network endpoint a provider's client calls, as seen from the host (where agenttui runs).
+
+    `env_var` carries its URL to the container (rewritten to the address the sandbox reaches it
+    at); None when the client derives the URL itself (the AWS SDK from the region)."""
+
+    name: str
+    url: str
+    env_var: str | None
+    probe_path: str | None  # HTTP GET answered by a healthy endpoint; None: connect/TLS only
+    scheme: str = "http"
+    host: str = ""
+    port: int = 0
+
+    @classmethod
+    def from_url(cls, name: str, url: str, env_var: str | None, probe_path: str | None) -> Endpoint:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+        return cls(name, url, env_var, probe_path, scheme, (parts.hostname or "").lower(), port)
+
+    @property
+    def is_loopback(self) -> bool:
+        return is_loopback_host(self.host)
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     title: str
@@ -29,13 +64,34 @@ class Provider:
     python_packages: tuple[str, ...] = field(default_factory=tuple)
     # IAM actions a deployed agent's role needs to call the provider (deployment packages).
     iam_actions: tuple[str, ...] = field(default_factory=tuple)
+    # Options whose value must be an http(s) URL.
+    url_options: tuple[str, ...] = field(default_factory=tuple)
+    # Options used on the submitting side only, never given to the container (AWS_PROFILE).
+    resolve_only: tuple[str, ...] = field(default_factory=tuple)
+    # Options a submit cannot go without: name -> how to provide it.
+    required: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def secret_names(self) -> frozenset[str]:
         return frozenset(v.name for v in self.env if v.secret)
 
+    def is_secret(self, option: str) -> bool:
+        """Secret: the provider's secret variables and any option whose name looks secret."""
+        return option in self.secret_names or bool(SECRET_NAME.search(option))
+
 
 MODEL_ID = EnvVar("MODEL_ID", "model the agent should use")
+# Names that mark a value as secret when a user passes their own option (`--option MY_TOKEN=…`).
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
+OPTION_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+# Variables the runner, the container or Python rely on: an option may not override them.
+RESERVED_PREFIXES = ("AGENTTUI_", "PYTHON")
+RESERVED_NAMES = frozenset({"PATH", "HOME", "USER", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH",
+                            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "MODEL_ID"})
+MAX_OPTION_CHARS = 4096
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+# Inside the sandbox, services of the host are offered under Docker's usual name.
+HOST_ALIAS = "host.docker.internal"
 
 PROVIDERS: dict[str, Provider] = {
     "ollama": Provider(
@@ -46,12 +102,13 @@ PROVIDERS: dict[str, Provider] = {
             EnvVar(
                 "OLLAMA_HOST",
                 "Ollama server URL",
-                default="http://host.docker.internal:11434",
-                example="http://host.docker.internal:11434",
+                default=f"http://{HOST_ALIAS}:11434",
+                example=f"http://{HOST_ALIAS}:11434",
             ),
         ),
         docs="Ollama serves models on the host; the container reaches it at OLLAMA_HOST.",
         python_packages=("ollama",),
+        url_options=("OLLAMA_HOST",),
     ),
     "bedrock": Provider(
         name="bedrock",
@@ -67,6 +124,14 @@ PROVIDERS: dict[str, Provider] = {
         docs="Bedrock is called with the AWS SDK; credentials come from the standard AWS variables.",
         python_packages=("boto3",),
         iam_actions=("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"),
+        url_options=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+        resolve_only=("AWS_PROFILE",),
+        required={
+            "AWS_ACCESS_KEY_ID": "no AWS credentials were found in your AWS configuration (environment, "
+            "profile, SSO): run `aws configure` or `aws sso login`, or pick a profile with "
+            "--option AWS_PROFILE=name",
+            "AWS_SECRET_ACCESS_KEY": "the AWS credentials have no secret access key",
+        },
     ),
     "openai": Provider(
         name="openai",
@@ -78,6 +143,13 @@ PROVIDERS: dict[str, Provider] = {
         ),
         docs="Any endpoint speaking the OpenAI API; the official client reads these variables.",
         python_packages=("openai",),
+        url_options=("OPENAI_BASE_URL",),
+        required={
+            "OPENAI_BASE_URL": "the endpoint's base URL is missing: pass --option "
+            "OPENAI_BASE_URL=https://host/v1 (or set OPENAI_BASE_URL in your environment)",
+            "OPENAI_API_KEY": "the API key is missing: set OPENAI_API_KEY in your environment or pass "
+            "--option OPENAI_API_KEY=... (local servers accept any value)",
+        },
     ),
 }
 
@@ -86,19 +158,316 @@ def provider_for(config: ProviderConfig) -> Provider:
     return PROVIDERS[config.name]
 
 
-def container_env(config: ProviderConfig) -> dict[str, str]:
-    """The provider's variables for the container: options override defaults; MODEL_ID is the
-    request's model id. Variables with neither are left out."""
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------- validation
+def check_url(value: str) -> str | None:
+    """Why `value` is not a usable http(s) endpoint URL, or None when it is."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as exc:
+        return f"{value!r} is not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"must be an http:// or https:// URL such as http://127.0.0.1:11434; got {value!r}"
+    if not parts.hostname:
+        return f"has no host name: {value!r}"
+    if port == 0:
+        return f"port 0 is not a valid port: {value!r}"
+    if parts.username or parts.password:
+        return "must not carry credentials in the URL; pass them as their own option"
+    if any(c.isspace() for c in value.strip()):
+        return f"must not contain spaces: {value!r}"
+    return None
+
+
+def config_errors(config: ProviderConfig) -> dict[str, str]:
+    """Field errors of a provider configuration on its own (keys relative to the provider):
+    option names, URL syntax. What a submit additionally needs is checked by `submit_errors`."""
+    provider = PROVIDERS.get(config.name)
+    if provider is None:
+        return {}  # the name's own validator reports it
+    errors: dict[str, str] = {}
+    for key, value in config.options.items():
+        where = f"options.{key}"
+        if not OPTION_NAME.match(key):
+            errors[where] = "option names are environment variable names: A-Z, 0-9 and _ (e.g. OPENAI_BASE_URL)"
+        elif key in RESERVED_NAMES or key.startswith(RESERVED_PREFIXES):
+            errors[where] = "is set by agenttui itself and cannot be given as an option"
+        elif len(value) > MAX_OPTION_CHARS:
+            errors[where] = f"must be under {MAX_OPTION_CHARS} characters; it has {len(value)}"
+        elif key in provider.url_options and (problem := check_url(value)):
+            errors[where] = problem
+    for name in config.secrets:
+        if not provider.is_secret(name):
+            errors[f"secrets.{name}"] = "is not a secret of this provider"
+    return errors
+
+
+def submit_errors(config: ProviderConfig) -> dict[str, str]:
+    """What is missing for the provider to be usable (credentials, required URLs); keys are
+    relative to the request (`provider.…`). Checked before anything is queued."""
     provider = provider_for(config)
+    given = set(config.options) | set(config.secrets)
+    errors: dict[str, str] = {}
+    for name, how in provider.required.items():
+        if name not in given or (name in config.options and not config.options[name].strip()):
+            errors["provider.credentials" if config.name == "bedrock" else f"provider.options.{name}"] = how
+    if config.name == "bedrock" and "AWS_REGION" not in config.options:
+        errors["provider.options.AWS_REGION"] = (
+            "no AWS region: pass --option AWS_REGION=us-east-1 or set a region in your AWS configuration"
+        )
+    return errors
+
+
+# ---------------------------------------------------------------------- secrets
+def split_secrets(config: ProviderConfig) -> tuple[ProviderConfig, dict[str, str]]:
+    """(the config with secret values taken out — their names kept in `secrets` —, the values).
+    What is stored and shown is the first; the values travel separately (agenttui.secrets)."""
+    provider = provider_for(config)
+    values = {k: v for k, v in config.options.items() if provider.is_secret(k)}
+    if not values:
+        return config, {}
+    options = {k: v for k, v in config.options.items() if k not in values}
+    names = tuple(sorted(set(config.secrets) | set(values)))
+    return config.model_copy(update={"options": options, "secrets": names}), values
+
+
+def strip_secrets(request: TestRequest) -> tuple[TestRequest, dict[str, str]]:
+    config, values = split_secrets(request.provider)
+    if not values:
+        return request, {}
+    return request.model_copy(update={"provider": config}), values
+
+
+# ---------------------------------------------------------------------- container environment
+def container_env(
+    config: ProviderConfig,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    urls: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The provider's variables for the container: options override defaults; MODEL_ID is the
+    request's model id; `secrets` adds the secret values; `urls` replaces endpoint URLs with the
+    address the sandbox reaches them at. Variables with no value are left out. Other options
+    pass through as they are (an agent's own settings), except the resolve-only ones."""
+    provider = provider_for(config)
+    options = {**config.options, **(secrets or {})}
     env: dict[str, str] = {}
     for var in provider.env:
         if var.name == "MODEL_ID":
             env[var.name] = config.model_id
-        elif var.name in config.options:
-            env[var.name] = config.options[var.name]
+        elif var.name in options:
+            env[var.name] = options[var.name]
         elif var.default is not None:
             env[var.name] = var.default
     # Older AWS SDKs read only AWS_DEFAULT_REGION: it follows AWS_REGION unless set itself.
-    if "AWS_REGION" in config.options and "AWS_DEFAULT_REGION" not in config.options and "AWS_DEFAULT_REGION" in env:
-        env["AWS_DEFAULT_REGION"] = config.options["AWS_REGION"]
+    if "AWS_REGION" in options and "AWS_DEFAULT_REGION" not in options and "AWS_DEFAULT_REGION" in env:
+        env["AWS_DEFAULT_REGION"] = options["AWS_REGION"]
+    for key, value in options.items():
+        if key not in env and key not in provider.resolve_only:
+            env[key] = value
+    env.update(urls or {})
     return env
+
+
+def endpoints(config: ProviderConfig, *, ollama_url: str = DEFAULT_OLLAMA_URL) -> list[Endpoint]:
+    """The endpoints the provider's client calls, as the host reaches them."""
+    options = config.options
+    if config.name == "ollama":
+        return [Endpoint.from_url("ollama", options.get("OLLAMA_HOST") or ollama_url, "OLLAMA_HOST", "/api/tags")]
+    if config.name == "openai":
+        base = options.get("OPENAI_BASE_URL", "")
+        if not base:
+            return []
+        return [Endpoint.from_url("openai", base, "OPENAI_BASE_URL", urlsplit(base).path.rstrip("/") + "/models")]
+    if config.name == "bedrock":
+        for var in ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"):
+            if options.get(var):
+                return [Endpoint.from_url("bedrock", options[var], var, None)]
+        region = options.get("AWS_REGION") or "us-east-1"
+        return [Endpoint.from_url("bedrock", f"https://bedrock-runtime.{region}.amazonaws.com", None, None)]
+    return []
+
+
+# ---------------------------------------------------------------------- preflight messages
+def unreachable_message(config: ProviderConfig, endpoint: Endpoint, why: str, sandbox_url: str | None) -> str:
+    """An actionable message for an endpoint the sandbox could not reach."""
+    target = f"{endpoint.host}:{endpoint.port}"
+    via = f"agenttui forwards the container's {sandbox_url} to {target}" if sandbox_url else ""
+    if config.name == "ollama":
+        return (
+            f"Ollama not reachable at {endpoint.url}: {why}; is it running (`ollama serve`)? "
+            + (via + "; " if via else "")
+            + "set ollama_url (AGENTTUI_OLLAMA_URL) or --option OLLAMA_HOST=http://host:port to change it"
+        )
+    via = f" ({via})" if via else ""
+    if config.name == "openai":
+        return (
+            f"the OpenAI-compatible endpoint {endpoint.url} is not reachable: {why}{via}; "
+            "check that the server runs and OPENAI_BASE_URL (--option OPENAI_BASE_URL=...) is right"
+        )
+    return (
+        f"the Bedrock endpoint {endpoint.url} is not reachable: {why}{via}; check the network and "
+        "AWS_REGION / AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+    )
+
+
+def ollama_model_warning(model_id: str, tags_body: str) -> str | None:
+    """A hint when Ollama answers but does not have the model (from its /api/tags answer)."""
+    import json
+
+    try:
+        models = json.loads(tags_body).get("models") or []
+        names = {m.get("name", "") for m in models} | {m.get("model", "") for m in models}
+    except (ValueError, AttributeError):
+        return None
+    wanted = {model_id, f"{model_id}:latest"} if ":" not in model_id else {model_id}
+    if names & wanted:
+        return None
+    listed = ", ".join(sorted(n for n in names if n)[:8]) or "none"
+    return f"Ollama does not list the model {model_id!r} (it has: {listed}); run `ollama pull {model_id}`"
+
+
+# ---------------------------------------------------------------------- credential resolution
+# Creates the STS client used to turn long-lived keys into session credentials (tests stub it).
+StsFactory = Callable[[Any], Any]
+
+
+def _default_sts(session: Any) -> Any:
+    return session.client("sts")
+
+
+def resolve_bedrock(
+    config: ProviderConfig,
+    *,
+    duration_s: int = 3600,
+    sts_factory: StsFactory = _default_sts,
+    warn: Callable[[str], None] = lambda message: None,
+) -> ProviderConfig:
+    """Fill a Bedrock config from the user's AWS configuration — boto3's default chain
+    (environment, AWS_PROFILE/--option AWS_PROFILE, SSO, config files) —, resolved once, here, in
+    the submitting user's process. Long-lived keys are exchanged for session credentials
+    (STS GetSessionToken, `duration_s`); temporary ones (SSO, assumed roles) are handed over as
+    they are. Given keys (options) are kept as they are."""
+    options = dict(config.options)
+    if "AWS_ACCESS_KEY_ID" in options or "AWS_ACCESS_KEY_ID" in config.secrets:
+        return config
+    import boto3
+    import botocore.exceptions
+
+    try:
+        session = boto3.Session(profile_name=options.get("AWS_PROFILE") or None)
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise InvalidRequest({"provider.credentials": f"cannot read your AWS configuration: {exc}"}) from None
+    if "AWS_REGION" not in options and session.region_name:
+        options["AWS_REGION"] = session.region_name
+    if credentials is None:
+        return config.model_copy(update={"options": options})
+    try:
+        frozen = credentials.get_frozen_credentials()
+    except botocore.exceptions.BotoCoreError as exc:  # e.g. an expired SSO session
+        raise InvalidRequest({"provider.credentials": f"your AWS credentials cannot be used: {exc}"}) from None
+    key, secret, token = frozen.access_key, frozen.secret_key, frozen.token
+    if not token:
+        try:
+            answer = sts_factory(session).get_session_token(DurationSeconds=duration_s)["Credentials"]
+            key, secret, token = answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"]
+        except Exception as exc:  # no STS access (policy, MFA required, offline): keep the keys
+            warn(
+                f"could not get short-lived AWS credentials (STS GetSessionToken: {exc}); "
+                "the container gets your long-lived keys for this test"
+            )
+    options.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
+    if token:
+        options["AWS_SESSION_TOKEN"] = token
+    return config.model_copy(update={"options": options})
+
+
+def resolve_from_environment(config: ProviderConfig, environ: Mapping[str, str] | None = None) -> ProviderConfig:
+    """OpenAI-compatible: OPENAI_BASE_URL / OPENAI_API_KEY from the user's environment when not
+    given as options (the official client's own convention)."""
+    if config.name != "openai":
+        return config
+    environ = os.environ if environ is None else environ
+    options = dict(config.options)
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        if name not in options and name not in config.secrets and environ.get(name):
+            options[name] = environ[name]
+    return config.model_copy(update={"options": options}) if options != config.options else config
+
+
+def resolve_request(
+    request: TestRequest,
+    *,
+    duration_s: int = 3600,
+    sts_factory: StsFactory = _default_sts,
+    warn: Callable[[str], None] = lambda message: None,
+    environ: Mapping[str, str] | None = None,
+) -> TestRequest:
+    """Resolve the provider's credentials on the submitting side (the user's own process), then
+    check the request is complete. Raises InvalidRequest naming each missing field."""
+    config = request.provider
+    if config.name == "bedrock":
+        config = resolve_bedrock(config, duration_s=duration_s, sts_factory=sts_factory, warn=warn)
+    else:
+        config = resolve_from_environment(config, environ)
+    if config is not request.provider:
+        request = TestRequest.parse(**{**request.model_dump(), "provider": config.model_dump()})
+    errors = submit_errors(request.provider)
+    if errors:
+        raise InvalidRequest(errors)
+    return request
+
+
+def retry_secrets(
+    stored: TestRequest,
+    *,
+    duration_s: int = 3600,
+    sts_factory: StsFactory = _default_sts,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Fresh secret values for retrying a stored test (whose request keeps secret names only),
+    resolved in the retrying user's process the same way a submit resolves them."""
+    config = stored.provider
+    if not config.secrets:
+        return {}
+    fresh = config.model_copy(update={"secrets": ()})
+    if fresh.name == "bedrock":
+        fresh = resolve_bedrock(fresh, duration_s=duration_s, sts_factory=sts_factory)
+    else:
+        fresh = resolve_from_environment(fresh, environ)
+    missing = {name: f"the retry needs {name} again (secrets are not kept after a test ends): set it in your "
+               f"environment" for name in config.secrets if name not in fresh.options}
+    if fresh.name == "bedrock" and "AWS_ACCESS_KEY_ID" not in fresh.options:
+        raise InvalidRequest({"provider.credentials": provider_for(fresh).required["AWS_ACCESS_KEY_ID"]})
+    if missing and fresh.name != "bedrock":
+        raise InvalidRequest({f"provider.options.{k}": v for k, v in missing.items()})
+    _, values = split_secrets(fresh)
+    return values
+
+
+async def resolve_for_submit(request: TestRequest, duration_s: int) -> TestRequest:
+    """resolve_request off the event loop (boto3 may read files and call STS)."""
+    import asyncio
+    import sys
+
+    def warn(message: str) -> None:
+        print(f"agenttui: warning: {message}", file=sys.stderr)
+
+    return await asyncio.to_thread(resolve_request, request, duration_s=duration_s, warn=warn)
+
+
+async def resolve_for_retry(stored: TestRequest, duration_s: int) -> dict[str, str]:
+    import asyncio
+
+    return await asyncio.to_thread(retry_secrets, stored, duration_s=duration_s)

@@ -1,0 +1,333 @@
+"""The Docker backend's sandbox networking: egress policy, the net sidecar and its tunnels,
+and the preflight from inside the sandbox (agenttui.egress explains the design).
+
+Per test with tunnels: a folder <runtime dir>/net/<container name>/ holds the sidecar script,
+the plan and one Unix socket per endpoint (served by agenttui.forwarder in this process); the
+sidecar `<container name>-net` runs with network mode none (provider-only) or bridge (full),
+owns the sandbox's network namespace and pins the endpoint names in its /etc/hosts; the agent's
+container joins it with network mode container:<sidecar>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from agenttui.backends.base import InfraError, RunSpec
+from agenttui.config import runtime_dir
+from agenttui.domain import Egress, ProviderConfig
+from agenttui.egress import NetworkPlan, plan_network
+from agenttui.forwarder import TunnelHost
+
+if TYPE_CHECKING:
+    from agenttui.backends.docker import DockerBackend
+    from agenttui.preflight import Check
+
+log = logging.getLogger(__name__)
+
+NET_MOUNT = "/agenttui-net"
+PLAN_FILE = "plan.json"
+SCRIPT_FILE = "sandbox_net.py"
+MARKER = ".container-id"
+SIDECAR_SUFFIX = "-net"
+ROLE_LABEL = "agenttui.role"
+NET_FOR_LABEL = "agenttui.net_for"
+SIDECAR_MEMORY = 64 * 1024 * 1024
+SIDECAR_PIDS = 128
+
+
+def sandbox_script() -> str:
+    return (Path(__file__).resolve().parent.parent / "sandbox_net.py").read_text(encoding="utf-8")
+
+
+def sidecar_name(name: str) -> str:
+    return name + SIDECAR_SUFFIX
+
+
+class SandboxNetwork:
+    def __init__(self, backend: DockerBackend):
+        self.backend = backend
+        self.settings = backend.settings
+        self.tunnels: dict[str, TunnelHost] = {}  # container name → its tunnels' host side
+        self.notes: dict[str, list[str]] = {}  # container name → preflight notes for the test log
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, spec: RunSpec) -> NetworkPlan:
+        if spec.network is not None:
+            return spec.network
+        egress = spec.request.egress or Egress.parse(self.settings.default_egress)
+        return plan_network(egress, ())[0]
+
+    @staticmethod
+    def folder_root() -> Path:
+        return runtime_dir() / "net"
+
+    def folder(self, name: str) -> Path:
+        return self.folder_root() / name
+
+    def agent_network(self, spec: RunSpec, sidecar: str | None) -> dict[str, Any]:
+        """HostConfig entries of the agent's container."""
+        if sidecar is not None:
+            return {"NetworkMode": f"container:{sidecar}"}
+        plan = self.plan(spec)
+        if plan.isolated:
+            hosts = [f"{name}:{address}" for name, address in plan.pins] or ["host.docker.internal:127.0.0.1"]
+            return {"NetworkMode": "none", "ExtraHosts": hosts}
+        return {"NetworkMode": "default", "ExtraHosts": ["host.docker.internal:host-gateway"]}
+
+    # ------------------------------------------------------------------ the sidecar
+    async def prepare(self, spec: RunSpec) -> str | None:
+        """Start the test's sidecar and its tunnels, and run the preflight; returns the sidecar's
+        id (None when the test needs no tunnel). Raises PreflightError/InfraError."""
+        plan = self.plan(spec)
+        if not plan.tunnels:
+            return None
+        name = spec.name
+        existing = await self.backend._inspect_raw(sidecar_name(name))
+        if existing is not None:
+            if await self.backend._inspect_raw(name) is not None:
+                # The agent's container exists already (a crash between create and record):
+                # keep its sidecar, restart what is missing.
+                await self._serve(name, Path(_mount_source(existing)), plan)
+                if not existing["State"].get("Running"):
+                    await self._start(existing["Id"], name)
+                return existing["Id"]
+            await self.backend._delete_container(existing["Id"])
+        folder = self.folder(name)
+        await asyncio.to_thread(self._write_folder, folder, plan)
+        host = await self._serve(name, folder, plan)
+        try:
+            sidecar = await self._create(spec, plan, folder)
+            await self._start(sidecar, name)
+            reports = await self._reports(sidecar, plan)
+        except BaseException:
+            await asyncio.shield(self.discard(name))
+            raise
+        from agenttui.preflight import evaluate, failure_of
+
+        checks = evaluate(spec.request.provider, plan, reports, host.last_error)
+        failure = failure_of(checks) if plan.preflight else None
+        if failure is not None:
+            await asyncio.shield(self.discard(name))
+            raise failure
+        self.notes[name] = [("warning: " if c.warning else "preflight: ") + c.message for c in checks]
+        return sidecar
+
+    def take_notes(self, name: str) -> list[str]:
+        return self.notes.pop(name, [])
+
+    def _write_folder(self, folder: Path, plan: NetworkPlan) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        (folder / SCRIPT_FILE).write_text(sandbox_script(), encoding="utf-8")
+        (folder / PLAN_FILE).write_text(plan.to_json(timeout=self.settings.preflight_timeout_s), encoding="utf-8")
+        for child in (SCRIPT_FILE, PLAN_FILE):
+            (folder / child).chmod(0o644)
+
+    async def _serve(self, name: str, folder: Path, plan: NetworkPlan) -> TunnelHost:
+        host = self.tunnels.get(name)
+        if host is not None:
+            return host
+        host = TunnelHost(folder, plan)
+        try:
+            await host.start()
+        except OSError as exc:
+            await host.close()
+            raise InfraError(f"cannot open the model tunnel in {folder}: {exc}") from exc
+        self.tunnels[name] = host
+        return host
+
+    async def _create(self, spec: RunSpec, plan: NetworkPlan, folder: Path) -> str:
+        labels = {
+            **self.settings.extra_labels,
+            **spec.labels,
+            "agenttui": "1",
+            "agenttui.store": spec.store_id,
+            ROLE_LABEL: "net",
+            NET_FOR_LABEL: spec.name,
+        }
+        image = self.settings.base_image
+        if await self.backend._image_id(image) is None:
+            raise InfraError(
+                f"the base image {image} (which runs the sandbox's network helper) is not in the Docker "
+                "engine; build or pull it, or set AGENTTUI_BASE_IMAGE"
+            )
+        config = {
+            "Image": image,
+            "Labels": labels,
+            "User": "65534:65534",
+            "Entrypoint": ["python3", f"{NET_MOUNT}/{SCRIPT_FILE}", f"{NET_MOUNT}/{PLAN_FILE}"],
+            "Cmd": [],
+            "Env": ["PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"],
+            "WorkingDir": "/",
+            "Tty": False,
+            "HostConfig": {
+                "NetworkMode": "none" if plan.isolated else "default",
+                "ExtraHosts": [f"{n}:{a}" for n, a in plan.pins],
+                # Tunnels listen on the endpoint's own port (443 for https) as nobody.
+                "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"},
+                "Mounts": [{"Type": "bind", "Source": str(folder), "Target": NET_MOUNT, "ReadOnly": True}],
+                "ReadonlyRootfs": True,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges:true"],
+                "Privileged": False,
+                "Init": True,
+                "Memory": SIDECAR_MEMORY,
+                "MemorySwap": SIDECAR_MEMORY,
+                "PidsLimit": SIDECAR_PIDS,
+                "NanoCpus": 500_000_000,
+                "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}},
+            },
+        }
+        docker = await self.backend._client()
+        async with self.backend._engine_errors(f"create the network sidecar of {spec.name}"):
+            async with asyncio.timeout(60):
+                created = await docker._query_json(
+                    "containers/create", "POST", data=config, params={"name": sidecar_name(spec.name)}
+                )
+        await asyncio.to_thread((folder / MARKER).write_text, created["Id"])
+        return created["Id"]
+
+    async def _start(self, sidecar: str, name: str) -> None:
+        docker = await self.backend._client()
+        async with self.backend._engine_errors(f"start the network sidecar of {name}"):
+            async with asyncio.timeout(60):
+                async with docker._query(f"containers/{sidecar}/start", "POST"):
+                    pass
+
+    async def _reports(self, sidecar: str, plan: NetworkPlan) -> dict[str, dict[str, Any]]:
+        """Follow the sidecar's output until it has checked every endpoint."""
+        from agenttui.backends.docker import split_frames
+
+        limit = self.settings.preflight_timeout_s * (len(plan.tunnels) + 1) + 10
+        reports: dict[str, dict[str, Any]] = {}
+        docker = await self.backend._client()
+        lines: list[str] = []
+        try:
+            async with self.backend._engine_errors("read the network sidecar's report"):
+                async with asyncio.timeout(limit):
+                    response = await docker._do_query(
+                        f"containers/{sidecar}/logs",
+                        "GET",
+                        params={"stdout": "1", "stderr": "1", "follow": "1"},
+                        timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10),
+                    )
+                    try:
+                        buffer = bytearray()
+                        text = ""
+                        while True:
+                            chunk = await response.content.read(65536)
+                            if not chunk:
+                                break
+                            buffer += chunk
+                            frames, used = split_frames(buffer)
+                            del buffer[:used]
+                            for _stream, payload in frames:
+                                text += payload.decode("utf-8", "replace")
+                            *complete, text = text.split("\n")
+                            for line in complete:
+                                lines.append(line)
+                                try:
+                                    record = json.loads(line)
+                                except ValueError:
+                                    continue
+                                if "probe" in record:
+                                    reports[record["probe"]] = record
+                                if record.get("probes_done"):
+                                    return reports
+                    finally:
+                        response.close()
+        except InfraError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise InfraError(f"the sandbox's network helper did not report within {limit:.0f} s") from exc
+            raise
+        tail = " | ".join(lines[-5:]) or "no output"
+        raise InfraError(f"the sandbox's network helper stopped before it was ready: {tail}")
+
+    # ------------------------------------------------------------------ life cycle
+    async def reattach(self, info: dict[str, Any]) -> None:
+        """Adoption: serve the tunnels of a running container this process did not start."""
+        mode = (info.get("HostConfig") or {}).get("NetworkMode") or ""
+        if not mode.startswith("container:"):
+            return
+        name = info["Name"].lstrip("/")
+        if name in self.tunnels:
+            return
+        sidecar = await self.backend._inspect_raw(mode.split(":", 1)[1])
+        if sidecar is None:
+            return
+        folder = Path(_mount_source(sidecar))
+        try:
+            plan = NetworkPlan.from_json((folder / PLAN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s: cannot read its network plan in %s: %s", name, folder, exc)
+            return
+        await self._serve(name, folder, plan)
+
+    async def discard(self, name: str) -> None:
+        """Remove the sidecar, its tunnels and its folder (never raises)."""
+        with contextlib.suppress(Exception):
+            await self.backend._delete_container(sidecar_name(name))
+        host = self.tunnels.pop(name, None)
+        if host is not None:
+            with contextlib.suppress(Exception):
+                await host.close()
+        self.notes.pop(name, None)
+        await asyncio.to_thread(shutil.rmtree, self.folder(name), True)
+
+    def name_of_removed(self, handle: str) -> str | None:
+        """The container name of a removed container, from the marker its folder keeps."""
+        root = self.folder_root()
+        for marker in root.glob(f"*/{MARKER}.agent") if root.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if marker.read_text().strip() == handle:
+                    return marker.parent.name
+        return None
+
+    def mark_agent(self, name: str, container_id: str) -> None:
+        folder = self.folder(name)
+        if folder.is_dir():
+            (folder / f"{MARKER}.agent").write_text(container_id)
+
+    async def close(self) -> None:
+        hosts, self.tunnels = list(self.tunnels.values()), {}
+        for host in hosts:
+            with contextlib.suppress(Exception):
+                await host.close()
+
+    # ------------------------------------------------------------------ doctor
+    async def probe(self, config: ProviderConfig, plan: NetworkPlan) -> list[Check]:
+        """The preflight on demand: a throw-away sidecar (no agent) checks the endpoints."""
+        import uuid
+
+        from agenttui.domain import TestRequest
+        from agenttui.preflight import evaluate
+
+        request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="doctor", provider=config)
+        spec = RunSpec(test_id=0, attempt=0, store_id=f"doctor{uuid.uuid4().hex[:6]}", request=request, env={},
+                       network=plan)
+        name = spec.name
+        folder = self.folder(name)
+        await asyncio.to_thread(self._write_folder, folder, plan)
+        try:
+            host = await self._serve(name, folder, plan)
+            sidecar = await self._create(spec, plan, folder)
+            await self._start(sidecar, name)
+            reports = await self._reports(sidecar, plan)
+            return evaluate(config, plan, reports, host.last_error)
+        finally:
+            await self.discard(name)
+
+
+def _mount_source(info: dict[str, Any]) -> str:
+    for mount in info.get("Mounts") or []:
+        if mount.get("Destination") == NET_MOUNT:
+            return mount["Source"]
+    raise InfraError(f"container {info.get('Name')} has no {NET_MOUNT} mount")

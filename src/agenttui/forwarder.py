@@ -1,0 +1,109 @@
+"""The host side of a sandbox's tunnels (agenttui.egress): one Unix socket per endpoint, each
+connection forwarded to that endpoint's configured address and nowhere else.
+
+It runs in the process that runs the test (the server, or the headless command with
+--in-process), in its event loop. The sockets live in a folder bind-mounted read-only into the
+test's net sidecar; a process that adopts a running test opens them again at the same paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from agenttui.egress import NetworkPlan, Tunnel
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 64  # per test: a flood of connections cannot exhaust the host's descriptors
+CHUNK = 64 * 1024
+MAX_SOCKET_PATH = 107  # sun_path limit on Linux
+
+
+class TunnelHost:
+    """Serves one test's tunnels."""
+
+    def __init__(self, folder: Path, plan: NetworkPlan):
+        self.folder = folder
+        self.plan = plan
+        self.last_error: dict[str, str] = {}  # endpoint name → why the last connect failed
+        self._servers: list[asyncio.base_events.Server] = []
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for tunnel in self.plan.tunnels:
+            path = self.folder / tunnel.socket
+            if len(str(path)) > MAX_SOCKET_PATH:
+                raise OSError(f"socket path {path} is longer than {MAX_SOCKET_PATH} bytes")
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # left by a process that stopped (adoption)
+            server = await asyncio.start_unix_server(
+                lambda r, w, t=tunnel: self._accept(t, r, w), path=str(path)
+            )
+            os.chmod(path, 0o666)  # the sidecar runs as nobody
+            self._servers.append(server)
+
+    def _accept(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(self._forward(tunnel, reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._slots.locked():
+            writer.close()
+            return
+        async with self._slots:
+            try:
+                up_reader, up_writer = await asyncio.wait_for(
+                    asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S
+                )
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.last_error[tunnel.name] = describe_connect_error(exc)
+                writer.close()
+                return
+            self.last_error.pop(tunnel.name, None)
+            try:
+                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            finally:
+                for w in (writer, up_writer):
+                    w.close()
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,101 @@
+"""Preflight: is the model endpoint reachable from inside the sandbox network?
+
+Before a test's agent starts, its net sidecar (agenttui.egress) checks every endpoint through
+the very tunnel the agent will use; when one does not answer, the test fails at once with an
+actionable message, as an infrastructure failure (retried like one, R-8), never blamed on the
+agent. `agenttui doctor` runs the same check on demand (`provider_checks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agenttui.backends.base import InfraError
+from agenttui.domain import ProviderConfig
+from agenttui.egress import NetworkPlan
+from agenttui.providers import Endpoint, ollama_model_warning, unreachable_message
+
+
+class PreflightError(InfraError):
+    """The provider's endpoint does not answer from inside the sandbox."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    warning: bool = False
+
+
+def evaluate(
+    config: ProviderConfig,
+    plan: NetworkPlan,
+    probes: Mapping[str, Mapping[str, Any]],
+    host_errors: Mapping[str, str],
+) -> list[Check]:
+    """Turn the sidecar's probe reports into checks with messages a user can act on."""
+    checks: list[Check] = []
+    for tunnel in plan.tunnels:
+        endpoint = Endpoint.from_url(tunnel.name, tunnel.url, None, tunnel.probe_path)
+        report = probes.get(tunnel.name)
+        if report is None:
+            why = "the sandbox did not report on it"
+        elif report.get("ok"):
+            status = report.get("status")
+            detail = f"HTTP {status}" if status else "answers"
+            checks.append(Check(f"{tunnel.name} endpoint", True,
+                                f"{tunnel.url} answers from the sandbox at {tunnel.sandbox_url} ({detail})"))
+            if config.name == "ollama" and status == 200 and report.get("body"):
+                warning = ollama_model_warning(config.model_id, str(report["body"]))
+                if warning:
+                    checks.append(Check("ollama model", True, warning, warning=True))
+            continue
+        else:
+            why = str(report.get("detail") or "no answer")
+        # The host side knows the real reason (refused, timeout) better than the sandbox.
+        why = host_errors.get(tunnel.name) or why
+        checks.append(Check(f"{tunnel.name} endpoint", False, unreachable_message(config, endpoint, why, tunnel.sandbox_url)))
+    return checks
+
+
+def failure_of(checks: list[Check]) -> PreflightError | None:
+    failed = [c.message for c in checks if not c.ok]
+    if not failed:
+        return None
+    return PreflightError("preflight: " + "; ".join(failed))
+
+
+async def provider_checks(settings: Any, config: ProviderConfig | None = None) -> list[Check]:
+    """What `agenttui doctor` reports about a provider: the configuration (credentials resolved
+    as a submit would) and, with the docker backend, reachability from a sandbox like a test's."""
+    from agenttui.domain import Egress, InvalidRequest, TestRequest
+    from agenttui.egress import plan_network
+    from agenttui.providers import endpoints, resolve_for_submit
+
+    config = config or ProviderConfig()
+    checks: list[Check] = []
+    request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="doctor", provider=config)
+    try:
+        request = await resolve_for_submit(request, settings.aws_session_duration_s)
+        checks.append(Check(f"{config.name} configuration", True, "credentials and settings are complete"))
+    except InvalidRequest as exc:
+        checks.append(Check(f"{config.name} configuration", False, "; ".join(f"{k}: {v}" for k, v in exc.errors.items())))
+        return checks
+    plan, _urls = plan_network(
+        Egress.PROVIDER_ONLY, endpoints(request.provider, ollama_url=settings.ollama_url)
+    )
+    if settings.backend != "docker" or not plan.tunnels:
+        return checks
+    from agenttui.backends.docker import DockerBackend
+
+    backend = DockerBackend(settings)
+    try:
+        checks += await backend.probe_network(request.provider, plan)
+    except InfraError as exc:
+        checks.append(Check(f"{config.name} endpoint", False, str(exc)))
+    finally:
+        await backend.close()
+    return checks
