@@ -143,7 +143,18 @@ class PackageRecord(SQLModel, table=True):
     url_expires_at: float | None = None
 
 
+class TestSecretRecord(SQLModel, table=True):
+    """A queued or running test's secret values, sealed (agenttui.secrets: encrypted with a key
+    kept outside the store). Deleted when the test ends; the request itself keeps names only."""
+
+    __test__ = False
+    __tablename__ = "test_secrets"
+    test_id: int = Field(primary_key=True)
+    sealed: str
+
+
 TESTS = TestRecord.__table__  # type: ignore[attr-defined]
+SECRETS = TestSecretRecord.__table__  # type: ignore[attr-defined]
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
 PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
@@ -250,7 +261,13 @@ class Store:
 
     # ------------------------------------------------------------------ tests
     async def submit(
-        self, request: TestRequest, owner: Owner, *, parent_id: int | None = None, backend: str = "docker"
+        self,
+        request: TestRequest,
+        owner: Owner,
+        *,
+        parent_id: int | None = None,
+        backend: str = "docker",
+        sealed_secrets: str | None = None,
     ) -> TestRecord:
         now = time.time()
         check_transition(0, Status.CREATED, Status.QUEUED)
@@ -270,7 +287,14 @@ class Store:
         async with self._write() as conn:
             result = await conn.execute(TESTS.insert().values(**values).returning(*TESTS.c))
             row = result.first()
+            if sealed_secrets is not None:
+                await conn.execute(SECRETS.insert().values(test_id=row.id, sealed=sealed_secrets))
         return _row_to_test(row)
+
+    async def sealed_secrets(self, test_id: int) -> str | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(SECRETS.c.sealed).where(SECRETS.c.test_id == test_id))).first()
+        return row[0] if row else None
 
     async def get(self, test_id: int) -> TestRecord | None:
         async with self._read() as conn:
@@ -489,6 +513,8 @@ class Store:
                 .values(**values).returning(*TESTS.c)
             )
             new_row = result.first()
+            if new_row is not None and to.is_terminal:
+                await conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
         return _row_to_test(new_row) if new_row else None
 
     async def request_cancel(self, test_id: int) -> TestRecord:
@@ -512,6 +538,8 @@ class Store:
             result = await conn.execute(
                 update(TESTS).where(TESTS.c.id == test_id).values(**values).returning(*TESTS.c)
             )
+            if "status" in values:  # dequeued: it will never run
+                await conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
             return _row_to_test(result.first())
 
     async def cancel_requested(self, owner: str) -> list[int]:
@@ -634,6 +662,7 @@ class Store:
             if not ids:
                 return 0
             await conn.execute(LOGS.delete().where(LOGS.c.test_id.in_(ids)))
+            await conn.execute(SECRETS.delete().where(SECRETS.c.test_id.in_(ids)))
             await conn.execute(
                 update(TESTS)
                 .where(TESTS.c.id.in_(ids))
