@@ -107,6 +107,24 @@ class Settings(BaseSettings):
     admin_group: str | None = Field(default=None, description="Members may act on every user's tests.")
     server_idle_exit_s: float = Field(default=1800.0, ge=0, description="Personal server exits when idle.")
     in_process: bool = Field(default=False, description="Headless commands run without a server.")
+    # Model providers, egress and secrets (docs/providers.md)
+    ollama_url: str = Field(
+        default="http://127.0.0.1:11434",
+        description="Where Ollama listens, as this host reaches it; containers get it through a forwarder.",
+    )
+    default_egress: Literal["none", "provider-only", "full"] = Field(
+        default="provider-only", description="Network policy of a test that does not choose one."
+    )
+    allow_full_egress: bool = Field(default=True, description="Whether tests may ask for egress 'full'.")
+    preflight_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long the provider check from the sandbox may take."
+    )
+    aws_session_duration_s: int = Field(
+        default=3600, ge=900, le=129600, description="Lifetime of the session credentials given to Bedrock tests."
+    )
+    secrets_key_file: Path | None = Field(
+        default=None, description="Key that seals queued tests' secrets (default: state dir/secrets.key)."
+    )
     # Packages
     package_dir: Path | None = Field(
         default=None, description="Where deployment packages are written (default: data dir/packages)."
@@ -123,6 +141,20 @@ class Settings(BaseSettings):
         if value is not None and not Path(value).is_file():
             raise ValueError(f"file {value} does not exist (a PEM CA bundle is expected)")
         return value
+
+    @field_validator("ollama_url")
+    @classmethod
+    def _ollama_url(cls, value: str) -> str:
+        from agenttui.providers import check_url
+
+        problem = check_url(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
+
+    @property
+    def resolved_secrets_key_file(self) -> Path:
+        return self.secrets_key_file or state_dir() / "secrets.key"
 
     @classmethod
     def settings_customise_sources(
