@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from agenttui.domain import TestRequest
+
+if TYPE_CHECKING:
+    from agenttui.egress import NetworkPlan
 
 
 class InfraError(Exception):
@@ -37,6 +40,8 @@ class RunSpec:
     request: TestRequest
     env: dict[str, str]  # environment for the container (query, provider settings, ...)
     labels: dict[str, str] = field(default_factory=dict)
+    # What the sandbox may reach (agenttui.egress); None: the request's egress, no tunnels.
+    network: NetworkPlan | None = None
 
     @property
     def name(self) -> str:

@@ -538,6 +538,9 @@ class DockerBackend:
         self._where = os.environ.get("DOCKER_HOST") or "the default Docker socket"
         self._build_locks: dict[str, asyncio.Lock] = {}
         self._stopped: set[str] = set()  # handles this backend signalled itself
+        from agenttui.backends.docker_net import SandboxNetwork
+
+        self.net = SandboxNetwork(self)  # egress policy, net sidecar, tunnels, preflight
 
     # -- engine access ------------------------------------------------------------------
 
@@ -615,6 +618,7 @@ class DockerBackend:
             raise self._unreachable(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
+        await self.net.close()
         if self._docker is not None:
             docker, self._docker = self._docker, None
             with contextlib.suppress(Exception):
@@ -810,7 +814,9 @@ class DockerBackend:
         # The identity labels win: extra labels cannot disguise whose container it is.
         return {**self.settings.extra_labels, **spec.labels, **self._identity_labels(spec)}
 
-    def _container_config(self, spec: RunSpec, image: str, staging: Path) -> dict[str, Any]:
+    def _container_config(
+        self, spec: RunSpec, image: str, staging: Path, sidecar: str | None = None
+    ) -> dict[str, Any]:
         custom = bool(spec.request.dockerfile.strip())
         limits = spec.request.limits
         env = dict(spec.env)
@@ -830,7 +836,8 @@ class DockerBackend:
             "Privileged": False,
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges:true"],
-            "ExtraHosts": ["host.docker.internal:host-gateway"],  # Ollama on the host
+            # Egress policy (docker_net): no network, the net sidecar's, or the bridge.
+            **self.net.agent_network(spec, sidecar),
             "Mounts": [
                 {"Type": "bind", "Source": str(staging), "Target": MOUNT_POINT, "ReadOnly": True}
             ],
@@ -875,7 +882,12 @@ class DockerBackend:
             raise InfraError(
                 f"cannot stage the agent bundle in {self._staging(spec.name)}: {exc}"
             ) from exc
-        config = self._container_config(spec, image, staging)
+        try:
+            sidecar = await self.net.prepare(spec)  # tunnels + preflight from the sandbox
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+            raise
+        config = self._container_config(spec, image, staging, sidecar)
         try:
             async with self._engine_errors(f"create container {spec.name}"):
                 async with asyncio.timeout(API_TIMEOUT_S):
@@ -890,15 +902,26 @@ class DockerBackend:
             with contextlib.suppress(Exception):
                 await self._discard_unstarted(spec)
             await asyncio.to_thread(shutil.rmtree, staging, True)
+            await asyncio.shield(self.net.discard(spec.name))
             raise
         try:
             (staging / CONTAINER_ID_MARKER).write_text(container_id)
+            self.net.mark_agent(spec.name, container_id)
             await self._start_container(container_id, spec)
         except BaseException:
             # Never leave a created-but-unstarted container behind (also on cancellation).
             await asyncio.shield(self._discard(container_id, staging))
+            await asyncio.shield(self.net.discard(spec.name))
             raise
         return container_id
+
+    def take_notes(self, name: str) -> list[str]:
+        """Preflight results of a container just started, for the test's log."""
+        return self.net.take_notes(name)
+
+    async def probe_network(self, config: Any, plan: Any) -> list[Any]:
+        """The preflight on demand (agenttui doctor)."""
+        return await self.net.probe(config, plan)
 
     async def _start_container(self, container_id: str, spec: RunSpec) -> None:
         docker = await self._client()
@@ -1188,6 +1211,9 @@ class DockerBackend:
         self._stopped.discard(handle)
         name = info["Name"].lstrip("/") if info else None
         await asyncio.to_thread(self._remove_staging, handle, name)
+        net_name = name or await asyncio.to_thread(self.net.name_of_removed, handle)
+        if net_name:
+            await self.net.discard(net_name)
 
     def _remove_staging(self, handle: str, name: str | None) -> None:
         if name:
@@ -1207,6 +1233,8 @@ class DockerBackend:
         state = info["State"]
         running = bool(state.get("Running") or state.get("Restarting"))
         stopped = state.get("Status") in ("exited", "dead", "removing")
+        if running:
+            await self.net.reattach(info)  # adoption: serve its tunnels from this process
         return HandleState(running=running, exit=self._exit_info(state) if stopped else None)
 
 
