@@ -22,9 +22,10 @@ from typing import Any
 
 from agenttui.backends.base import Backend, BuildError, ExitInfo, InfraError, RunSpec
 from agenttui.config import Settings
-from agenttui.domain import FailureKind, Status
+from agenttui.domain import Egress, FailureKind, Status
+from agenttui.egress import plan_network
 from agenttui.harness import new_nonce, parse_result_line
-from agenttui.providers import container_env, provider_for
+from agenttui.providers import container_env, endpoints, provider_for
 from agenttui.redact import Redactor
 from agenttui.store import Fence, Store, TestRecord
 
@@ -206,10 +207,13 @@ class Orchestrator:
             await asyncio.sleep(self.settings.poll_s)
 
     # ------------------------------------------------------------------ one test
-    def _spec(self, test: TestRecord) -> RunSpec:
+    def _spec(self, test: TestRecord, secrets: dict[str, str] | None = None) -> RunSpec:
         request = test.request
         assert test.id is not None and test.result_nonce is not None
-        env = container_env(request.provider)
+        # Egress policy → network plan; endpoint URLs become what the sandbox reaches (egress.py).
+        egress = request.egress or Egress.parse(self.settings.default_egress)
+        plan, urls = plan_network(egress, endpoints(request.provider, ollama_url=self.settings.ollama_url))
+        env = container_env(request.provider, secrets=secrets, urls=urls)
         env.update(AGENTTUI_QUERY=request.query, AGENTTUI_RESULT_NONCE=test.result_nonce, AGENTTUI_TEST_ID=str(test.id))
         return RunSpec(
             test_id=test.id,
@@ -218,6 +222,7 @@ class Orchestrator:
             request=request,
             env=env,
             labels=dict(self.settings.extra_labels),
+            network=plan,
         )
 
     async def _execute(self, run: _Run, *, adopted: bool) -> None:
@@ -228,8 +233,13 @@ class Orchestrator:
             nonce = new_nonce()
             await self._write(run, result_nonce=nonce)
             run.test = test = test.model_copy(update={"result_nonce": nonce})
-        spec = self._spec(test)
-        run.redact = redact = Redactor(_secret_values(test))
+        try:
+            secrets = await self._secrets(test)
+        except InfraError as exc:
+            await self._infra_failure(run, str(exc))
+            return
+        spec = self._spec(test, secrets)
+        run.redact = redact = Redactor([*_secret_values(test), *secrets.values()])
         try:
             if adopted:
                 handle = await self._reattach(run, spec)
@@ -297,6 +307,8 @@ class Orchestrator:
         await self._write(run, handle=spec.name, image=image)
         handle = await self.backend.start(spec, image)
         await self._mark_running(run, handle)
+        for note in getattr(self.backend, "take_notes", lambda name: [])(spec.name):
+            await self._log(run, f"[agenttui] {note}")
         await self._log(run, f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
         return handle
 
@@ -392,16 +404,16 @@ class Orchestrator:
                     record = parse_result_line(line.text, nonce)
                     if record is not None:
                         run.result = record
-                        await self._write(run, result_json=json.dumps(record))
+                        await self._write(run, result_json=redact(json.dumps(record)))
                         continue
                     run.stdout_tail.append(line.text)
                     del run.stdout_tail[:-50]
-                text = line.text.replace("\x00", "\ufffd")
+                text = redact(line.text.replace("\x00", "\ufffd"))  # before any cut: no half secret
                 # A backend that capped the line itself appended a notice with the line's true
                 # size: keep it (cutting again would report the cut length instead).
                 if len(text) > max_line + TRUNCATION_NOTICE_ROOM:
                     text = text[:max_line] + f" …[line truncated: {len(line.text)} chars]"
-                lines.append((line.ts, line.stream, redact(text)))
+                lines.append((line.ts, line.stream, text))
             ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
             if not ok:
                 raise LeaseLost()
@@ -510,6 +522,7 @@ class Orchestrator:
     async def _infra_failure(self, run: _Run, message: str) -> None:
         test = run.test
         assert test.id is not None
+        message = run.redact(message)
         await self._cleanup(run)
         if test.attempt < self.settings.max_attempts:
             delay = self.settings.retry_backoff_s * 2 ** (test.attempt - 1)
@@ -558,6 +571,18 @@ class Orchestrator:
     async def _log(self, run: _Run, text: str) -> None:
         if not await self.store.system_log(run.test.id, text, fence=run.fence):  # type: ignore[arg-type]
             raise LeaseLost()
+
+
+    async def _secrets(self, test: TestRecord) -> dict[str, str]:
+        """The test's secret values, unsealed right before the container needs them."""
+        if not test.request.provider.secrets:
+            return {}
+        from agenttui.secrets import SecretBox, SecretsUnavailable
+
+        sealed = await self.store.sealed_secrets(test.id)  # type: ignore[arg-type]
+        if sealed is None:
+            raise SecretsUnavailable(f"the secrets of test {test.id} are gone from the store; submit it again")
+        return SecretBox(self.settings.resolved_secrets_key_file).open(sealed)
 
 
 def _secret_values(test: TestRecord) -> list[str]:
