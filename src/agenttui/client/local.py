@@ -95,6 +95,10 @@ class LocalClient:
 
     # ------------------------------------------------------------------ the Client API
     async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView:
+        from agenttui.providers import resolve_for_submit
+
+        # Credentials are resolved here, in the user's own process (docs/providers.md).
+        request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
         return await self._svc.submit(self.owner, request, parent_id=parent_id)
 
     async def show(self, test_id: int) -> TestView:
@@ -110,7 +114,10 @@ class LocalClient:
         return await self._svc.cancel(self.owner, test_id)
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code)
+        from agenttui.providers import resolve_for_retry
+
+        secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
+        return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets)
 
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
         return await self._svc.logs(self.owner, test_id, after_seq=after_seq, limit=limit)

@@ -139,6 +139,11 @@ class SocketClient:
         await self._call("POST", "/check")
 
     async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView:
+        from agenttui.providers import resolve_for_submit
+
+        # Credentials are resolved here, in the user's own process, and sent over the socket;
+        # the server seals them and stores names only (docs/providers.md).
+        request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
         data = await self._call("POST", "/tests", body={"request": request.model_dump(mode="json"), "parent_id": parent_id})
         return TestView.model_validate(data)
 
@@ -158,7 +163,11 @@ class SocketClient:
         return TestView.model_validate(await self._call("POST", f"/tests/{test_id}/cancel"))
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        data = await self._call("POST", f"/tests/{test_id}/retry", body={"query": query, "agent_code": agent_code})
+        from agenttui.providers import resolve_for_retry
+
+        secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
+        body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}
+        data = await self._call("POST", f"/tests/{test_id}/retry", body=body)
         return TestView.model_validate(data)
 
     async def request(self, test_id: int) -> TestRequest:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from agenttui.client.models import QueueView, TestView
 from agenttui.config import Settings
-from agenttui.domain import ACTIVE, TERMINAL, Status, TestRequest
+from agenttui.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
 from agenttui.store import LogRecord, Owner, Store, TestRecord
 
 if TYPE_CHECKING:
@@ -54,7 +54,10 @@ class Service:
         self.on_orphan = on_orphan  # an active test nobody looks after needs adopting
 
     async def submit(self, caller: Owner, request: TestRequest, *, parent_id: int | None = None) -> TestView:
-        test = await self.store.submit(request, caller, parent_id=parent_id, backend=self.settings.backend)
+        request, sealed = self._prepare_submit(request)
+        test = await self.store.submit(
+            request, caller, parent_id=parent_id, backend=self.settings.backend, sealed_secrets=sealed
+        )
         assert test.id is not None
         self.on_submit(test.id)
         return await self.show(test.id)
@@ -102,14 +105,44 @@ class Service:
         return TestView.from_record(updated)
 
     async def retry(
-        self, caller: Owner, test_id: int, *, query: str | None = None, agent_code: str | None = None
+        self,
+        caller: Owner,
+        test_id: int,
+        *,
+        query: str | None = None,
+        agent_code: str | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> TestView:
-        """A new test linked to the original (R-11); the original's result is untouched."""
+        """A new test linked to the original (R-11); the original's result is untouched. Secrets
+        are never kept past a test's end: the retrying client resolves them again (`secrets`)."""
         test = await self.get(test_id)
         self.check_access(caller, test, "retry")
-        changes = {k: v for k, v in (("query", query), ("agent_code", agent_code)) if v is not None}
-        request = test.request.replace(**changes) if changes else test.request
+        changes: dict[str, object] = {k: v for k, v in (("query", query), ("agent_code", agent_code)) if v is not None}
+        request = test.request
+        if secrets:
+            provider = request.provider
+            changes["provider"] = {**provider.model_dump(), "options": {**provider.options, **secrets}}
+        request = request.replace(**changes) if changes else request
         return await self.submit(caller, request, parent_id=test_id)
+
+    def _prepare_submit(self, request: TestRequest) -> tuple[TestRequest, str | None]:
+        """Check what the provider needs, fill in the default egress, and take the secret values
+        out of the request (sealed for the store; agenttui.secrets explains the life cycle)."""
+        from agenttui.providers import strip_secrets, submit_errors
+        from agenttui.secrets import SecretBox
+
+        # Names without values (a stored request being retried) carry nothing: start afresh.
+        request = request.model_copy(update={"provider": request.provider.model_copy(update={"secrets": ()})})
+        errors = submit_errors(request.provider)
+        egress = request.egress or Egress.parse(self.settings.default_egress)
+        if egress is Egress.FULL and not self.settings.allow_full_egress:
+            errors["egress"] = "'full' is disabled on this server (setting allow_full_egress); use provider-only"
+        if errors:
+            raise InvalidRequest(errors)
+        request, values = strip_secrets(request.model_copy(update={"egress": egress}))
+        if not values:
+            return request, None
+        return request, SecretBox(self.settings.resolved_secrets_key_file).seal(values)
 
     async def request(self, caller: Owner, test_id: int) -> TestRequest:
         test = await self.get(test_id)

@@ -209,7 +209,12 @@ class Api:
         for key, value in changes.items():
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f"'{key}' must be a string")
-        view = await self.service.retry(caller, _test_id(request), **changes)
+        secrets = body.get("secrets")
+        if secrets is not None and not (
+            isinstance(secrets, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items())
+        ):
+            raise BadRequest("'secrets' must be an object of strings")
+        view = await self.service.retry(caller, _test_id(request), **changes, secrets=secrets)
         return web.json_response(view.model_dump(mode="json"), status=201)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
