@@ -50,9 +50,33 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
     parser.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
     parser.add_argument("--model", default="llama3.2", help="model id (given to the agent as MODEL_ID)")
+    _add_provider_options(parser)
+    parser.add_argument(
+        "--egress", choices=["none", "provider-only", "full"],
+        help="what the agent may reach: nothing, its model endpoint only (default: setting default_egress), "
+        "or Docker's bridge network",
+    )
     parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
     parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
     parser.add_argument("--pids", type=int, help="process limit (default 1000)")
+
+
+def _add_provider_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
+        help="provider setting given to the agent as an environment variable, e.g. OPENAI_BASE_URL=..., "
+        "AWS_REGION=..., AWS_PROFILE=... (repeatable; secrets are never stored, docs/providers.md)",
+    )
+
+
+def _options_from_args(args: argparse.Namespace) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in args.options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option {item!r}: expected KEY=VALUE, e.g. --option OPENAI_BASE_URL=http://host:8000/v1")
+        options[key.strip()] = value
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="run the agenttui server (started automatically when needed)")
     server.add_argument("--foreground", action="store_true", help="also log to stderr")
 
+    doctor = sub.add_parser("doctor", help="check the engine and the model provider (from a sandbox like a test's)")
+    doctor.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
+    doctor.add_argument("--model", default="llama3.2", help="model id")
+    _add_provider_options(doctor)
+
     worker = sub.add_parser("worker", help="work the queue in the foreground without a server")
     worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
     return parser
@@ -162,24 +191,39 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
         "pids": args.pids if args.pids is not None else settings.default_pids,
     }
     try:
-        return TestRequest.parse(
+        request = TestRequest.parse(
             agent_code=_read_text(args.agent, "agent"),
             query=args.query,
             requirements=_read_text(args.requirements, "requirements"),
             dockerfile=_read_text(args.dockerfile, "Dockerfile"),
-            provider={"name": args.provider, "model_id": args.model},
+            provider={"name": args.provider, "model_id": args.model, "options": _options_from_args(args)},
+            egress=args.egress,
             timeout_s=args.timeout if args.timeout is not None else settings.default_timeout_s,
             priority=args.priority,
             limits=limits,
             agent_filename=args.agent.name,
         )
+        from agenttui.providers import resolve_request
+
+        # Credentials are resolved here, in the user's own process (docs/providers.md).
+        def warn(message: str) -> None:
+            print(f"agenttui: warning: {message}", file=sys.stderr)
+
+        return resolve_request(request, duration_s=settings.aws_session_duration_s, warn=warn)
     except InvalidRequest as exc:
         flags = {"agent_code": f"agent ({args.agent})", "timeout_s": "--timeout", "limits.memory_mb": "--memory",
                  "limits.cpus": "--cpus", "limits.pids": "--pids", "query": "--query",
                  "requirements": f"requirements ({args.requirements})",
                  "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
-                 "provider.model_id": "--model"}
-        lines = [f"{flags.get(field, field)}: {msg}" for field, msg in exc.errors.items()]
+                 "provider.model_id": "--model", "egress": "--egress",
+                 "provider.credentials": f"--provider {args.provider} (credentials)"}
+
+        def flag(field: str) -> str:
+            if field.startswith("provider.options."):
+                return "--option " + field.removeprefix("provider.options.")
+            return flags.get(field, field)
+
+        lines = [f"{flag(field)}: {msg}" for field, msg in exc.errors.items()]
         raise UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines)) from None
 
 
@@ -432,7 +476,50 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Checks on demand; each prints ok/FAIL with what to do. Exit 0 when all pass, else 3."""
+    from agenttui.backends import make_backend
+    from agenttui.backends.base import InfraError
+
+    settings = _settings(args)
+    failed = 0
+    backend = make_backend(settings)
+    try:
+        await backend.check()
+        print(f"ok    {settings.backend} engine: reachable")
+    except InfraError as exc:
+        failed += 1
+        print(f"FAIL  {settings.backend} engine: {exc}")
+    finally:
+        await backend.close()
+    if not failed:
+        failed += await doctor_provider(args, settings)
+    return EXIT_OK if not failed else EXIT_INFRA
+
+
+async def doctor_provider(args: argparse.Namespace, settings: Any) -> int:
+    """The provider part of `agenttui doctor` (agenttui.preflight); returns how many failed."""
+    from agenttui.domain import InvalidRequest, ProviderConfig
+    from agenttui.preflight import provider_checks
+
+    try:
+        config = ProviderConfig(name=args.provider, model_id=args.model, options=_options_from_args(args))
+    except ValueError as exc:
+        print(f"FAIL  provider: {exc}")
+        return 1
+    try:
+        checks = await provider_checks(settings, config)
+    except InvalidRequest as exc:
+        print(f"FAIL  {args.provider} configuration: {exc}")
+        return 1
+    for check in checks:
+        mark = "ok" if check.ok and not check.warning else ("warn" if check.ok else "FAIL")
+        print(f"{mark:<5} {check.name}: {check.message}")
+    return sum(1 for c in checks if not c.ok)
+
+
 COMMANDS = {
+    "doctor": _cmd_doctor,
     "submit": _cmd_submit,
     "show": _cmd_show,
     "logs": _cmd_logs,
