@@ -220,7 +220,7 @@ def submit_errors(config: ProviderConfig) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name, how in provider.required.items():
         if name not in given or (name in config.options and not config.options[name].strip()):
-            errors["provider.credentials" if config.name == "bedrock" else f"provider.options.{name}"] = how
+            errors.setdefault("provider.credentials" if config.name == "bedrock" else f"provider.options.{name}", how)
     if config.name == "bedrock" and "AWS_REGION" not in config.options:
         errors["provider.options.AWS_REGION"] = (
             "no AWS region: pass --option AWS_REGION=us-east-1 or set a region in your AWS configuration"
@@ -369,8 +369,9 @@ def resolve_bedrock(
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
         raise InvalidRequest({"provider.credentials": f"cannot read your AWS configuration: {exc}"}) from None
-    if "AWS_REGION" not in options and session.region_name:
-        options["AWS_REGION"] = session.region_name
+    region = os.environ.get("AWS_REGION") or session.region_name  # AWS_REGION: newer SDKs' name
+    if "AWS_REGION" not in options and region:
+        options["AWS_REGION"] = region
     if credentials is None:
         return config.model_copy(update={"options": options})
     try:

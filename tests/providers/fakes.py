@@ -1,0 +1,157 @@
+"""Fake model servers speaking the real HTTP APIs, on this machine's loopback only.
+
+FakeOllama: GET /api/tags, POST /api/generate and /api/chat (streaming NDJSON and not).
+FakeOpenAI: GET /v1/models, POST /v1/chat/completions (JSON or SSE), with a bearer key check.
+Each answers "<model> says: <the prompt upside down>" and records what it was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def answer(model: str, prompt: str) -> str:
+    return f"{model} says: {prompt[::-1]}"
+
+
+class _Server:
+    handler: type[BaseHTTPRequestHandler]
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config):
+        self.config = config
+        self.requests: list[dict] = []
+        handler = type("Handler", (self.handler,), {"fake": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _body(self) -> dict:
+        size = int(self.headers.get("Content-Length") or 0)
+        data = json.loads(self.rfile.read(size) or b"{}")
+        self.fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": data})
+        return data
+
+    def _send(self, status: int, payload, content_type="application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, chunks: list[bytes], content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class _OllamaHandler(_Handler):
+    def do_GET(self):
+        if self.path == "/api/tags":
+            models = [{"name": f"{m}:latest", "model": f"{m}:latest"} for m in self.fake.config.get("models", ["llama3.2"])]
+            self.fake.requests.append({"path": self.path})
+            return self._send(200, {"models": models})
+        self._send(404, {"error": "not found"})
+
+    def do_POST(self):
+        body = self._body()
+        model = body.get("model", "")
+        if self.path == "/api/generate":
+            text, key = answer(model, body.get("prompt", "")), "response"
+        elif self.path == "/api/chat":
+            text, key = answer(model, (body.get("messages") or [{}])[-1].get("content", "")), "message"
+        else:
+            return self._send(404, {"error": "not found"})
+
+        def piece(part: str, done: bool) -> dict:
+            value = part if key == "response" else {"role": "assistant", "content": part}
+            return {"model": model, key: value, "done": done}
+
+        if body.get("stream", True):  # Ollama streams unless told not to
+            words = text.split(" ")
+            parts = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+            lines = [json.dumps(piece(p, False)).encode() + b"\n" for p in parts]
+            lines.append(json.dumps(piece("", True)).encode() + b"\n")
+            return self._stream(lines, "application/x-ndjson")
+        self._send(200, piece(text, True))
+
+
+class FakeOllama(_Server):
+    handler = _OllamaHandler
+
+
+class _OpenAIHandler(_Handler):
+    def _authorized(self) -> bool:
+        expected = self.fake.config.get("api_key")
+        if expected and self.headers.get("Authorization") != f"Bearer {expected}":
+            self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+            return False
+        return True
+
+    def do_GET(self):
+        if self.path.rstrip("/").endswith("/v1/models"):
+            self.fake.requests.append({"path": self.path, "headers": dict(self.headers)})
+            if self._authorized():
+                self._send(200, {"object": "list", "data": [{"id": "gpt-fake", "object": "model"}]})
+            return
+        self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        body = self._body()
+        if not self.path.rstrip("/").endswith("/v1/chat/completions"):
+            return self._send(404, {"error": {"message": "not found"}})
+        if not self._authorized():
+            return
+        model = body.get("model", "")
+        text = answer(model, (body.get("messages") or [{}])[-1].get("content", ""))
+        if body.get("stream"):
+            chunks = [
+                {"id": "c1", "object": "chat.completion.chunk", "model": model,
+                 "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                for word in text.split(" ")
+            ]
+            data = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+            return self._stream(data, "text/event-stream")
+        self._send(200, {
+            "id": "c1", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })
+
+
+class FakeOpenAI(_Server):
+    handler = _OpenAIHandler
