@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, event, func, inspect, or_, select, update
+from sqlalchemy import Index, case, event, func, inspect, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel
 
@@ -35,6 +35,7 @@ from agenttui.domain import (
 log = logging.getLogger(__name__)
 
 ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
+CLAIM_LOCK_KEY = 0x61676E74  # "agnt": the advisory lock claims take on PostgreSQL
 
 
 class StoreMeta(SQLModel, table=True):
@@ -376,6 +377,11 @@ class Store:
         BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6)."""
         now = time.time()
         async with self._write() as conn:
+            if not self.is_sqlite:
+                # Count-then-claim is racy under READ COMMITTED: one transaction-level advisory
+                # lock makes claims take turns across every server sharing the database, so the
+                # cap holds exactly. (SQLite's BEGIN IMMEDIATE already serializes writers.)
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
             active = await self._count_active(conn)
             free = cap - active
             if limit is not None:
@@ -491,7 +497,7 @@ class Store:
         the fence no longer holds. An illegal transition raises IllegalTransition (logged)."""
         now = time.time()
         async with self._write() as conn:
-            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
+            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update())).first()
             if row is None:
                 raise KeyError(test_id)
             if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
@@ -522,7 +528,7 @@ class Store:
         owner, which stops the container. Returns the test as it now stands."""
         now = time.time()
         async with self._write() as conn:
-            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
+            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update())).first()
             if row is None:
                 raise KeyError(test_id)
             status = Status(row.status)
@@ -570,6 +576,7 @@ class Store:
                 await conn.execute(
                     select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
                     .where(TESTS.c.id == test_id)
+                    .with_for_update()
                 )
             ).first()
             if row is None:
@@ -674,28 +681,28 @@ class Store:
 def _claim_order(*conditions: Any) -> Any:
     """Ids of QUEUED tests in claim order: priority first (R-5), then fair share between users
     (a user's n-th waiting test ranks after everyone's earlier ones, counting the tests that
-    user already has running), then FIFO. One user's ten queued tests never starve another's."""
-    other = TESTS.alias("running_of_owner")
-    running_of_owner = (
-        select(func.count())
-        .select_from(other)
-        .where(other.c.owner_uid == TESTS.c.owner_uid)
-        .where(other.c.status.in_(ACTIVE_VALUES))
-        .scalar_subquery()
+    user already has running), then the user served least recently, then FIFO. One user's ten
+    queued tests never starve another's."""
+    # Per-owner figures computed once (a join), not per queued row (correlated subqueries made
+    # each claim quadratic in the queue length).
+    owners = (
+        select(
+            TESTS.c.owner_uid.label("owner_uid"),
+            func.sum(case((TESTS.c.status.in_(ACTIVE_VALUES), 1), else_=0)).label("running"),
+            func.coalesce(func.max(TESTS.c.claimed_at), 0).label("last_served"),
+        )
+        .group_by(TESTS.c.owner_uid)
+        .subquery()
     )
     share_rank = (
         func.row_number().over(
             partition_by=TESTS.c.owner_uid, order_by=(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
         )
-        + running_of_owner
+        + owners.c.running
     ).label("share_rank")
-    # On a tie, the user served least recently goes first.
-    served = TESTS.alias("served_of_owner")
-    last_served = func.coalesce(
-        select(func.max(served.c.claimed_at)).where(served.c.owner_uid == TESTS.c.owner_uid).scalar_subquery(), 0
-    ).label("last_served")
     ranked = (
-        select(TESTS.c.id, TESTS.c.priority, TESTS.c.queued_at, share_rank, last_served)
+        select(TESTS.c.id, TESTS.c.priority, TESTS.c.queued_at, share_rank, owners.c.last_served)
+        .join(owners, owners.c.owner_uid == TESTS.c.owner_uid)
         .where(TESTS.c.status == Status.QUEUED.value, *conditions)
         .subquery()
     )

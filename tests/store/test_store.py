@@ -13,19 +13,22 @@ def request(query="q", priority="normal"):
     return TestRequest.parse(agent_code="def run(q): return q", query=query, priority=priority)
 
 
-async def test_sqlite_runs_in_wal_with_a_busy_timeout(store, tmp_path):
-    async with store.engine.connect() as conn:
+async def test_sqlite_runs_in_wal_with_a_busy_timeout(sqlite_store):
+    async with sqlite_store.engine.connect() as conn:
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
     assert mode == "wal" and timeout >= 5000
 
 
-async def test_submit_persists_owner_and_request(store, tmp_path):
+async def test_submit_persists_owner_and_request(store):
     test = await store.submit(request("hello"), ALICE)
     assert test.state is Status.QUEUED and test.owner_name == "alice" and test.owner_uid == 1001
-    # The row is really in the SQLite file, readable by any process.
-    row = sqlite3.connect(tmp_path / "store.db").execute("select query, status from tests").fetchone()
-    assert row == ("hello", "QUEUED")
+    # The row is really stored, readable by any process.
+    other = await Store.open(store.url)
+    try:
+        assert [(t.query, t.status) for t in await other.list_tests()] == [("hello", "QUEUED")]
+    finally:
+        await other.close()
     assert (await store.get(test.id)).request.query == "hello"
 
 
