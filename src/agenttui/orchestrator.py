@@ -60,6 +60,7 @@ class _Run:
     build_s: float = 0.0
     image_built: bool = False
     stdout_tail: list[str] = field(default_factory=list)
+    log_batches: int = 0  # batches read from the backend's log stream (drain progress)
     redact: Redactor = field(default_factory=Redactor)
     task: asyncio.Task[None] | None = None
 
@@ -381,11 +382,18 @@ class Orchestrator:
                     raise pump.exception()  # type: ignore[misc]
                 await asyncio.wait({waiter}, timeout=self.settings.poll_s)
             exit_info = await waiter
-            # Keep draining until the stream ends so the last lines are never lost.
-            try:
-                await asyncio.wait_for(asyncio.shield(pump), DRAIN_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                log.warning("test %s: log stream still open %s s after exit", run.test.id, DRAIN_TIMEOUT_S)
+            # Keep draining until the stream ends so the last lines (the result record among
+            # them) are never lost: a flood can leave a backlog that takes longer than
+            # DRAIN_TIMEOUT_S to read, so give up only after that long without progress.
+            while True:
+                batches = run.log_batches
+                try:
+                    await asyncio.wait_for(asyncio.shield(pump), DRAIN_TIMEOUT_S)
+                    break
+                except asyncio.TimeoutError:
+                    if run.log_batches == batches:
+                        log.warning("test %s: log stream stalled %s s after exit", run.test.id, DRAIN_TIMEOUT_S)
+                        break
             return exit_info
         finally:
             sampler.cancel()
@@ -398,6 +406,7 @@ class Orchestrator:
         nonce = run.test.result_nonce or ""
         max_line = self.settings.log_max_line
         async for batch in self.backend.logs(handle, run.test.log_cursor):
+            run.log_batches += 1
             lines: list[tuple[float, str, str]] = []
             for line in batch.lines:
                 if line.stream == "stdout":
