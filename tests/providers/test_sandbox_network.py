@@ -53,13 +53,16 @@ async def run_test(settings, **fields) -> tuple[dict, list[str]]:
 
 
 def leftover_sidecars() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=agenttui.role=net"],
+    """This test's net sidecars (by its store's label: other sessions share the engine)."""
+    from ..docker.conftest import store_id
+
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=agenttui.role=net",
+                          "--filter", f"label=agenttui.store={store_id()}"],
                          capture_output=True, text=True, check=True).stdout
     return out.split()
 
 
 async def test_agent_reaches_host_ollama_and_fails_fast_when_it_is_down():
-    before = set(leftover_sidecars())
     with FakeOllama() as ollama:
         settings = load_settings(ollama_url=ollama.url, max_attempts=2)
         view, logs = await run_test(settings, egress="provider-only", query="ping")
@@ -76,7 +79,7 @@ async def test_agent_reaches_host_ollama_and_fails_fast_when_it_is_down():
     assert "AGENTTUI_OLLAMA_URL" in view["error"]
     assert any("attempt 1/2" in line for line in logs)  # retried like any infrastructure failure
     assert not any(line.startswith("OLLAMA_HOST is") for line in logs)  # the agent never ran
-    assert set(leftover_sidecars()) <= before  # sidecars are removed with their tests
+    assert leftover_sidecars() == []  # sidecars are removed with their tests
 
 
 # ---------------------------------------------------------------------------- egress matrix
