@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
 CLAIM_LOCK_KEY = 0x61676E74  # "agnt": the advisory lock claims take on PostgreSQL
+MIGRATION_LOCK_KEY = 0x61676E75  # ... and the one schema upgrades take
 
 
 class StoreMeta(SQLModel, table=True):
@@ -225,9 +226,11 @@ class Store:
         else:
             engine = create_async_engine(url, pool_pre_ping=True)
         store = cls(engine, url, log_max_bytes)
-        async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
-            await conn.run_sync(_add_missing_columns)
+        async with store._write() as conn:
+            if not store.is_sqlite:
+                # Servers starting together must not run the same migration twice.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.run_sync(_migrate)
         store.store_id = await store._ensure_store_id()
         return store
 
@@ -711,22 +714,32 @@ def _claim_order(*conditions: Any) -> Any:
     )
 
 
-def _add_missing_columns(sync_conn: Any) -> None:
-    """Additive schema upgrade: columns added since the store file was created are added
-    (all are nullable or have defaults), so an older store keeps every test and log line."""
-    inspector = inspect(sync_conn)
-    for table in SQLModel.metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            ddl_type = column.type.compile(dialect=sync_conn.dialect)
-            default = ""
-            if column.default is not None and getattr(column.default, "is_scalar", False):
-                value = column.default.arg
-                default = f" DEFAULT {int(value) if isinstance(value, bool) else repr(value)}"
-            log.warning("upgrading the store: adding column %s.%s", table.name, column.name)
-            sync_conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}{default}')
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BASELINE_REVISION = "0001"  # the first released schema
+
+
+def _migrate(sync_conn: Any) -> None:
+    """Bring the schema to the newest version (Alembic), saying so when it changes anything.
+    A store made before versioning started has the baseline schema: it is stamped, not rebuilt."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = sync_conn
+    head = ScriptDirectory.from_config(config).get_current_head()
+    current = MigrationContext.configure(sync_conn).get_current_revision()
+    if current is None and inspect(sync_conn).has_table("tests"):
+        command.stamp(config, BASELINE_REVISION)
+        current = BASELINE_REVISION
+    if current != head:
+        if current is None:
+            log.info("creating the store schema (version %s)", head)
+        else:
+            log.warning("upgrading the store schema from version %s to %s", current, head)
+        command.upgrade(config, "head")
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

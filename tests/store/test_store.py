@@ -1,4 +1,3 @@
-import sqlite3
 import time
 
 import pytest
@@ -150,26 +149,6 @@ async def test_queue_status_and_change_token(store):
     status = await store.queue_status(cap=4)
     assert (status.running, status.queued, status.utilization) == (1, 1, 25.0)
     assert await store.change_token() != before
-
-
-async def test_a_store_missing_newer_columns_is_upgraded_in_place(tmp_path):
-    path = tmp_path / "old.db"
-    first = await Store.open(f"sqlite+aiosqlite:///{path}")
-    test = await first.submit(request("kept"), ALICE)
-    await first.system_log(test.id, "old line")
-    await first.close()
-    conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE tests DROP COLUMN cancel_requested_at")  # as an older version made it
-    conn.commit()
-    conn.close()
-    upgraded = await Store.open(f"sqlite+aiosqlite:///{path}")
-    try:
-        assert (await upgraded.get(test.id)).query == "kept"
-        assert [r.text for r in await upgraded.logs(test.id)] == ["old line"]
-        await upgraded.claim("w", cap=1, lease_s=5)
-        assert (await upgraded.request_cancel(test.id)).cancel_requested_at is not None
-    finally:
-        await upgraded.close()
 
 
 async def test_fair_share_between_users_within_a_priority(store):

@@ -1,0 +1,71 @@
+"""A store made by the first schema version keeps every test and log line when opened by this
+version (SQLite and PostgreSQL). The old store is made by the baseline migration alone, then filled
+with rows as the first version wrote them; every later migration runs over it."""
+
+import asyncio
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from agenttui.domain import TestRequest
+from agenttui.store import BASELINE_REVISION, MIGRATIONS_DIR, Owner, Store
+
+FIRST_VERSION_ROWS = [
+    """INSERT INTO tests (request_json, query, status, priority, owner_uid, owner_name, attempt, backend,
+       cancel_requested, created_at, queued_at, finished_at, oom_killed, log_seq, log_bytes, log_truncated,
+       updated_at, response, exit_code)
+       VALUES ('{"agent_code": "def run(q): return q", "query": "old"}', 'old', 'COMPLETED', 2, 1000, 'alice',
+       1, 'docker', false, 1.0, 1.0, 2.0, false, 2, 20, false, 2.0, 'old answer', 0)""",
+    """INSERT INTO tests (request_json, query, status, priority, owner_uid, owner_name, attempt, backend,
+       cancel_requested, created_at, queued_at, oom_killed, log_seq, log_bytes, log_truncated, updated_at)
+       VALUES ('{"agent_code": "def run(q): return q", "query": "waiting"}', 'waiting', 'QUEUED', 1, 1001,
+       'bob', 0, 'docker', false, 3.0, 3.0, false, 0, 0, false, 3.0)""",
+    "INSERT INTO log_lines (test_id, seq, ts, stream, text) VALUES (1, 1, 1.5, 'stdout', 'first line')",
+    "INSERT INTO log_lines (test_id, seq, ts, stream, text) VALUES (1, 2, 1.6, 'system', '[agenttui] COMPLETED')",
+    "INSERT INTO store_meta (key, value) VALUES ('store_id', 'feedfacefeedface')",
+]
+
+
+def test_a_first_version_store_is_upgraded_without_losing_anything(store_url):
+    asyncio.run(_fill_with_async(store_url))
+
+    async def check():
+        store = await Store.open(store_url)
+        try:
+            old = await store.get(1)
+            assert (old.query, old.status, old.response, old.owner_name) == ("old", "COMPLETED", "old answer", "alice")
+            assert [(r.seq, r.text) for r in await store.logs(1)] == [(1, "first line"), (2, "[agenttui] COMPLETED")]
+            assert [t.id for t in await store.queued_in_order()] == [2]
+            assert store.store_id == "feedfacefeedface"
+            async with store.engine.connect() as conn:
+                version = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            assert version is not None
+            # The upgraded store works: the old queued test can be claimed, new ones stored.
+            assert [t.id for t in await store.claim("w", cap=1, lease_s=5)] == [2]
+            new = await store.submit(TestRequest.parse(agent_code="def run(q): return q", query="new"), Owner(1, "c"))
+            assert new.id == 3
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+async def _fill_with_async(url: str) -> None:
+    """Run the baseline migration and the first version's inserts over the async driver."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+
+    def baseline(sync_conn):
+        config.attributes["connection"] = sync_conn
+        command.upgrade(config, BASELINE_REVISION)
+        for statement in FIRST_VERSION_ROWS:
+            sync_conn.execute(text(statement))
+
+    async with engine.begin() as conn:
+        await conn.run_sync(baseline)
+    await engine.dispose()
