@@ -10,13 +10,14 @@ import os
 import tempfile
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    NoDecode,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -64,8 +65,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the store; default: SQLite file in the data dir.",
     )
     # Execution
-    backend: Literal["docker", "noop"] = Field(
-        default="docker", description="Where tests run (noop: runs nothing; for benchmarks)."
+    backend: Literal["docker", "ecs", "noop"] = Field(
+        default="docker",
+        description="Where tests run (ecs: AWS Fargate, docs/aws.md; noop: runs nothing; for benchmarks).",
     )
     noop_run_s: float = Field(default=0.0, ge=0, description="How long a noop test 'runs'.")
     base_image: str = Field(
@@ -134,6 +136,50 @@ class Settings(BaseSettings):
     log_max_line: int = Field(default=16_384, ge=256, description="Longest stored log line.")
     # History
     archive_after_days: float = Field(default=7.0, gt=0)
+    # AWS: the ecs backend and S3 packages (docs/aws.md)
+    aws_region: str | None = Field(
+        default=None, description="AWS region; unset: the AWS configuration's (AWS_REGION, ~/.aws/config)."
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an AWS emulator (moto, LocalStack); unset: AWS itself."
+    )
+    ecs_cluster: str = Field(default="agenttui", description="ECS cluster tests run in.")
+    ecs_task_definition: str = Field(
+        default="agenttui-runner", description="Task definition (family, family:revision or ARN) of the runner."
+    )
+    ecs_container_name: str = Field(default="agent", description="The runner's container in the task definition.")
+    ecs_runner_image: str = Field(
+        default="", description="Runner image the task definition is expected to use (checked by doctor)."
+    )
+    ecs_subnets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Subnets of the tasks (comma-separated or JSON list)."
+    )
+    ecs_security_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Security groups of the tasks (comma-separated or JSON list)."
+    )
+    ecs_assign_public_ip: bool = Field(
+        default=False, description="Give tasks a public IP (public subnets without a NAT gateway)."
+    )
+    ecs_log_group: str = Field(default="/agenttui/runner", description="CloudWatch log group of the runner (awslogs).")
+    ecs_log_stream_prefix: str = Field(default="agenttui", description="awslogs-stream-prefix of the runner.")
+    ecs_poll_s: float = Field(
+        default=1.0, ge=0.05, le=60, description="How often task states and CloudWatch logs are polled."
+    )
+    s3_bucket: str = Field(default="", description="Bucket for agent bundles and deployment packages.")
+    s3_prefix: str = Field(default="agenttui/", description="Key prefix of everything agenttui puts in the bucket.")
+
+    @field_validator("ecs_subnets", "ecs_security_groups", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        """Accept `a,b` as well as `["a", "b"]` (environment variables and TOML alike)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("extra_ca_bundle")
     @classmethod
