@@ -11,6 +11,10 @@ def make_backend(settings: Settings) -> Backend:
         from agenttui.backends.noop import NoopBackend
 
         return NoopBackend(run_s=settings.noop_run_s)
+    if settings.backend == "ecs":
+        from agenttui.backends.ecs import EcsBackend
+
+        return EcsBackend(settings)
     from agenttui.backends.docker import DockerBackend
 
     return DockerBackend(settings)
