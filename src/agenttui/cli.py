@@ -442,13 +442,16 @@ async def _cmd_package(args: argparse.Namespace) -> int:
         result = await client.package(args.id, out_dir=output)
     if args.json:
         print(json.dumps({"path": str(result.path), "size": result.size, "files": list(result.files),
-                          "warnings": list(result.warnings), "copy": copy_hint(result.path)}))
+                          "warnings": list(result.warnings), "copy": copy_hint(result.path),
+                          "url": result.url, "url_expires_at": result.url_expires_at}))
         return EXIT_OK
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(result.path)
     print(f"{result.size:,} bytes, {len(result.files)} files. From another machine: {copy_hint(result.path)}",
           file=sys.stderr)
+    if result.url:  # the AWS backend also put it in S3
+        print(f"download for 24 hours: {result.url}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -114,6 +114,10 @@ class PackageResult:
     top_folder: str = ""
     image_name: str = ""  # what README/compose call the built image
     warnings: list[str] = field(default_factory=list)  # e.g. a secret scrubbed from agent.py
+    # With the AWS backend: the zip's S3 key and a presigned URL valid 24 hours.
+    url: str | None = None
+    url_expires_at: float | None = None
+    s3_key: str | None = None
 
 
 # ---------------------------------------------------------------------------- templates

@@ -637,11 +637,15 @@ class Store:
         return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
 
     # ------------------------------------------------------------------ packages
-    async def record_package(self, test_id: int, owner_uid: int, path: str, size: int) -> PackageRecord:
+    async def record_package(
+        self, test_id: int, owner_uid: int, path: str, size: int, *, s3_key: str | None = None,
+        url_expires_at: float | None = None,
+    ) -> PackageRecord:
         async with self._write() as conn:
             result = await conn.execute(
                 PACKAGES.insert()
-                .values(test_id=test_id, owner_uid=owner_uid, path=path, size=size, created_at=time.time())
+                .values(test_id=test_id, owner_uid=owner_uid, path=path, size=size, created_at=time.time(),
+                        s3_key=s3_key, url_expires_at=url_expires_at)
                 .returning(*PACKAGES.c)
             )
             return PackageRecord.model_validate(dict(result.first()._mapping))

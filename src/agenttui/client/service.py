@@ -199,7 +199,13 @@ class Service:
             )
         except PackageError as exc:
             raise NotActionable(str(exc)) from None
-        await self.store.record_package(test_id, caller.uid, str(result.path), result.size)
+        from agenttui.aws_packages import publish_package, wants_s3_packages
+
+        if wants_s3_packages(self.settings):  # also in S3, with a 24-hour presigned URL
+            result = await publish_package(self.settings, result)
+        await self.store.record_package(
+            test_id, caller.uid, str(result.path), result.size, s3_key=result.s3_key, url_expires_at=result.url_expires_at
+        )
         return result
 
     # ------------------------------------------------------------------ helpers

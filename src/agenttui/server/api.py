@@ -256,6 +256,9 @@ class Api:
                 "top_folder": result.top_folder,
                 "image_name": result.image_name,
                 "warnings": list(result.warnings),
+                "url": result.url,
+                "url_expires_at": result.url_expires_at,
+                "s3_key": result.s3_key,
             }
         )
 
