@@ -486,6 +486,16 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     failed = 0
+    if settings.backend == "ecs":  # each AWS resource the settings name (agenttui.aws_doctor)
+        from agenttui.aws_doctor import aws_checks
+
+        for check in await aws_checks(settings):
+            mark = "ok" if check.ok and not check.warning else ("warn" if check.ok else "FAIL")
+            print(f"{mark:<5} {check.name}: {check.message}")
+            failed += not check.ok
+        if not failed:
+            failed += await doctor_provider(args, settings)
+        return EXIT_OK if not failed else EXIT_INFRA
     backend = make_backend(settings)
     try:
         await backend.check()
