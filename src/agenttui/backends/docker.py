@@ -1207,13 +1207,15 @@ class DockerBackend:
 
     async def remove(self, handle: str) -> None:
         info = await self._inspect_raw(handle)
-        await self._delete_container(handle)
-        self._stopped.discard(handle)
         name = info["Name"].lstrip("/") if info else None
-        await asyncio.to_thread(self._remove_staging, handle, name)
         net_name = name or await asyncio.to_thread(self.net.name_of_removed, handle)
-        if net_name:
-            await self.net.discard(net_name)
+        if net_name and self.net.has_network(net_name):
+            # Both removals in flight at once: the engine finishes them even if we stop waiting.
+            await asyncio.gather(self._delete_container(handle), self.net.discard(net_name))
+        else:
+            await self._delete_container(handle)
+        self._stopped.discard(handle)
+        await asyncio.to_thread(self._remove_staging, handle, name)
 
     def _remove_staging(self, handle: str, name: str | None) -> None:
         if name:
