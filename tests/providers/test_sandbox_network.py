@@ -79,7 +79,9 @@ async def test_agent_reaches_host_ollama_and_fails_fast_when_it_is_down():
     assert "AGENTTUI_OLLAMA_URL" in view["error"]
     assert any("attempt 1/2" in line for line in logs)  # retried like any infrastructure failure
     assert not any(line.startswith("OLLAMA_HOST is") for line in logs)  # the agent never ran
-    assert leftover_sidecars() == []  # sidecars are removed with their tests
+    from ..docker.conftest import wait_for
+
+    wait_for(lambda: leftover_sidecars() == [], 20)  # sidecars are removed with their tests
 
 
 # ---------------------------------------------------------------------------- egress matrix

@@ -271,6 +271,10 @@ class SandboxNetwork:
             return
         await self._serve(name, folder, plan)
 
+    def has_network(self, name: str) -> bool:
+        """Whether the container may have a sidecar (saves engine calls on every remove)."""
+        return name in self.tunnels or self.folder(name).is_dir()
+
     async def discard(self, name: str) -> None:
         """Remove the sidecar, its tunnels and its folder (never raises)."""
         with contextlib.suppress(Exception):
