@@ -66,7 +66,7 @@ MAINTENANCE_INTERVAL_S = 600.0
 ORPHAN_GRACE_S = 300.0  # a task this long past its deadline was abandoned: stop it
 
 PROJECT_TAG = "agenttui"
-# Runner exit codes (templates/ecs/entrypoint.py)
+# Runner exit codes (templates/ecs/entrypoint)
 EXIT_REQUIREMENTS = 3
 EXIT_BUNDLE = 4
 PART_RE = re.compile(r"^@@agenttui-part (\d+)/(\d+) ([A-Za-z0-9+/=]*)$")
