@@ -208,3 +208,20 @@ def test_a_short_record_passes_as_it_is():
     module = load_entrypoint()
     record = b'@@agenttui-result nonce {"success": true, "response": "ok", "error": null}\n'
     assert relay_through(module, [b"x\n", record]) == b"x\n" + record
+
+
+def test_a_task_gets_endpoint_urls_as_configured_not_the_docker_tunnels():
+    from agenttui.backends.base import RunSpec
+    from agenttui.backends.ecs import task_env
+    from agenttui.domain import Egress, ProviderConfig, TestRequest
+    from agenttui.egress import plan_network
+    from agenttui.providers import container_env, endpoints
+
+    config = ProviderConfig(name="openai", model_id="m", options={"OPENAI_BASE_URL": "http://10.1.2.3:8000/v1"})
+    plan, urls = plan_network(Egress.PROVIDER_ONLY, endpoints(config, ollama_url="http://127.0.0.1:11434"))
+    env = container_env(config, urls=urls)
+    assert env["OPENAI_BASE_URL"] != "http://10.1.2.3:8000/v1"  # the sandbox's tunnel address
+    request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="q", provider=config)
+    spec = RunSpec(test_id=1, attempt=1, store_id="s" * 32, request=request, env=env, network=plan)
+    assert task_env(spec)["OPENAI_BASE_URL"] == "http://10.1.2.3:8000/v1"
+    assert task_env(spec)["MODEL_ID"] == "m"

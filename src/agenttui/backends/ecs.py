@@ -96,13 +96,21 @@ class OverridesTooLarge(InfraError):
 # --------------------------------------------------------------------------------------
 
 
+def task_env(spec: RunSpec) -> dict[str, str]:
+    """The test's environment for a task: endpoint URLs as configured, not as the Docker
+    sandbox's tunnels would present them (a task reaches endpoints over its own network)."""
+    tunnels = spec.network.tunnels if spec.network is not None else ()
+    untunnel = {t.sandbox_url: t.url for t in tunnels}
+    return {key: untunnel.get(value, value) for key, value in spec.env.items()}
+
+
 def build_bundle(spec: RunSpec) -> bytes:
     """The zip the runner fetches: agent, requirements, harness and the test's environment."""
     files = {
         "agent.py": spec.request.agent_code,
         "requirements.txt": spec.request.requirements,
         RUNNER_FILENAME: runner_source(),
-        "env.json": json.dumps(spec.env, sort_keys=True),
+        "env.json": json.dumps(task_env(spec), sort_keys=True),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -475,6 +483,11 @@ class EcsBackend:
             f"ECS: task definition {self.settings.ecs_task_definition} on cluster {self.settings.ecs_cluster}; "
             "requirements are installed inside the task"
         )
+        if spec.network is not None and spec.network.isolated:
+            on_log(
+                f"ECS: egress {spec.network.egress.value!r} is not applied per test on ECS; the task's network "
+                "is what its subnets and security groups allow (docs/aws.md)"
+            )
         return self.runner_image, False
 
     def _overrides(self, spec: RunSpec, url: str) -> dict[str, Any]:
@@ -923,5 +936,6 @@ __all__ = [
     "PartJoiner",
     "build_bundle",
     "check_overrides",
+    "task_env",
     "exit_info_from_task",
 ]
