@@ -448,3 +448,13 @@ async def test_maintenance_stops_orphans_past_their_deadline_and_deletes_old_bun
     assert sim.task.stopped_reason == "agenttui: orphan past its deadline"
     assert world.s3_keys("agenttui/bundles/") == []
     assert BUCKET
+
+
+async def test_a_run_task_error_is_an_infrastructure_failure_and_leaves_nothing(world, fargate, tmp_path):
+    async with Harness(tmp_path, max_attempts=1, ecs_cluster="no-such-cluster") as h:
+        test_id = await h.submit(make_request())
+        await h.run_until_idle()
+        test = await h.store.get(test_id)
+    assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
+    assert "RunTask failed" in test.error and "agenttui doctor" in test.error, test.error
+    assert world.s3_keys("agenttui/bundles/") == []

@@ -555,7 +555,7 @@ class EcsBackend:
         try:
             task_id = await self._run_task(spec, overrides, key)
         except BaseException:
-            await asyncio.shield(self._delete_bundle(key))
+            await asyncio.shield(self._discard_failed_start(spec.name, key))
             raise
         self._bundles[task_id] = key
         self._names[spec.name] = task_id
@@ -601,6 +601,15 @@ class EcsBackend:
             )
             raise InfraError(f"ECS could not place the task: {detail or 'no task returned'}")
         return task_id_of(tasks[0]["taskArn"])
+
+    async def _discard_failed_start(self, name: str, key: str) -> None:
+        """RunTask may have started the task before its error reached us (a timeout): stop it."""
+        with contextlib.suppress(Exception):
+            task_id = await self._task_id(name)
+            if task_id is not None:
+                ecs = await self.aws.client("ecs")
+                await ecs.stop_task(cluster=self.settings.ecs_cluster, task=task_id, reason="agenttui: start failed")
+        await self._delete_bundle(key)
 
     async def describe_tasks(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         """{task id: description} of those ECS still knows (used by the shared poller)."""
