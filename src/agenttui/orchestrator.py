@@ -86,6 +86,7 @@ class Orchestrator:
         self._wake = asyncio.Event()
         self._last_heartbeat = 0.0
         self._last_maintenance = 0.0
+        self._removals: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------ main loop
     async def run(self, until: Callable[[], bool] | None = None) -> None:
@@ -193,6 +194,7 @@ class Orchestrator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._removals, return_exceptions=True)  # finished tests: finish removing
 
     async def wait_idle(self) -> None:
         """Run until nothing is queued for us and nothing runs (used by tests and benchmarks)."""
@@ -565,13 +567,21 @@ class Orchestrator:
             )
 
     async def _cleanup(self, run: _Run) -> None:
+        """Remove the container. Shielded: a client that closes the moment it sees the test end
+        (which cancels our tasks) must not leave the container behind (R-15)."""
         if run.handle is None:
             return
+        handle, run.handle = run.handle, None
+        removal = asyncio.ensure_future(self._remove(run.test.id, handle))
+        self._removals.add(removal)
+        removal.add_done_callback(self._removals.discard)
+        await asyncio.shield(removal)
+
+    async def _remove(self, test_id: int | None, handle: str) -> None:
         try:
-            await self.backend.remove(run.handle)
+            await self.backend.remove(handle)
         except Exception as exc:  # never let cleanup hide the outcome
-            log.warning("test %s: could not remove %s: %s", run.test.id, run.handle, exc)
-        run.handle = None
+            log.warning("test %s: could not remove %s: %s", test_id, handle, exc)
 
     async def _write(self, run: _Run, **values: Any) -> None:
         if not await self.store.update_fenced(run.test.id, run.fence, **values):  # type: ignore[arg-type]
