@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -78,8 +79,12 @@ def aws_env(moto_url, monkeypatch, tmp_path):
     state_manager.unset_transition("ecs::task")
 
 
+@functools.lru_cache(maxsize=None)
 def client(service: str, url: str):
-    return boto3.client(service, endpoint_url=url, region_name=REGION)
+    """A boto3 client (made once per service: clients are thread-safe and slow to build)."""
+    return boto3.client(
+        service, endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
 
 
 @dataclass

@@ -359,8 +359,10 @@ async def test_requirements_that_cannot_install_are_a_build_failure(world, farga
         fargate.on(test_id, pip_fails)
         await h.run_until_idle()
         test = await h.store.get(test_id)
-    assert test.state is Status.FAILED and test.attempt == 1
+        logs = await h.logs(test_id)
+    assert test.state is Status.FAILED and test.attempt == 1  # the user's requirements: not retried
     assert test.failure_kind == FailureKind.AGENT.value and "pip could not install" in test.error
+    assert "ERROR: No matching distribution found for nosuchpackage" in logs
 
 
 async def test_custom_dockerfile_is_refused_clearly(world, fargate, tmp_path):

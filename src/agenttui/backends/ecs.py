@@ -206,7 +206,8 @@ def exit_info_from_task(task: dict[str, Any], container_name: str, *, stopped_by
     if exit_code == EXIT_BUNDLE:
         raise InfraError(f"ECS task {task_id}: the runner could not fetch the agent bundle from S3 (see the log)")
     if exit_code == EXIT_REQUIREMENTS:
-        raise BuildError("pip could not install the requirements in the ECS task (pip's output is in the log)")
+        # An outcome, not an exception: the log is drained first, and pip's output is the point.
+        return info(exit_code, "pip could not install the requirements in the task; pip's output is in the log")
     if exit_code == 137 and not container_reason:
         return info(137, "killed by SIGKILL (exit 137) without a stop from agenttui")
     return info(exit_code, container_reason or (reason if exit_code else ""))
