@@ -460,3 +460,20 @@ async def test_a_run_task_error_is_an_infrastructure_failure_and_leaves_nothing(
     assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
     assert "RunTask failed" in test.error and "agenttui doctor" in test.error, test.error
     assert world.s3_keys("agenttui/bundles/") == []
+
+
+async def test_a_bundle_that_cannot_be_fetched_is_infrastructure_and_its_log_is_kept(world, fargate, tmp_path):
+    async def no_bundle(sim: Sim) -> None:
+        await sim.start_running(pending_s=0.1)
+        await sim.log("[agenttui-runner] cannot fetch or read the bundle: HTTPError: HTTP Error 403: Forbidden")
+        sim.exit(4)
+
+    async with Harness(tmp_path, max_attempts=1) as h:
+        test_id = await h.submit(make_request())
+        fargate.on(test_id, no_bundle)
+        await h.run_until_idle()
+        test = await h.store.get(test_id)
+        logs = await h.logs(test_id)
+    assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
+    assert "could not fetch the agent bundle" in test.error
+    assert any("HTTP Error 403" in line for line in logs)  # drained before the test ended

@@ -59,6 +59,7 @@ QUIET_FETCHES = 2  # empty fetches after STOPPED before the stream counts as dra
 MISSING_GRACE_S = 30.0  # a task never seen yet may lag behind RunTask (eventual consistency)
 MISSING_CONFIRM_POLLS = 2
 STOP_WAIT_BOUND_S = 60.0  # after our StopTask, stop waiting for ECS to say STOPPED
+DRAIN_WAIT_S = 8.0  # an infrastructure failure waits this long for the log to be drained
 ERROR_BUDGET_S = 300.0  # AWS errors tolerated this long before a test is given up
 INSIGHTS_INTERVAL_S = 30.0  # Container Insights publishes one sample a minute
 MAINTENANCE_FIRST_S = 60.0
@@ -313,6 +314,8 @@ class _Watch:
     missing: bool = False
     error: str | None = None
     stop_requested_at: float | None = None
+    readers: int = 0  # logs() generators following this task
+    drained: asyncio.Event = field(default_factory=asyncio.Event)  # set when the last one ends
 
     @property
     def status(self) -> str | None:
@@ -664,9 +667,18 @@ class EcsBackend:
                     "ECS): an infrastructure failure, not a result"
                 )
             if watch.stopped and watch.task is not None:
-                return exit_info_from_task(
-                    watch.task, self.settings.ecs_container_name, stopped_by_us=self._stopped_by_us(task_id, watch.task)
-                )
+                try:
+                    return exit_info_from_task(
+                        watch.task, self.settings.ecs_container_name,
+                        stopped_by_us=self._stopped_by_us(task_id, watch.task),
+                    )
+                except InfraError:
+                    # Raising ends the test at once: let the log reader store the runner's last
+                    # words (why the bundle could not be fetched, ...) first.
+                    if watch.readers:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(watch.drained.wait(), DRAIN_WAIT_S)
+                    raise
             if watch.stop_requested_at and time.monotonic() - watch.stop_requested_at > STOP_WAIT_BOUND_S:
                 return ExitInfo(
                     exit_code=None, reason=f"stopped by agenttui; ECS had not reported STOPPED after {STOP_WAIT_BOUND_S:.0f} s"
@@ -678,6 +690,17 @@ class EcsBackend:
         if task_id is None:
             return
         watch = self.poller.watch(task_id)
+        watch.readers += 1
+        watch.drained.clear()
+        try:
+            async for batch in self._follow(task_id, watch, cursor):
+                yield batch
+        finally:
+            watch.readers -= 1
+            if not watch.readers:
+                watch.drained.set()
+
+    async def _follow(self, task_id: str, watch: _Watch, cursor: str | None) -> AsyncIterator[LogBatch]:
         logs = await self.aws.client("logs")
         group, stream = self.settings.ecs_log_group, self.log_stream(task_id)
         read = LogCursor.load(cursor)
