@@ -356,6 +356,8 @@ class _StreamState:
     def __init__(self, max_line: int):
         self.line = _LineBuilder(max_line)
         self.skip = 0  # frames to drop on resume: already delivered before the cursor
+        # In a continuation (see LogDecoder.continuation): the [stamp, frames] runs to skip.
+        self.skip_runs: deque[list[int]] | None = None
         self.pending: list[int] = []  # stamps of the frames of the unfinished line
         self.emitted: deque[list[int]] = deque()  # [stamp, frames] runs delivered, >= floor
         self.emitted_total = 0
@@ -385,6 +387,7 @@ class LogDecoder:
     """
 
     def __init__(self, max_line: int, cursor: str | None = None):
+        self._max_line = max_line
         self._streams = {STDOUT: _StreamState(max_line), STDERR: _StreamState(max_line)}
         self._floor = 0  # every frame not yet delivered is stamped at or after this
         self._newest = 0
@@ -419,7 +422,20 @@ class LogDecoder:
         state = self._streams[STDERR if stream == STDERR else STDOUT]
         self._newest = max(self._newest, stamp)
         state.last_stamp = stamp
-        if state.skip:
+        if state.skip_runs is not None:
+            # Skip exactly the frames delivered before, by stamp; those the engine no longer
+            # has (rotated away under a flood) are not there to skip.
+            runs = state.skip_runs
+            while runs and runs[0][0] < stamp:
+                state.skip -= runs.popleft()[1]
+            if runs and runs[0][0] == stamp:
+                runs[0][1] -= 1
+                state.skip -= 1
+                if not runs[0][1]:
+                    runs.popleft()
+                state.mark_emitted(stamp)
+                return []
+        elif state.skip:
             state.skip -= 1
             state.mark_emitted(stamp)
             return []
@@ -472,6 +488,20 @@ class LogDecoder:
                 self.lossy = True
             while len(state.emitted) > MAX_TRACKED_RUNS:
                 state.emitted_total -= state.emitted.popleft()[1]
+
+    def continuation(self) -> LogDecoder:
+        """A decoder for reading on from here in another request of this process: the same
+        cursor, plus the stamps of the frames it skips. json-file rotation can delete frames
+        a slow reader had already delivered; a count alone would then skip as many newer ones
+        (under a flood: the end of the log, where the harness reports)."""
+        cursor = self.cursor()
+        follower = LogDecoder(self._max_line, cursor)
+        follower.lossy = self.lossy
+        if any(state.skip for state in self._streams.values()):
+            return follower  # still skipping by a stored count: only the count is known
+        for stream, state in self._streams.items():
+            follower._streams[stream].skip_runs = deque([stamp, frames] for stamp, frames in state.emitted)
+        return follower
 
     def cursor(self) -> str:
         """Where to resume after everything delivered so far (prunes bookkeeping)."""
@@ -984,7 +1014,7 @@ class DockerBackend:
             yield batch
         # Docker can end a follow just before the container's last message is stored (seen
         # with a final partial line): one plain read from the cursor picks up stragglers.
-        catch_up = LogDecoder(self.settings.log_max_line, decoder.cursor())
+        catch_up = decoder.continuation()
         async for batch in self._read_logs(handle, catch_up, follow=False):
             yield batch
 
