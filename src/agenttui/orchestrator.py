@@ -407,6 +407,12 @@ class Orchestrator:
     async def _pump_logs(self, run: _Run, handle: str, redact: Redactor) -> None:
         nonce = run.test.result_nonce or ""
         max_line = self.settings.log_max_line
+        # What the store holds of this test's log, counted as the store counts it. Once the
+        # lines sent pass the cap, the store keeps no more agent lines (it has written its
+        # truncation notice), so later ones are neither redacted nor sent: past the cap a
+        # flood costs the server only the decoding (the result record is still looked for).
+        stored, full = run.test.log_bytes, run.test.log_truncated
+        cap = self.store.log_max_bytes
         async for batch in self.backend.logs(handle, run.test.log_cursor):
             run.log_batches += 1
             lines: list[tuple[float, str, str]] = []
@@ -419,12 +425,16 @@ class Orchestrator:
                         continue
                     run.stdout_tail.append(line.text)
                     del run.stdout_tail[:-50]
+                if full:
+                    continue
                 text = redact(line.text.replace("\x00", "\ufffd"))  # before any cut: no half secret
                 # A backend that capped the line itself appended a notice with the line's true
                 # size: keep it (cutting again would report the cut length instead).
                 if len(text) > max_line + TRUNCATION_NOTICE_ROOM:
                     text = text[:max_line] + f" …[line truncated: {len(line.text)} chars]"
                 lines.append((line.ts, line.stream, text))
+                stored += len(text.encode("utf-8", "replace")) + 1
+                full = stored > cap
             ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
             if not ok:
                 raise LeaseLost()
