@@ -538,6 +538,7 @@ class Orchestrator:
         if moved is None:
             raise LeaseLost()
         run.test = moved
+        self.wake()  # a slot is free: claim the next test now rather than at the next poll
         await self._cleanup(run)
 
     async def _infra_failure(self, run: _Run, message: str) -> None:
