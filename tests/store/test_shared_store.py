@@ -38,7 +38,7 @@ def test_servers_sharing_a_store_never_double_claim_and_hold_the_cap(store_url, 
     servers, tests = COUNTS[kind]
     asyncio.run(seed(store_url, tests))
     env = {**os.environ, "AGENTTUI_DB_URL": store_url, "AGENTTUI_BACKEND": "noop",
-           "AGENTTUI_MAX_CONCURRENT": "5", "AGENTTUI_POLL_S": "0.01"}
+           "AGENTTUI_MAX_CONCURRENT": "5", "AGENTTUI_POLL_S": "0.05"}
     workers = [
         subprocess.Popen([sys.executable, "-m", "agenttui", "worker", "--idle-exit"], env=env,
                          stderr=subprocess.PIPE, text=True)
