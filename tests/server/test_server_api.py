@@ -140,3 +140,34 @@ def test_a_personal_server_starts_on_demand_and_exits_when_idle(agenttui_cmd, mo
 
     wait_for(gone, 20)
     assert not (runtime_dir() / "agenttui.sock").exists()
+
+
+def test_a_personal_server_running_older_code_is_replaced(agenttui_cmd, monkeypatch):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import agenttui
+    from agenttui.config import runtime_dir
+
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    first = subprocess.run([*agenttui_cmd, "queue", "--json"], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    old_pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
+    # agenttui is upgraded in place: its code is newer than the running server's.
+    source = Path(agenttui.__file__)
+    later = source.stat().st_mtime + 5
+    os.utime(source, (later, later))
+    second = subprocess.run([*agenttui_cmd, "queue", "--json"], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    new_pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
+    assert new_pid != old_pid
+
+    def old_gone():
+        try:
+            os.kill(old_pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(old_gone, 20)

@@ -8,8 +8,11 @@ the last line it delivered, so a reconnect neither repeats nor skips lines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from agenttui import __version__, build_id
 from agenttui.backends.base import InfraError
 from agenttui.client.models import QueueView, TestView
 from agenttui.client.service import AccessDenied, NotActionable, NotFound
@@ -28,6 +32,8 @@ from agenttui.store import LogRecord
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
+
+log = logging.getLogger(__name__)
 
 SERVER_START_TIMEOUT_S = 20.0
 RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
@@ -76,19 +82,30 @@ class SocketClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         )
 
-    async def _answers(self) -> bool:
+    async def _health(self) -> dict[str, Any] | None:
         if self._session is None:
             self._session = self._new_session()
         try:
             async with self._session.get("/v1/health", timeout=aiohttp.ClientTimeout(total=5)) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
-            return False
+                return await response.json() if response.status == 200 else None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+            return None
 
     async def _ensure_server(self) -> None:
-        if await self._answers():
-            return
-        if not self.personal:
+        health = await self._health()
+        if health is not None:
+            if health.get("build") == build_id():
+                return
+            if not self.personal:
+                log.warning(
+                    "the agenttui server at %s runs version %s (build %s), this client %s (build %s)",
+                    self.socket_path, health.get("version"), health.get("build"), __version__, build_id(),
+                )
+                return
+            # Our own personal server runs older code (agenttui was upgraded): replace it. Its
+            # running tests are adopted by the new one.
+            await self._stop_personal_server(health.get("pid"))
+        elif not self.personal:
             raise ServerUnavailable(
                 f"the agenttui server at {self.socket_path} does not answer; ask the box's admin to start it "
                 "(systemctl start agenttui), or unset AGENTTUI_SOCKET_PATH to use a personal server"
@@ -97,12 +114,24 @@ class SocketClient:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            if await self._answers():
+            if await self._health() is not None:
                 return
         raise ServerUnavailable(
             f"started a personal agenttui server but it did not answer on {self.socket_path} within "
             f"{SERVER_START_TIMEOUT_S:.0f} s; see {server_log_file()}"
         )
+
+    async def _stop_personal_server(self, pid: Any) -> None:
+        if not isinstance(pid, int):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline and self.socket_path.exists():
+            await asyncio.sleep(0.05)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _spawn_server(self) -> None:
         """Start `agenttui server` detached from this terminal: it outlives this client."""

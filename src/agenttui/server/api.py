@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import pwd
 import socket
 import struct
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from agenttui import __version__, build_id
 from agenttui.backends.base import Backend, InfraError
 from agenttui.client.service import AccessDenied, NotActionable, NotFound, Service
 from agenttui.domain import InvalidRequest, TestRequest
@@ -26,6 +28,7 @@ from agenttui.store import Owner
 
 log = logging.getLogger(__name__)
 
+BUILD_ID = build_id()
 MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this leaves room
 # A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
 # least one record), so neither side ever holds one huge line of a flooding agent's batch.
@@ -170,7 +173,15 @@ class Api:
 
     async def health(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        return web.json_response({"ok": True, "you": {"uid": caller.uid, "name": caller.name}})
+        return web.json_response(
+            {
+                "ok": True,
+                "you": {"uid": caller.uid, "name": caller.name},
+                "version": __version__,
+                "build": BUILD_ID,
+                "pid": os.getpid(),
+            }
+        )
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
