@@ -122,6 +122,9 @@ class SocketClient:
         )
 
     async def _stop_personal_server(self, pid: Any) -> None:
+        if not isinstance(pid, int):  # a server too old to say: its lock file knows
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(self.socket_path.with_name(self.socket_path.name + ".lock").read_text())
         if not isinstance(pid, int):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
