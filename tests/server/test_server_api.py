@@ -156,7 +156,7 @@ def test_a_personal_server_running_older_code_is_replaced(agenttui_cmd, monkeypa
     old_pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
     # agenttui is upgraded in place: its code is newer than the running server's.
     source = Path(agenttui.__file__)
-    later = source.stat().st_mtime + 5
+    later = max(p.stat().st_mtime for p in source.parent.rglob("*.py")) + 5
     os.utime(source, (later, later))
     second = subprocess.run([*agenttui_cmd, "queue", "--json"], capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr

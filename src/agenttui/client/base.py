@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from agenttui.client.models import QueueView, TestView
 from agenttui.domain import TestRequest
-from agenttui.store import LogRecord
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
+    from agenttui.store import LogRecord
 
 
 class Client(Protocol):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from agenttui.domain import Priority, Status
-from agenttui.store import QueueStatus, TestRecord
+if TYPE_CHECKING:  # the socket client uses these models without loading the store
+    from agenttui.store import QueueStatus, TestRecord
 
 
 class TestView(BaseModel):
@@ -100,6 +101,16 @@ class TestView(BaseModel):
             "log_truncated": self.log_truncated,
             "packages": self.packages,
         }
+
+
+class LogEntry(BaseModel):
+    """One stored log line, as clients see it."""
+
+    test_id: int
+    seq: int
+    ts: float
+    stream: str  # stdout | stderr | system | build
+    text: str
 
 
 class QueueView(BaseModel):

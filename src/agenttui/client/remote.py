@@ -24,11 +24,10 @@ import aiohttp
 
 from agenttui import __version__, build_id
 from agenttui.backends.base import InfraError
-from agenttui.client.models import QueueView, TestView
-from agenttui.client.service import AccessDenied, NotActionable, NotFound
+from agenttui.client.errors import AccessDenied, NotActionable, NotFound
+from agenttui.client.models import LogEntry, QueueView, TestView
 from agenttui.config import Settings, server_log_file
 from agenttui.domain import InvalidRequest, TestRequest
-from agenttui.store import LogRecord
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
@@ -45,11 +44,6 @@ MAX_FOLLOW_LINE_BYTES = 256 * 1024 * 1024
 
 class ServerUnavailable(InfraError):
     pass
-
-
-class _NotFound(NotFound):
-    def __init__(self, message: str):
-        LookupError.__init__(self, message)
 
 
 class SocketClient:
@@ -205,11 +199,11 @@ class SocketClient:
     async def request(self, test_id: int) -> TestRequest:
         return TestRequest.model_validate(await self._call("GET", f"/tests/{test_id}/request"))
 
-    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         params = {"after": after_seq, **({"limit": limit} if limit else {})}
-        return [LogRecord.model_validate(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
+        return [LogEntry.model_validate(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
 
-    async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]:
+    async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Stream new lines until the test ends; reconnect and resume after a dropped link."""
         position = after_seq
         failures = 0
@@ -226,7 +220,7 @@ class SocketClient:
                         item = json.loads(raw)
                         if isinstance(item, dict) and item.get("end"):
                             return
-                        batch = [LogRecord.model_validate(r) for r in item]
+                        batch = [LogEntry.model_validate(r) for r in item]
                         if batch:
                             position = batch[-1].seq
                             failures = 0
@@ -264,7 +258,7 @@ def _error_from(payload: Any, status: int) -> Exception:
     message = payload.get("error", f"server error {status}") if isinstance(payload, dict) else f"server error {status}"
     kind = payload.get("kind") if isinstance(payload, dict) else None
     if kind == "not_found":
-        return _NotFound(message)
+        return NotFound(message)
     if kind == "access_denied":
         return AccessDenied(message)
     if kind == "not_actionable":

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agenttui.client.errors import AccessDenied, NotActionable, NotFound
 from agenttui.client.models import QueueView, TestView
 from agenttui.config import Settings
 from agenttui.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
@@ -20,21 +21,10 @@ from agenttui.store import LogRecord, Owner, Store, TestRecord
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
 
+__all__ = ["Service", "NotFound", "AccessDenied", "NotActionable"]
+
 DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
 FOLLOW_POLL_S = 0.05  # log followers look for new lines this often
-
-
-class NotFound(LookupError):
-    def __init__(self, test_id: int):
-        super().__init__(f"no test with id {test_id}; `agenttui history` lists them")
-
-
-class AccessDenied(PermissionError):
-    pass
-
-
-class NotActionable(ValueError):
-    """The request makes no sense in the test's state (cancel a finished test, ...)."""
 
 
 class Service:
