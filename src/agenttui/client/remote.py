@@ -20,11 +20,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 
 from agenttui import __version__, build_id
 from agenttui.backends.base import InfraError
+from agenttui.client import unix_http
 from agenttui.client.errors import AccessDenied, NotActionable, NotFound
+from agenttui.client.unix_http import ConnectionLost
 from agenttui.client.models import LogEntry, QueueView, TestView
 from agenttui.config import Settings, server_log_file
 from agenttui.domain import InvalidRequest, TestRequest
@@ -38,7 +39,7 @@ SERVER_START_TIMEOUT_S = 20.0
 RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
 RECONNECT_DELAY_S = 0.5
 # The server sends ~256 KB lines; one record alone may be longer (a huge build-log line), so
-# allow far more than aiohttp's default (twice the read buffer: 512 KB) before giving up.
+# allow far more before giving up on the stream.
 MAX_FOLLOW_LINE_BYTES = 256 * 1024 * 1024
 
 
@@ -51,7 +52,6 @@ class SocketClient:
         self.settings = settings
         self.socket_path = settings.resolved_socket_path
         self.personal = settings.socket_path is None
-        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SocketClient:
         await self.open()
@@ -64,25 +64,14 @@ class SocketClient:
         await self._ensure_server()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        pass  # one connection per request: nothing stays open
 
     # ------------------------------------------------------------------ connection
-    def _new_session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=str(self.socket_path)),
-            base_url="http://agenttui",
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-        )
-
     async def _health(self) -> dict[str, Any] | None:
-        if self._session is None:
-            self._session = self._new_session()
         try:
-            async with self._session.get("/v1/health", timeout=aiohttp.ClientTimeout(total=5)) as response:
+            async with unix_http.request(str(self.socket_path), "GET", "/v1/health", timeout=5) as response:
                 return await response.json() if response.status == 200 else None
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+        except (ConnectionLost, ValueError):
             return None
 
     async def _ensure_server(self) -> None:
@@ -126,9 +115,6 @@ class SocketClient:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline and self.socket_path.exists():
             await asyncio.sleep(0.05)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def _spawn_server(self) -> None:
         """Start `agenttui server` detached from this terminal: it outlives this client."""
@@ -147,18 +133,19 @@ class SocketClient:
 
     async def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         for attempt in range(3):
-            if self._session is None:
-                self._session = self._new_session()
             try:
-                async with self._session.request(method, f"/v1{path}", json=body, params=params) as response:
-                    payload = await response.json(content_type=None)
-                    if response.status >= 400:
-                        raise _error_from(payload, response.status)
-                    return payload
-            except (aiohttp.ClientConnectionError, OSError) as exc:
+                async with unix_http.request(
+                    str(self.socket_path), method, f"/v1{path}", params=params, body=body
+                ) as response:
+                    payload = await response.json()
+            except ConnectionLost as exc:
                 if attempt == 2:
                     raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}: {exc}") from None
                 await self._ensure_server()
+                continue
+            if response.status >= 400:
+                raise _error_from(payload, response.status)
+            return payload
 
     # ------------------------------------------------------------------ the Client API
     async def check_backend(self) -> None:
@@ -208,15 +195,14 @@ class SocketClient:
         position = after_seq
         failures = 0
         while True:
-            if self._session is None:
-                self._session = self._new_session()
             try:
-                async with self._session.get(
-                    f"/v1/tests/{test_id}/logs", params={"after": position, "follow": "1"}
+                async with unix_http.request(
+                    str(self.socket_path), "GET", f"/v1/tests/{test_id}/logs",
+                    params={"after": position, "follow": "1"},
                 ) as response:
                     if response.status >= 400:
-                        raise _error_from(await response.json(content_type=None), response.status)
-                    while raw := await response.content.readline(max_line_length=MAX_FOLLOW_LINE_BYTES):
+                        raise _error_from(await response.json(), response.status)
+                    async for raw in response.lines(MAX_FOLLOW_LINE_BYTES):
                         item = json.loads(raw)
                         if isinstance(item, dict) and item.get("end"):
                             return
@@ -226,8 +212,8 @@ class SocketClient:
                             failures = 0
                             yield batch
                 # The stream closed without its end marker: the server went away mid-stream.
-                raise aiohttp.ClientConnectionError("stream closed early")
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError, json.JSONDecodeError):
+                raise ConnectionLost("stream closed early")
+            except (ConnectionLost, json.JSONDecodeError):
                 failures += 1
                 if failures > RECONNECT_TRIES:
                     raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}") from None
