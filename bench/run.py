@@ -1,0 +1,537 @@
+"""The benchmark suite of issue 6: nine figures, each against its baseline in the same run.
+
+    .venv/bin/python bench/run.py            # full: medians of several repetitions (~4 min)
+    .venv/bin/python bench/run.py --quick    # one repetition each, smaller loads (CI smoke, < 60 s)
+    .venv/bin/python bench/run.py --only 3,5 # some figures
+
+Prints one table: figure, agenttui, baseline, ratio (agenttui / baseline), target, result.
+No threshold fails the command (machines are noisy); "NOT met" rows are reported as such.
+Everything runs in throwaway XDG directories with egress 'none' (no model is called); the
+containers carry a bench label and are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_submit  # noqa: E402
+from _common import (  # noqa: E402
+    AGENTTUI,
+    DEFAULT_IMAGE,
+    REPO,
+    BenchEnv,
+    median,
+    percentile,
+    proc_status_kb,
+)
+
+TERMINAL = ("COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED")
+
+
+@dataclass
+class Row:
+    figure: str
+    tool: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None  # None: not measured
+    note: str = ""
+
+    @property
+    def result(self) -> str:
+        return "n/a" if self.met is None else ("met" if self.met else "NOT met")
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+# ---------------------------------------------------------------------------------------- 1
+def fig_submit(bench: BenchEnv, quick: bool) -> list[Row]:
+    m = bench_submit.measure(bench, runs=1 if quick else 7)
+    rows = []
+    for key, label, target in (("first", "1a submit → first agent output", 1.5),
+                               ("whole", "1b whole `agenttui submit` (waits)", 2.0)):
+        tool, raw = median(m[f"tool_{key}"]), median(m[f"raw_{key}"])
+        ratio = tool / raw
+        rows.append(Row(label, fmt_s(tool), f"{fmt_s(raw)} docker run --rm", ratio, f"<= {target}x",
+                        ratio <= target))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- 2
+TICKS = """
+import time
+def run(query):
+    n = int(query)
+    time.sleep(1)  # the reader is attached before the first tick
+    for i in range(n):
+        print("tick %d %.6f" % (i, time.time()), flush=True)
+        time.sleep(0.02)
+    return "done"
+"""
+RAW_TICKS = ("import sys, time\nn = int(sys.argv[1])\ntime.sleep(1)\nfor i in range(n):\n"
+             "    print('tick %d %.6f' % (i, time.time()), flush=True)\n    time.sleep(0.02)\n")
+
+
+def _tick_latencies(cmd: list[str], env: dict[str, str]) -> list[float]:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    latencies = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen = time.time()
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "tick":
+            latencies.append(seen - float(parts[2]))
+    proc.wait(timeout=120)
+    return latencies
+
+
+def fig_log_latency(bench: BenchEnv, quick: bool) -> list[Row]:
+    ticks, runs = (40, 1) if quick else (100, 3)
+    agent = bench.agent(TICKS, name="ticks.py")
+    tool: list[float] = []
+    raw: list[float] = []
+    for _ in range(runs):
+        tool += _tick_latencies([AGENTTUI, "submit", str(agent), "--query", str(ticks)], bench.env)
+        container = subprocess.run(
+            ["docker", "run", "-d", "--label", f"agenttui.bench={bench.run_id}", bench.image,
+             "python3", "-c", RAW_TICKS, str(ticks)], capture_output=True, text=True, check=True).stdout.strip()
+        raw += _tick_latencies(["docker", "logs", "-f", container], bench.env)
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    p50, p95 = percentile(tool, 50), percentile(tool, 95)
+    r50, r95 = percentile(raw, 50), percentile(raw, 95)
+    return [Row("2 log latency print → shown by `agenttui submit`", f"p50 {p50 * 1000:.0f} / p95 {p95 * 1000:.0f} ms",
+                f"p50 {r50 * 1000:.0f} / p95 {r95 * 1000:.0f} ms docker logs -f", p95 / r95, "p95 < 100 ms",
+                p95 < 0.100, f"{len(tool)} lines")]
+
+
+# ---------------------------------------------------------------------------------------- 3
+LINES_AGENT = """
+import sys, time
+def run(query):
+    n = int(query)
+    out = sys.stdout
+    out.write("start %.6f\\n" % time.time())
+    out.flush()
+    for base in range(0, n, 10000):
+        out.write("".join("line %06d\\n" % i for i in range(base, min(n, base + 10000))))
+    out.flush()
+    return "done"
+"""
+RAW_LINES = ("import sys, time\nn = int(sys.argv[1])\nout = sys.stdout\nout.write('start %.6f\\n' % time.time())\n"
+             "out.flush()\nfor base in range(0, n, 10000):\n"
+             "    out.write(''.join('line %06d\\n' % i for i in range(base, min(n, base + 10000))))\nout.flush()\n"
+             "time.sleep(1)\n")  # `docker logs -f` may end before the last lines when the container exits
+
+
+def _ingest_agenttui(bench: BenchEnv, agent: Path, n: int) -> tuple[float, bool]:
+    test_id = int(bench.cli("submit", str(agent), "--query", str(n), "--no-wait").stdout.strip())
+    deadline = time.time() + 300
+    last = f"line {n - 1:06d}"
+    while time.time() < deadline:
+        # Cheap on the store: the newest few rows by the (test, seq) index.
+        newest = [r[0] for r in bench.query(
+            "select text from log_lines where test_id=? order by seq desc limit 20", test_id)]
+        if last in newest:
+            done = time.time()
+            break
+        time.sleep(0.01)
+    else:
+        raise RuntimeError(f"{last!r} was not stored within 300 s")
+    start = float(bench.query("select text from log_lines where test_id=? and text like 'start %'",
+                              test_id)[0][0].split()[1])
+    texts = [r[0] for r in bench.query(
+        "select text from log_lines where test_id=? and text like 'line %' order by seq", test_id)]
+    in_order = texts == [f"line {i:06d}" for i in range(n)]
+    return n / (done - start), in_order
+
+
+def _ingest_raw(bench: BenchEnv, n: int) -> float:
+    container = subprocess.run(
+        ["docker", "run", "-d", "--label", f"agenttui.bench={bench.run_id}", bench.image, "python3", "-c",
+         RAW_LINES, str(n)], capture_output=True, text=True, check=True).stdout.strip()
+    proc = subprocess.Popen(["docker", "logs", "-f", container], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, bufsize=1 << 16)
+    count, start = 0, None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("line "):
+            count += 1
+            if count == n:
+                done = time.time()
+        elif line.startswith("start "):
+            start = float(line.split()[1])
+    proc.wait()
+    subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    return n / (done - start)
+
+
+def fig_ingestion(bench: BenchEnv, quick: bool) -> list[Row]:
+    n, runs = (50_000, 1) if quick else (200_000, 3)
+    agent = bench.agent(LINES_AGENT, name="lines.py")
+    tool, raw, ordered = [], [], True
+    for _ in range(runs):
+        rate, in_order = _ingest_agenttui(bench, agent, n)
+        tool.append(rate)
+        ordered &= in_order
+        raw.append(_ingest_raw(bench, n))
+    rate, base = median(tool), median(raw)
+    return [Row(f"3 log ingestion, {n // 1000}k-line agent", f"{rate:,.0f} lines/s" + ("" if ordered else " (ORDER LOST)"),
+                f"{base:,.0f} lines/s docker logs -f", rate / base, ">= 50,000 lines/s, in order",
+                rate >= 50_000 and ordered, "all lines kept in order" if ordered else "lines missing or out of order")]
+
+
+# ---------------------------------------------------------------------------------------- 4
+SLEEPER = "import time\ndef run(query):\n    time.sleep(2)\n    return 'slept'\n"
+
+
+async def _makespan(count: int) -> float:
+    from agenttui.client.remote import SocketClient
+    from agenttui.config import load_settings
+    from agenttui.domain import TestRequest
+
+    request = TestRequest.parse(agent_code=SLEEPER, query="makespan", egress="none")
+    async with SocketClient(load_settings()) as client:
+        started = time.time()
+        ids = [(await client.submit(request)).id for _ in range(count)]
+        views = [await client.wait(test_id) for test_id in ids]
+    assert all(v.status.value == "COMPLETED" for v in views), [v.status for v in views]
+    return max(v.finished_at for v in views) - started
+
+
+def fig_makespan(bench: BenchEnv, quick: bool) -> list[Row]:
+    runs = 1 if quick else 3
+    one, ten = [], []
+    for _ in range(runs):
+        one.append(asyncio.run(_makespan(1)))
+        ten.append(asyncio.run(_makespan(10)))
+    a, b = median(ten), median(one)
+    return [Row("4 makespan, 10 concurrent 2 s agents vs 1", fmt_s(a), f"{fmt_s(b)} one agent", a / b,
+                "<= 1.5x", a / b <= 1.5)]
+
+
+# ---------------------------------------------------------------------------------------- 5
+WAITER = "import time\ndef run(query):\n    print('ready', flush=True)\n    time.sleep(3600)\n"
+RAW_WAITER = ("import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
+              "print('ready', flush=True)\ntime.sleep(3600)\n")
+
+
+class DestroyEvents:
+    """`docker events` for this bench's containers: when each was removed (engine clock)."""
+
+    def __init__(self, bench: BenchEnv):
+        self.times: dict[str, float] = {}
+        self.proc = subprocess.Popen(
+            ["docker", "events", "--filter", "event=destroy", "--filter", f"label=agenttui.bench={bench.run_id}",
+             "--format", '{{index .Actor.Attributes "agenttui.test_id"}} {{.TimeNano}}'],
+            stdout=subprocess.PIPE, text=True, bufsize=1)
+        threading.Thread(target=self._read, daemon=True).start()
+        time.sleep(0.3)  # subscribed before anything happens
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            fields = line.split()
+            if len(fields) == 2:  # agenttui's containers (the raw baseline's have no test id)
+                self.times[fields[0]] = int(fields[1]) / 1e9
+
+    def close(self) -> None:
+        self.proc.terminate()
+
+
+async def _cancel_once(bench: BenchEnv, events: DestroyEvents) -> tuple[float, float]:
+    from agenttui.client.remote import SocketClient
+    from agenttui.config import load_settings
+    from agenttui.domain import TestRequest
+
+    request = TestRequest.parse(agent_code=WAITER, query="cancel me", egress="none")
+    async with SocketClient(load_settings()) as client:
+        test_id = (await client.submit(request)).id
+        while not bench.query("select 1 from log_lines where test_id=? and text='ready'", test_id):
+            await asyncio.sleep(0.02)
+        asked = time.time()
+        await client.cancel(test_id)
+        while True:
+            [(status, finished)] = bench.query("select status, finished_at from tests where id=?", test_id)
+            if status in TERMINAL:
+                seen = time.time()
+                break
+            await asyncio.sleep(0.005)
+    assert status == "CANCELLED", status
+    deadline = time.time() + 30
+    while str(test_id) not in events.times and time.time() < deadline:
+        await asyncio.sleep(0.02)
+    return seen - asked, events.times[str(test_id)] - finished
+
+
+def fig_cancel(bench: BenchEnv, quick: bool) -> list[Row]:
+    runs = 1 if quick else 5
+    events = DestroyEvents(bench)
+    cancel, cleanup, raw_stop, raw_rm = [], [], [], []
+    try:
+        for _ in range(runs):
+            latency, removal = asyncio.run(_cancel_once(bench, events))
+            cancel.append(latency)
+            cleanup.append(removal)
+            container = subprocess.run(
+                ["docker", "run", "-d", "--init", "--label", f"agenttui.bench={bench.run_id}", bench.image,
+                 "python3", "-c", RAW_WAITER], capture_output=True, text=True, check=True).stdout.strip()
+            while "ready" not in subprocess.run(["docker", "logs", container], capture_output=True, text=True).stdout:
+                time.sleep(0.02)
+            started = time.time()
+            subprocess.run(["docker", "stop", "-t", "1", container], capture_output=True, check=True)
+            raw_stop.append(time.time() - started)
+            started = time.time()
+            subprocess.run(["docker", "rm", container], capture_output=True, check=True)
+            raw_rm.append(time.time() - started)
+    finally:
+        events.close()
+    c, r = median(cancel), median(cleanup)
+    return [
+        Row("5a cancel latency (request → CANCELLED)", fmt_s(c), f"{fmt_s(median(raw_stop))} docker stop -t 1",
+            c / median(raw_stop), "< 1 s", c < 1.0),
+        Row("5b cleanup (end → container removed)", fmt_s(r), f"{fmt_s(median(raw_rm))} docker rm",
+            r / median(raw_rm), "< 2 s", r < 2.0),
+    ]
+
+
+# ---------------------------------------------------------------------------------------- 6
+def fig_image_reuse(bench: BenchEnv, quick: bool) -> list[Row]:
+    runs = 1 if quick else 3
+    agent = bench.agent("def run(query):\n    return 'ok'\n", name="with_requirements.py")
+    first_build, second_build, first_wall, second_wall, images = [], [], [], [], set()
+    try:
+        for i in range(runs):
+            # Satisfied by the base image's own pip: a real image build, no package download.
+            requirements = bench.root / f"requirements_{i}.txt"
+            requirements.write_text(f"pip>=0.0.{int(time.time())}{i}\n")
+            for builds, walls in ((first_build, first_wall), (second_build, second_wall)):
+                started = time.perf_counter()
+                record = json.loads(bench.cli("submit", str(agent), "--query", "x", "-r", str(requirements),
+                                              "--json").stdout)
+                walls.append(time.perf_counter() - started)
+                builds.append(record["metrics"]["build_s"] if record["metrics"]["image_built"] else 0.0)
+                images.add(bench.query("select image from tests where id=?", record["id"])[0][0])
+    finally:
+        for image in images - {bench.image}:
+            subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    second, first = median(second_wall), median(first_wall)
+    reused = all(b == 0.0 for b in second_build) and all(b > 0 for b in first_build)
+    return [Row("6 image reuse: 2nd run, same requirements", f"build {max(second_build):.2f} s, wall {fmt_s(second)}",
+                f"build {median(first_build):.2f} s, wall {fmt_s(first)} 1st run", second / first,
+                "build time 0", reused)]
+
+
+# ---------------------------------------------------------------------------------------- 7
+class FirstRequest:
+    """A Unix socket that records when the first request bytes arrive, then hangs up."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(8)
+        self.arrivals: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if conn.recv(65536):
+                self.arrivals.append(time.perf_counter())
+            conn.close()
+
+    def time_to_first(self, cmd: list[str], env: dict[str, str]) -> float:
+        before = len(self.arrivals)
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = started + 30
+        while len(self.arrivals) == before and time.perf_counter() < deadline:
+            time.sleep(0.001)
+        proc.kill()
+        proc.wait()
+        return self.arrivals[before] - started
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def fig_startup(bench: BenchEnv, quick: bool) -> list[Row]:
+    runs = 3 if quick else 15
+    fake = FirstRequest(bench.root / "fake.sock")
+    env = {**bench.env, "AGENTTUI_SOCKET_PATH": str(fake.path)}
+    bare = [sys.executable, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+            "s.sendall(b'GET /v1/health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')", str(fake.path)]
+    tool, raw = [], []
+    try:
+        for _ in range(runs):
+            tool.append(fake.time_to_first([AGENTTUI, "queue", "--json"], env))
+            raw.append(fake.time_to_first(bare, env))
+    finally:
+        fake.close()
+    t, r = median(tool), median(raw)
+    return [Row("7a headless CLI start → first request", fmt_s(t), f"{fmt_s(r)} bare python client", t / r,
+                "< 300 ms", t < 0.300), _tui_row(quick)]
+
+
+def _tui_row(quick: bool) -> Row:
+    """The TUI engineer's bench/bench_tui.py, when it exists (not duplicated here)."""
+    label = "7b TUI first paint"
+    script = REPO / "bench" / "bench_tui.py"
+    if not script.exists():
+        return Row(label, "n/a (TUI bench missing)", "-", None, "< 1.5 s", None)
+    for args in (["--json", *(["--quick"] if quick else [])], []):
+        result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+        seconds = _first_paint_seconds(result.stdout)
+        if result.returncode == 0 and seconds is not None:
+            return Row(label, fmt_s(seconds), "-", None, "< 1.5 s", seconds < 1.5, "from bench/bench_tui.py")
+    return Row(label, "n/a (could not read bench/bench_tui.py output)", "-", None, "< 1.5 s", None)
+
+
+def _first_paint_seconds(output: str) -> float | None:
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            for key, scale in (("first_paint_s", 1.0), ("first_paint_ms", 0.001), ("median_s", 1.0)):
+                if isinstance(data.get(key), (int, float)):
+                    return data[key] * scale
+    match = re.search(r"first paint\D*?([\d.]+)\s*(ms|s)\b", output, re.IGNORECASE)
+    if match:
+        return float(match.group(1)) * (0.001 if match.group(2) == "ms" else 1.0)
+    return None
+
+
+# ---------------------------------------------------------------------------------------- 8
+def fig_claims(bench: BenchEnv, quick: bool) -> list[Row]:
+    n = 60 if quick else 1000
+    script = Path(__file__).resolve().parent / "_claims.py"
+    result = subprocess.run([sys.executable, str(script), str(n), str(bench.root / "claims")], env=bench.env,
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    raw = figures["raw"]
+    baseline = f"{raw:,.0f}/s raw sqlite3 claims"
+    return [
+        Row("8a store claims/s, 4 processes (store.claim)", f"{figures['store']:,.0f} claims/s", baseline,
+            figures["store"] / raw, ">= 500/s (SQLite)", figures["store"] >= 500, f"{n} queued tests"),
+        Row("8b the same through 4 orchestrators, noop backend", f"{figures['orchestrators']:,.0f} claims/s", baseline,
+            figures["orchestrators"] / raw, ">= 500/s (SQLite)", figures["orchestrators"] >= 500,
+            "each test claimed, run and finished at the default cap of 10"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------- 9
+def _history_store(bench: BenchEnv, path: Path, count: int) -> None:
+    script = Path(__file__).resolve().parent / "_claims.py"
+    subprocess.run([sys.executable, str(script), "history", str(count), str(path)], env=bench.env, check=True,
+                   capture_output=True, text=True, timeout=300)
+
+
+def _server_rss(bench: BenchEnv, db: Path) -> int:
+    sock = bench.root / f"rss-{db.stem}.sock"
+    env = {**bench.env, "AGENTTUI_SOCKET_PATH": str(sock), "AGENTTUI_DB_URL": f"sqlite+aiosqlite:///{db}"}
+    server = subprocess.Popen([AGENTTUI, "server"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not sock.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        # What clients ask of it: the queue, history pages (the TUI's pane asks for 200), tests.
+        for args in (["queue", "--json"], ["history", "--limit", "200", "--json"], ["history", "--limit", "1000"],
+                     ["history", "--search", "needle", "--json"], ["show", "1"], ["show", "5000"]):
+            subprocess.run([AGENTTUI, *args], env=env, capture_output=True, timeout=120)
+        return proc_status_kb(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def fig_rss(bench: BenchEnv, quick: bool) -> list[Row]:
+    full, empty = bench.root / "history10k.db", bench.root / "empty.db"
+    _history_store(bench, full, 10_000)
+    _history_store(bench, empty, 0)
+    with_history = _server_rss(bench, full) / 1024
+    baseline = _server_rss(bench, empty) / 1024
+    return [Row("9 server peak RSS, 10k finished tests", f"{with_history:.0f} MB", f"{baseline:.0f} MB empty store",
+                with_history / baseline, "< 150 MB", with_history < 150)]
+
+
+FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
+    1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
+    6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
+}
+
+
+def print_table(rows: list[Row], out=sys.stdout) -> None:
+    headers = ("figure", "agenttui", "baseline (same run)", "ratio", "target", "result")
+    table = [(r.figure, r.tool, r.baseline, f"{r.ratio:.2f}x" if r.ratio is not None else "-", r.target, r.result)
+             for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
+    print(line, file=out)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
+    for row in table:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |", file=out)
+    notes = [f"{r.figure.split()[0]}: {r.note}" for r in rows if r.note]
+    if notes:
+        print("notes: " + "; ".join(notes), file=out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one repetition each, smaller loads (CI smoke test)")
+    parser.add_argument("--only", help="comma-separated figure numbers (1-9)")
+    parser.add_argument("--image", default=DEFAULT_IMAGE)
+    args = parser.parse_args()
+    wanted = [int(x) for x in args.only.split(",")] if args.only else list(FIGURES)
+    bench = BenchEnv(args.image)
+    bench.activate()
+    rows: list[Row] = []
+    started = time.time()
+    try:
+        for number in wanted:
+            began = time.time()
+            try:
+                rows += FIGURES[number](bench, args.quick)
+            except Exception as exc:  # one broken figure must not hide the others
+                rows.append(Row(f"{number} {FIGURES[number].__name__[4:]}", f"error: {exc}"[:120], "-", None, "-", None))
+            print(f"[bench] figure {number} took {time.time() - began:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        bench.close()
+    cpus = os.cpu_count()
+    engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                            text=True).stdout.strip()
+    cgroup = subprocess.run(["docker", "info", "--format", "{{.CgroupVersion}}"], capture_output=True,
+                            text=True).stdout.strip()
+    mode = "quick (1 repetition, smaller loads)" if args.quick else "full (medians of several repetitions)"
+    print(f"agenttui benchmarks, {mode}: {cpus} cores, Docker {engine}, cgroup v{cgroup}, "
+          f"{time.time() - started:.0f} s")
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
