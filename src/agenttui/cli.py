@@ -309,7 +309,7 @@ async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_p
         raise follower.exception()  # type: ignore[misc]
     final = await client.wait(view.id)
     if as_json:
-        print(json.dumps(final.summary(), ensure_ascii=False))
+        print(json.dumps(final.summary()))
     else:
         duration = f" in {final.duration_s:.2f} s" if final.duration_s is not None else ""
         print(f"── test {final.id} {final.status.value}{duration} ──")
@@ -365,7 +365,7 @@ async def _cmd_show(args: argparse.Namespace) -> int:
     async with _client(_settings(args)) as client:
         view = await client.show(args.id)
         if args.json:
-            print(json.dumps({**view.summary(), **view.model_dump(mode="json")}, ensure_ascii=False))
+            print(json.dumps({**view.summary(), **view.model_dump(mode="json")}))
         else:
             _print_view(view)
     return EXIT_OK
@@ -390,7 +390,7 @@ async def _cmd_history(args: argparse.Namespace) -> int:
     async with _client(_settings(args)) as client:
         views = await client.history(search=args.search, limit=args.limit)
     if args.json:
-        print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views], ensure_ascii=False))
+        print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views]))
         return EXIT_OK
     if not views:
         print("no finished tests yet")
@@ -406,7 +406,7 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
     async with _client(_settings(args)) as client:
         queue = await client.queue()
     if args.json:
-        print(json.dumps(queue.model_dump(mode="json"), ensure_ascii=False))
+        print(json.dumps(queue.model_dump(mode="json")))
         return EXIT_OK
     print(f"running {queue.running}/{queue.cap} ({queue.utilization:.0f}% used), queued {queue.queued}")
     for v in queue.tests:
