@@ -11,9 +11,8 @@ from pathlib import Path
 
 from textual.message import Message
 
-from agenttui.client.models import QueueView, TestView
+from agenttui.client.models import LogEntry, QueueView, TestView
 from agenttui.domain import TestRequest
-from agenttui.store import LogRecord
 
 
 class QueueUpdated(Message):
@@ -54,7 +53,7 @@ class LogLines(Message):
     """A batch of stored log lines of one test. `token` identifies the follow session so
     lines of a test the user has since navigated away from are dropped."""
 
-    def __init__(self, test_id: int, token: int, records: list[LogRecord]) -> None:
+    def __init__(self, test_id: int, token: int, records: list[LogEntry]) -> None:
         super().__init__()
         self.test_id = test_id
         self.token = token
@@ -70,6 +69,16 @@ class LogEnded(Message):
         self.test_id = test_id
         self.token = token
         self.view = view
+
+
+class LogUnavailable(Message):
+    """The followed test's log cannot be read (e.g. another user's test): say why in the pane."""
+
+    def __init__(self, test_id: int, token: int, reason: str) -> None:
+        super().__init__()
+        self.test_id = test_id
+        self.token = token
+        self.reason = reason
 
 
 class TestSubmitted(Message):
@@ -118,10 +127,12 @@ class HistoryCleared(Message):
 
 
 class PackageReady(Message):
-    def __init__(self, test_id: int, path: Path) -> None:
+    def __init__(self, test_id: int, path: Path, copy_hint: str, url: str | None = None) -> None:
         super().__init__()
         self.test_id = test_id
         self.path = path
+        self.copy_hint = copy_hint
+        self.url = url
 
 
 class ActionFailed(Message):

@@ -18,8 +18,9 @@ from textual.widgets import Footer, Label, Static
 
 from agenttui.client.models import TestView
 from agenttui.display import printable
+from agenttui.tui.follow import follow
 from agenttui.tui.formatting import LocalTime, clock_time, duration, log_lines, printable_text, size
-from agenttui.tui.messages import ActionFailed, DetailLoaded, LogEnded, LogLines
+from agenttui.tui.messages import ActionFailed, DetailLoaded, LogEnded, LogLines, LogUnavailable
 from agenttui.tui.widgets.log_view import LogView
 
 
@@ -64,12 +65,11 @@ class DetailScreen(Screen[None]):
         with VerticalScroll(id="detail-summary") as summary:
             summary.border_title = f"test {self.test_id}"
             yield Static("loading…", id="detail-header", markup=False)
+            yield Horizontal(id="detail-metrics")
             yield Label("Response", classes="detail-section")
             yield Static("", id="detail-response", markup=False, classes="detail-text")
             yield Label("Error", classes="detail-section", id="detail-error-label")
             yield Static("", id="detail-error", markup=False, classes="detail-text")
-            yield Label("Metrics", classes="detail-section")
-            yield Horizontal(id="detail-metrics")
             yield Label("Query", classes="detail-section")
             yield Static("", id="detail-query", markup=False, classes="detail-text")
         log = LogView(id="detail-log")
@@ -83,15 +83,20 @@ class DetailScreen(Screen[None]):
 
     @work(group="detail", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
-        client = self.app.client  # type: ignore[attr-defined]
+        app = self.app
+        client = app.client  # type: ignore[attr-defined]
+        call = app.call  # type: ignore[attr-defined]
         try:
-            view = await client.show(self.test_id)
-            self.post_message(DetailLoaded(view))
-            async for batch in client.follow_logs(self.test_id):
-                self.post_message(LogLines(self.test_id, 0, batch))
-            self.post_message(LogEnded(self.test_id, 0))
-            if not view.status.is_terminal:
-                self.post_message(DetailLoaded(await client.show(self.test_id)))
+            self.post_message(DetailLoaded(await call(client.show(self.test_id))))
+            try:
+                async for item in follow(call, client, self.test_id, keep_going=lambda: self.is_attached):
+                    if isinstance(item, TestView):
+                        self.post_message(DetailLoaded(item))
+                        self.post_message(LogEnded(self.test_id, 0, item))
+                    else:
+                        self.post_message(LogLines(self.test_id, 0, item))
+            except PermissionError as exc:  # another user's test: its log is theirs
+                self.post_message(LogUnavailable(self.test_id, 0, str(exc)))
         except Exception as exc:  # shown, never a crash: the engine may be unreachable
             self.post_message(ActionFailed("load test", str(exc) or type(exc).__name__))
 
@@ -125,7 +130,7 @@ class DetailScreen(Screen[None]):
         metrics = self.query_one("#detail-metrics", Horizontal)
         metrics.remove_children()
         metrics.mount_all(
-            Static(f"{name}\n{value}", classes="metric", markup=False) for name, value in metric_rows(view)
+            Static(f"{name}: {value}", classes="metric", markup=False) for name, value in metric_rows(view)
         )
         log = self.query_one(LogView)
         log.border_title = f"log · {view.log_lines:,} lines" + (" · truncated at the cap" if view.log_truncated else "")
@@ -139,4 +144,12 @@ class DetailScreen(Screen[None]):
     def _ended(self, message: LogEnded) -> None:
         message.stop()
         self.query_one(LogView).mark_ended()
+        self.loaded = True
+
+    @on(LogUnavailable)
+    def _unavailable(self, message: LogUnavailable) -> None:
+        message.stop()
+        log = self.query_one(LogView)
+        log.feed([f"[agenttui] {message.reason}"])
+        log.mark_ended()
         self.loaded = True

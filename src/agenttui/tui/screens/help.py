@@ -1,30 +1,88 @@
 """The `?` help screen: every key, generated from the binding tables (so it never drifts), with
-any keymap overrides from config.toml applied."""
+any keymap overrides from config.toml applied.
+
+One widget renders the whole table (cheap to open and close, even while a log floods); its
+colours come from component classes styled in styles/screens.tcss."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
 
 EDITOR_KEYS: Sequence[tuple[str, str]] = (
     ("tab / shift+tab", "move between fields (in agent.py, tab indents: press esc first)"),
     ("esc", "leave the code editor (then tab moves on)"),
     ("enter", "in the Query field: submit"),
-    ("← / →", "on the editor's tab row: switch between agent.py, requirements, Dockerfile, Options"),
+    ("← / →", "on the editor's tab row: switch between agent.py, reqs (requirements.txt), Dockerfile, Options"),
 )
 
+KEYMAP_HINT = 'Remap any key by its [id] in config.toml:  [keymap]  submit = "ctrl+s"  cancel = "k"'
 
-class HelpScreen(ModalScreen[None]):
+Rows = Iterable[Binding] | Sequence[tuple[str, str]]
+
+
+class HelpTable(Static):
+    COMPONENT_CLASSES = {"help-table--section", "help-table--key", "help-table--description", "help-table--id"}
+
+    def __init__(self, sections: Sequence[tuple[str, Rows]], keymap: dict[str, str], key_display: Any) -> None:
+        super().__init__()
+        self.sections = sections
+        self.keymap = keymap
+        self.key_display = key_display
+
+    def render(self) -> Table:
+        style = self.get_component_rich_style
+        section, key, description, ident = (
+            style("help-table--section", partial=True),
+            style("help-table--key", partial=True),
+            style("help-table--description", partial=True),
+            style("help-table--id", partial=True),
+        )
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(width=20, no_wrap=True)
+        table.add_column(ratio=1)
+        for index, (title, rows) in enumerate(self.sections):
+            if index:
+                table.add_row("", "")
+            table.add_row(Text(title, style=section), "")
+            for keys, text, binding_id in self._rows(rows):
+                cell = Text(text, style=description)
+                if binding_id:
+                    cell.append(f"  [{binding_id}]", style=ident)
+                table.add_row(Text(keys, style=key), cell)
+        table.add_row("", "")
+        table.add_row("", Text(KEYMAP_HINT, style=ident))
+        return table
+
+    def _rows(self, rows: Rows) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for row in rows:
+            if isinstance(row, Binding):
+                keys = self.keymap.get(row.id or "", row.key)
+                shown = " / ".join(self.key_display(Binding(k.strip(), "")) for k in keys.split(","))
+                out.append((shown, row.tooltip or row.description, row.id or ""))
+            else:
+                out.append((row[0], row[1], ""))
+        return out
+
+
+class HelpScreen(Screen[None]):
+    """A full screen (not a modal over the main one): nothing behind it keeps re-rendering
+    while a log floods."""
+
     BINDINGS = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close", tooltip="Close the help"),
+        Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close", tooltip="Close the help"),
     ]
 
-    def __init__(self, sections: Sequence[tuple[str, Iterable[Binding] | Sequence[tuple[str, str]]]]) -> None:
+    def __init__(self, sections: Sequence[tuple[str, Rows]]) -> None:
         super().__init__()
         self.sections = sections
 
@@ -32,30 +90,4 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-body") as body:
             body.border_title = "agenttui keys"
             body.border_subtitle = "esc closes"
-            for title, rows in self.sections:
-                yield Label(title, classes="help-section")
-                for keys, description in self._rows(rows):
-                    yield Horizontal(
-                        Label(keys, classes="help-key", markup=False), Label(description, classes="help-desc", markup=False), classes="help-row"
-                    )
-            yield Static(
-                "Keymap: remap any key by its id in config.toml, e.g.\n"
-                '[keymap]\nsubmit = "ctrl+s"\ncancel = "k"',
-                id="help-keymap",
-                markup=False,
-            )
-
-    def _rows(self, rows: Iterable[Binding] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        keymap: dict[str, str] = getattr(self.app, "keymap_overrides", {})
-        for row in rows:
-            if isinstance(row, Binding):
-                keys = keymap.get(row.id or "", row.key)
-                shown = " / ".join(self.app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-                description = row.tooltip or row.description
-                if row.id:
-                    description += f"  [{row.id}]"
-                out.append((shown, description))
-            else:
-                out.append(row)
-        return out
+            yield HelpTable(self.sections, getattr(self.app, "keymap_overrides", {}), self.app.get_key_display)

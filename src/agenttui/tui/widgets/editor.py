@@ -39,6 +39,7 @@ FIELDS: dict[str, tuple[str | None, str]] = {
     "provider.options": ("tab-options", "provider-options"),
     "timeout_s": ("tab-options", "timeout"),
     "priority": ("tab-options", "priority"),
+    "egress": ("tab-options", "egress"),
     "limits.cpus": ("tab-options", "cpus"),
     "limits.memory_mb": ("tab-options", "memory"),
     "limits.pids": ("tab-options", "pids"),
@@ -63,6 +64,7 @@ class EditorDefaults:
     pids: int = 1000
     provider: str = "ollama"
     model_id: str = "llama3.2"
+    egress: str = "provider-only"
 
 
 class FieldError(Static):
@@ -121,6 +123,13 @@ class EditorPane(Vertical):
                         Select([(p.name.lower(), p.name.lower()) for p in Priority], value="normal",
                                allow_blank=False, compact=True, id="priority"),
                     )
+                    yield from self._row(
+                        "Network", "egress",
+                        Select([(f"server default ({d.egress})", ""), ("none", "none"),
+                                ("provider-only", "provider-only"), ("full", "full")],
+                               value="", allow_blank=False, compact=True, id="egress",
+                               tooltip="What the agent may reach: nothing, its model endpoint only, or everything"),
+                    )
                     yield from self._row("CPUs", "limits.cpus", Input(f"{d.cpus:g}", type="number", compact=True, id="cpus"))
                     yield from self._row(
                         "Memory MB", "limits.memory_mb", Input(str(d.memory_mb), type="integer", compact=True, id="memory")
@@ -165,6 +174,7 @@ class EditorPane(Vertical):
         )
         self.query_one("#timeout", Input).value = str(request.timeout_s)
         self.query_one("#priority", Select).value = request.priority.name.lower()
+        self.query_one("#egress", Select).value = request.egress.value if request.egress else ""
         self.query_one("#cpus", Input).value = f"{request.limits.cpus:g}"
         self.query_one("#memory", Input).value = str(request.limits.memory_mb)
         self.query_one("#pids", Input).value = str(request.limits.pids)
@@ -218,6 +228,7 @@ class EditorPane(Vertical):
                 "pids": number("pids", "limits.pids", int),
             },
             agent_filename=self.agent_filename,
+            egress=str(self.query_one("#egress", Select).value) or None,
         )
         try:
             request = TestRequest.parse(**fields)
@@ -235,15 +246,21 @@ class EditorPane(Vertical):
         unplaced: list[str] = []
         bad_tabs: set[str] = set()
         first: tuple[str | None, str] | None = None
+        placed: dict[str, list[str]] = {}
         for field, message in errors.items():
             place = FIELDS.get(field)
+            if place is None and field.startswith("provider."):
+                # e.g. provider.options.OLLAMA_HOST: shown under the Env field, with its name.
+                place, field, message = FIELDS["provider.options"], "provider.options", f"{field}: {message}"
             if place is None:
                 unplaced.append(f"{field}: {message}")
                 continue
-            self.query_one(f"#{_error_id(field)}", FieldError).set_message(message)
+            placed.setdefault(field, []).append(message)
             if place[0] is not None:
                 bad_tabs.add(place[0])
             first = first or place
+        for field, messages in placed.items():
+            self.query_one(f"#{_error_id(field)}", FieldError).set_message("; ".join(messages))
         tabs = self.query_one(TabbedContent)
         for tab_id in bad_tabs:
             tabs.get_tab(tab_id).label = f"{self._tab_label(tab_id)} ✗"
@@ -293,6 +310,6 @@ class EditorPane(Vertical):
 
     @on(Input.Submitted, "#query")
     @on(Button.Pressed, "#submit")
-    def _submit(self, event: Input.Submitted | Button.Pressed) -> None:
+    async def _submit(self, event: Input.Submitted | Button.Pressed) -> None:
         event.stop()
-        self.run_action("app.submit")
+        await self.run_action("app.submit")

@@ -7,10 +7,15 @@ the end, so scrolling up pauses auto-follow and returning to the end (End key) r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Size
+from textual.widget import Widget
 from textual.widgets import Log
+from typing_extensions import Self
 
 FLUSH_S = 0.05
 MAX_LINES = 200_000
@@ -83,6 +88,44 @@ class LogView(Log):
         self.write_lines(lines)
         self._update_subtitle()
 
+    # ------------------------------------------------------------------ cheap growth
+    # Textual's Log assigns `virtual_size`, a reactive with layout=True: every write would
+    # re-layout the whole screen (tens of ms with the editor's form on it), 20 times a second
+    # during a flood. Growing a log never moves other widgets, so only the scrollbars are
+    # updated (they still trigger a layout themselves when one appears or disappears).
+    def _grow(self, size: Size) -> None:
+        if size == self.virtual_size:
+            return
+        self.set_reactive(Widget.virtual_size, size)
+        self._scroll_update(size)
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        """Log.write_lines (Textual 8) without the screen-wide layout per write."""
+        is_vertical_scroll_end = self.is_vertical_scroll_end
+        auto_scroll = self.auto_scroll if scroll_end is None else scroll_end
+        new_lines: list[str] = []
+        for line in lines:
+            new_lines.extend(line.splitlines())
+        start_line = len(self._lines)
+        self._lines.extend(new_lines)
+        if self.max_lines is not None and len(self._lines) > self.max_lines:
+            self._prune_max_lines()
+            start_line = max(0, len(self._lines) - len(new_lines))
+        self._grow(Size(self._width, len(self._lines)))
+        self._update_size(self._updates, new_lines)
+        self.refresh_lines(start_line, min(len(new_lines), len(self._lines)))
+        if auto_scroll and not self.is_vertical_scrollbar_grabbed and is_vertical_scroll_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.refresh()
+        return self
+
+    def _update_maximum_width(self, updates: int, size: int) -> None:
+        if updates == self._updates and size > self._width:
+            self._width = size
+            self._grow(Size(self._width, self.line_count))
+            self.refresh()
+
     def mark_ended(self) -> None:
         self.ended = True
         self.flush()
@@ -107,7 +150,7 @@ class LogView(Log):
         self._following = self.following
         parts = []
         if self.test_id is not None:
-            parts.append(f"{self.lines_received:,} lines")
+            parts.append(f"{self.lines_received:,} line{'' if self.lines_received == 1 else 's'}")
             if self.max_lines is not None and self.lines_received > self.max_lines:
                 parts.append(f"showing last {self.max_lines:,}")
         if self.ended:

@@ -22,6 +22,7 @@ class QueueTable(TestTable):
         ("owner", "Owner"),
         ("query", "Query"),
     )
+    TIME_COLUMNS = ("elapsed",)
 
     def cells(self, view: TestView, now: float) -> tuple[Any, ...]:
         if view.status.value == "QUEUED":

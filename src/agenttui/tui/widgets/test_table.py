@@ -105,9 +105,18 @@ class TestTable(DataTable[Any]):
         if current is not None and current in self.views:
             self.move_cursor(row=order.index(current), animate=False)
 
+    TIME_COLUMNS: Sequence[str] = ()  # keys of the columns that change with the clock
+
     def refresh_times(self) -> None:
-        """Re-render time-dependent cells (elapsed) from the cached views."""
-        self.set_tests(list(self.views.values()))
+        """Re-render only the time-dependent cells (elapsed) from the cached views."""
+        if not self.TIME_COLUMNS:
+            return
+        now = self.clock()
+        keys = [key for key, _label in self.COLUMNS]
+        for view in self.views.values():
+            cells = self.cells(view, now)
+            for key in self.TIME_COLUMNS:
+                self.update_cell(str(view.id), key, cells[keys.index(key)])
 
     @property
     def selected_test_id(self) -> int | None:
