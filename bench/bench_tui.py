@@ -1,0 +1,168 @@
+"""TUI benchmarks: the log pane's sustained lines/s and the app's first paint.
+
+    .venv/bin/python bench/bench_tui.py [--lines 300000] [--skip-tmux]
+
+1. Log pane throughput: lines are fed to the real app's log pane (AgentTUI, 120x40, every
+   other pane on screen) in batches as the follow worker delivers them, flushed every 50 ms
+   into Log.write_lines, and the screen keeps rendering. Reported as lines/s, next to two
+   baselines in the same harness: a bare Textual `Log` fed the same batches (the ceiling) and
+   a bare `Log` fed one `write_line` per line (what a message per line costs).
+2. First paint: (a) in-process, from App.run_test() to the first frame with the queue and
+   history loaded; (b) the real `agenttui --in-process` binary in tmux, from launch to the
+   status bar being on screen (includes Python start-up and imports).
+
+Not part of the test run; numbers depend on the machine (and on its other load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+
+
+def _isolate() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="agenttui-bench-"))
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        (home / var).mkdir()
+        os.environ[var] = str(home / var)
+    runtime = Path(tempfile.mkdtemp(prefix="at-", dir="/tmp"))
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    return home
+
+
+LINE = "flood line {i} " + "x" * 60
+
+
+def _batches(total: int, size: int):
+    for start in range(0, total, size):
+        yield [LINE.format(i=i) for i in range(start, min(total, start + size))]
+
+
+async def _drive(app, feed, flushed, total: int, batch: int, interval: float) -> float:
+    """Feed `total` lines in batches every `interval` s; seconds until all are on the pane."""
+    started = time.perf_counter()
+    for lines in _batches(total, batch):
+        feed(lines)
+        await asyncio.sleep(interval)
+    while flushed() < total:
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+async def bench_app_log_pane(total: int, batch: int) -> float:
+    from agenttui.client.local import LocalClient
+    from agenttui.config import load_settings
+    from agenttui.tui.app import AgentTUI
+
+    settings = load_settings(backend="noop")
+    app = AgentTUI(settings, client=LocalClient(settings), cursor_blink=False, keymap={})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.data_loaded.wait()
+        log = app.log_view
+        log.max_lines = None  # measure the writes, not the pane's cap
+        log.reset(1)
+        await pilot.pause()
+        seconds = await _drive(app, log.feed, lambda: log.line_count, total, batch, 0.01)
+        await pilot.pause()
+        assert log.line_count == total, log.line_count
+    return total / seconds
+
+
+async def bench_bare_log(total: int, batch: int, per_line: bool) -> float:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Log
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Log(max_lines=None)
+
+    app = Bare()
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.query_one(Log)
+
+        def feed(lines: list[str]) -> None:
+            if per_line:
+                for line in lines:
+                    log.write_line(line)
+            else:
+                log.write_lines(lines)
+
+        seconds = await _drive(app, feed, lambda: log.line_count, total, batch, 0.01)
+        await pilot.pause()
+    return total / seconds
+
+
+async def bench_first_paint_in_process() -> float:
+    from agenttui.client.local import LocalClient
+    from agenttui.config import load_settings
+    from agenttui.tui.app import AgentTUI
+
+    settings = load_settings(backend="noop")
+    started = time.perf_counter()
+    app = AgentTUI(settings, client=LocalClient(settings), cursor_blink=False, keymap={})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.data_loaded.wait()
+        await pilot.pause()
+        return time.perf_counter() - started
+
+
+def bench_first_paint_tmux() -> float | None:
+    if not shutil.which("tmux"):
+        return None
+    exe = Path(sys.executable).parent / "agenttui"
+    session = f"agenttui-bench-{uuid.uuid4().hex[:8]}"
+    env = " ".join(f"{k}={os.environ[k]}" for k in os.environ if k.startswith("XDG_"))
+    command = f"env {env} AGENTTUI_BACKEND=noop {exe} --in-process"
+    started = time.perf_counter()
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], check=True)
+    try:
+        while time.perf_counter() - started < 30:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True).stdout
+            if "running 0/" in screen and "Queue" in screen:
+                return time.perf_counter() - started
+            time.sleep(0.01)
+        return None
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=300_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="lines per delivered batch")
+    parser.add_argument("--skip-tmux", action="store_true")
+    args = parser.parse_args()
+    _isolate()
+
+    pane = asyncio.run(bench_app_log_pane(args.lines, args.batch))
+    bare = asyncio.run(bench_bare_log(args.lines, args.batch, per_line=False))
+    per_line_total = min(args.lines, 30_000)
+    per_line = asyncio.run(bench_bare_log(per_line_total, args.batch, per_line=True))
+    print(f"log pane (agenttui, 120x40):     {pane:>12,.0f} lines/s  (target >= 100,000)")
+    print(f"bare Log, batched write_lines:   {bare:>12,.0f} lines/s  (pane / bare = {pane / bare:.2f})")
+    print(f"bare Log, one write_line a line: {per_line:>12,.0f} lines/s  (pane / per-line = {pane / per_line:.1f}x)")
+    firsts = sorted(asyncio.run(bench_first_paint_in_process()) for _ in range(3))
+    print(f"first paint, in-process app:     {firsts[1] * 1000:>12,.0f} ms  (median of 3, best "
+          f"{firsts[0] * 1000:,.0f} ms; run_test -> queue and history shown)")
+    if not args.skip_tmux:
+        reals = sorted(r for r in (bench_first_paint_tmux() for _ in range(3)) if r is not None)
+        if reals:
+            print(f"first paint, agenttui in tmux:   {reals[len(reals) // 2] * 1000:>12,.0f} ms  (median of "
+                  f"{len(reals)}, best {reals[0] * 1000:,.0f} ms; launch -> status bar, Python start-up included)")
+        else:
+            print("first paint, agenttui in tmux:   no paint within 30 s")
+
+
+if __name__ == "__main__":
+    main()
