@@ -119,6 +119,8 @@ async def seed_store(settings: Settings, seeds: list[Seed], *, t0: float = T0) -
                     )
             if seed.logs:
                 await store.append_logs(record.id, [(created + 1 + i, s, t) for i, (s, t) in enumerate(seed.logs)])
+            if seed.truncated:
+                values["log_truncated"] = True
             async with store._write() as conn:  # noqa: SLF001 - fixed data for tests
                 await conn.execute(update(TESTS).where(TESTS.c.id == record.id).values(**values))
             ids.append(record.id)

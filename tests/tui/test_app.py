@@ -85,6 +85,25 @@ async def test_reopening_shows_the_running_test_and_its_log(noop_settings):
         assert "running 1/10" in text and "queued 2" in text
 
 
+async def test_a_capped_log_says_so(noop_settings):
+    """R-19: past the per-test cap the store writes one notice; the pane shows it and says so."""
+    from agenttui.domain import Status
+
+    from .seed import Seed
+
+    notice = "[agenttui] log truncated: the 10,000-byte cap per test was reached; later output is not stored"
+    seed = Seed("flood", Status.COMPLETED, response="done", exit_code=0, truncated=True,
+                logs=[("stdout", "line 1"), ("stdout", "line 2"), ("system", notice)])
+    await seed_store(noop_settings, [seed])
+    app = fixed_app(noop_settings)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: app.log_view.ended, what="log of test 1")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "log truncated: the 10,000-byte cap" in text
+        assert "log · test 1 · COMPLETED · alice · truncated" in text
+
+
 async def test_works_at_80x24_and_200x60(noop_settings):
     await seed_store(noop_settings, FINISHED + ACTIVE + QUEUED)
     app = fixed_app(noop_settings)

@@ -67,7 +67,7 @@ def test_detail_screen(seeded, snap_compare):
         await wait_until(pilot, lambda: getattr(app.screen, "loaded", False), what="detail loaded")
         await pilot.pause()
 
-    assert snap_compare(fixed_app(seeded), terminal_size=(100, 32), run_before=detail)
+    assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=detail)
 
 
 def test_editor_errors_80x24(seeded, snap_compare):

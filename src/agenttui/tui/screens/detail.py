@@ -30,11 +30,11 @@ def metric_rows(view: TestView) -> list[tuple[str, str]]:
     wall = m.get("wall_s")
     cpu_text = "unknown"
     if cpu is not None:
-        cpu_text = f"{cpu:.2f} s" + (f" ({100 * cpu / wall:.0f}% of wall)" if wall else "")
+        cpu_text = f"{cpu:.2f} s" + (f" ({100 * cpu / wall:.0f}%)" if wall else "")
     exit_code = view.exit_code if view.exit_code is not None else m.get("exit_code")
     return [
         ("wall", duration(view.duration_s)),
-        ("build", duration(m.get("build_s")) + (" (image built)" if m.get("image_built") else " (image reused)" if "image_built" in m else "")),
+        ("build", duration(m.get("build_s")) + (" (built)" if m.get("image_built") else " (reused)" if "image_built" in m else "")),
         ("queue wait", duration(m.get("queue_wait_s"))),
         ("CPU", cpu_text),
         ("peak memory", size(m.get("peak_memory_bytes"))),
