@@ -297,7 +297,7 @@ class AgentTUI(App[int]):
         try:
             await self.call(self.client.open())
         except Exception as exc:
-            self.post_message(EngineStatus(f"cannot open the store: {exc}"))
+            self.post_message(EngineStatus(f"cannot reach the engine: {exc}"))
             return
         self.engine_ready.set()
         if self._closed:
