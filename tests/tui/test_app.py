@@ -162,3 +162,20 @@ def test_agent_file_argument_opens_the_tui(monkeypatch, tmp_path):
     # Not a .py file, or a headless command: the argument parser decides as before.
     with pytest.raises(SystemExit):
         cli.main([str(tmp_path / "missing.py")])
+
+
+async def test_an_unreachable_server_is_shown_not_fatal(noop_settings, tmp_path):
+    """A shared server that is down: the status bar says so, actions say why they cannot run,
+    and the app keeps working (and retrying)."""
+    from agenttui.client.remote import SocketClient
+    from agenttui.config import load_settings
+
+    settings = load_settings(backend="noop", socket_path=tmp_path / "nobody-listens.sock")
+    app = make_app(settings, client=SocketClient(settings))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.status_bar.problem is not None, timeout=30, what="problem shown")
+        assert "cannot reach the engine" in app.status_bar.problem
+        assert "cannot reach the engine" in screen_text(app)
+        app.query_one("#query").value = "anyone there?"
+        await pilot.press("ctrl+j")
+        await wait_until(pilot, lambda: any("cannot reach the engine" in n.message for n in app._notifications))

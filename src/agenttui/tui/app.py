@@ -69,6 +69,7 @@ GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython def
 
 HISTORY_LIMIT = 200
 HISTORY_REFRESH_S = 30.0  # fallback: the history reloads at once when the queue changes
+OPEN_RETRY_S = 5.0  # retry reaching the engine (a shared server that is down)
 WATCH_INTERVAL_S = 1.0  # queue polling (woken at once by the user's own actions); logs: follow.py
 CLEAR_CHOICES = (("older than 1 hour", 3600.0), ("older than 1 day", 86400.0), ("older than 7 days", 7 * 86400.0))
 
@@ -202,6 +203,7 @@ class AgentTUI(App[int]):
         self._closed = False
         self._open_started = False
         self._gc_thresholds: tuple[int, ...] | None = None
+        self._engine_problem: str | None = None
         self._main_ready = False
         self.main_screen = MainScreen(
             settings.backend,
@@ -294,11 +296,18 @@ class AgentTUI(App[int]):
     @work(group="engine", exit_on_error=False)
     async def _open_engine(self) -> None:
         self._open_started = True
-        try:
-            await self.call(self.client.open())
-        except Exception as exc:
-            self.post_message(EngineStatus(f"cannot reach the engine: {exc}"))
-            return
+        while True:  # e.g. a shared server that is down: say so, and keep trying
+            try:
+                await self.call(self.client.open())
+                break
+            except Exception as exc:
+                self._engine_problem = f"cannot reach the engine: {exc}"
+                self.post_message(EngineStatus(self._engine_problem))
+            await asyncio.sleep(OPEN_RETRY_S)
+            if self._closed:
+                return
+        self._engine_problem = None
+        self.post_message(EngineStatus(None))
         self.engine_ready.set()
         if self._closed:
             return
@@ -377,6 +386,9 @@ class AgentTUI(App[int]):
         become ActionFailed messages."""
 
         async def runner() -> None:
+            if not self.engine_ready.is_set() and self._engine_problem:
+                self.post_message(ActionFailed(action, self._engine_problem))
+                return
             await self.engine_ready.wait()
             try:
                 await call()
