@@ -514,7 +514,7 @@ class AgentTUI(App[int]):
     @on(EngineStatus)
     @live
     def _engine_status(self, message: EngineStatus) -> None:
-        self.status_bar.set_problem(message.problem)
+        self.status_bar.set_problem(printable_text(message.problem) if message.problem else None)
 
     @on(LogLines)
     @live
@@ -605,7 +605,9 @@ class AgentTUI(App[int]):
     @on(ActionFailed)
     @live
     def _failed(self, message: ActionFailed) -> None:
-        self.notify(message.text, title=f"Could not {message.action}", severity="error", markup=False)
+        # Engine messages may quote agent output (an error, a log line): escape it.
+        self.notify(printable_text(message.text), title=f"Could not {message.action}", severity="error",
+                    markup=False)
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
