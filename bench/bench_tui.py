@@ -8,8 +8,10 @@
    baselines in the same harness: a bare Textual `Log` fed the same batches (the ceiling) and
    a bare `Log` fed one `write_line` per line (what a message per line costs).
 2. First paint: (a) in-process, from App.run_test() to the first frame with the queue and
-   history loaded; (b) the real `agenttui --in-process` binary in tmux, from launch to the
-   status bar being on screen (includes Python start-up and imports).
+   history loaded; (b) the real `agenttui` binary in tmux, from launch to the
+   status bar showing the queue (Python start-up and imports included), with the personal
+   server already running (as after the first launch); (c) the very first launch, which
+   starts the server; (d) `agenttui --in-process` (the engine inside the TUI, a new store).
 
 Not part of the test run; numbers depend on the machine (and on its other load).
 """
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,25 +119,43 @@ async def bench_first_paint_in_process() -> float:
         return time.perf_counter() - started
 
 
-def bench_first_paint_tmux() -> float | None:
+def bench_first_paint_tmux(*, in_process: bool = True) -> float | None:
+    """Launch the real binary in a private tmux server; seconds until the status bar shows
+    the queue (so the engine answered). Without in_process it talks to the personal server."""
     if not shutil.which("tmux"):
         return None
     exe = Path(sys.executable).parent / "agenttui"
-    session = f"agenttui-bench-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", f"agenttui-bench-{uuid.uuid4().hex[:8]}"]  # a private tmux server
     env = " ".join(f"{k}={os.environ[k]}" for k in os.environ if k.startswith("XDG_"))
-    command = f"env {env} AGENTTUI_BACKEND=noop {exe} --in-process"
+    command = f"env {env} AGENTTUI_BACKEND=noop {exe}" + (" --in-process" if in_process else "")
     started = time.perf_counter()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], check=True)
+    subprocess.run([*tmux, "new-session", "-d", "-s", "bench", "-x", "120", "-y", "40", command], check=True)
     try:
         while time.perf_counter() - started < 30:
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", "bench"], capture_output=True,
                                     text=True).stdout
             if "running 0/" in screen and "Queue" in screen:
                 return time.perf_counter() - started
             time.sleep(0.01)
         return None
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def stop_personal_server() -> None:
+    lock = Path(os.environ["XDG_RUNTIME_DIR"]) / "agenttui" / "agenttui.sock.lock"
+    try:
+        os.kill(int(lock.read_text().strip()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def _median_line(label: str, samples: list[float | None], note: str) -> str:
+    good = sorted(x for x in samples if x is not None)
+    if not good:
+        return f"{label} no paint within 30 s"
+    return (f"{label} {good[len(good) // 2] * 1000:>12,.0f} ms  (median of {len(good)}, best "
+            f"{good[0] * 1000:,.0f} ms; {note})")
 
 
 def main() -> None:
@@ -156,12 +177,17 @@ def main() -> None:
     print(f"first paint, in-process app:     {firsts[1] * 1000:>12,.0f} ms  (median of 3, best "
           f"{firsts[0] * 1000:,.0f} ms; run_test -> queue and history shown)")
     if not args.skip_tmux:
-        reals = sorted(r for r in (bench_first_paint_tmux() for _ in range(3)) if r is not None)
-        if reals:
-            print(f"first paint, agenttui in tmux:   {reals[len(reals) // 2] * 1000:>12,.0f} ms  (median of "
-                  f"{len(reals)}, best {reals[0] * 1000:,.0f} ms; launch -> status bar, Python start-up included)")
-        else:
-            print("first paint, agenttui in tmux:   no paint within 30 s")
+        try:
+            cold = bench_first_paint_tmux(in_process=False)  # this one starts the personal server
+            samples = [bench_first_paint_tmux(in_process=False) for _ in range(3)]
+        finally:
+            stop_personal_server()
+        print(_median_line("first paint, agenttui in tmux:  ", samples,
+                           "launch -> status bar with the queue, Python start-up included; the personal "
+                           "server running, as after the first launch"))
+        print(_median_line("first paint, first launch:      ", [cold], "the personal server starts too"))
+        samples = [bench_first_paint_tmux() for _ in range(3)]
+        print(_median_line("first paint, --in-process:      ", samples, "the engine in the TUI, new store"))
 
 
 if __name__ == "__main__":

@@ -223,6 +223,7 @@ class AgentTUI(App[int]):
     def on_mount(self) -> None:
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
+        self._open_engine()  # reach the engine while the main screen is being built
 
     @property
     def ui_live(self) -> bool:
@@ -252,7 +253,6 @@ class AgentTUI(App[int]):
         self.log_view.reset(None, "Select a test in the queue or history to see its log.")
         self.editor.query_one("#agent-code", TextArea).focus()
         self.set_interval(1.0, self._tick)
-        self._open_engine()
 
     async def on_unmount(self) -> None:
         await self._close_client()
@@ -311,6 +311,8 @@ class AgentTUI(App[int]):
         self.engine_ready.set()
         if self._closed:
             return
+        while not self._main_ready:  # snapshots are handled by the main screen's widgets
+            await asyncio.sleep(0.01)
         self._watch_engine()
         try:
             await self.call(self.client.check_backend())
@@ -492,7 +494,7 @@ class AgentTUI(App[int]):
             if self.selected_id is None and self.history_table.views:
                 self.select_test(next(iter(self.history_table.views)))
             self.data_loaded.set()
-            self._tune_gc()
+            self.call_after_refresh(self._tune_gc)  # after the first full frame is out
 
     def _tune_gc(self) -> None:
         """Keep the cyclic GC from stalling keys during a log flood: freeze what start-up built
