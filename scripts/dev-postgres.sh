@@ -9,7 +9,9 @@ PASSWORD="${AGENTTUI_PG_PASSWORD:-agenttui}"
 PORT="${AGENTTUI_PG_PORT:-5432}"
 log() { echo "dev-postgres: $*" >&2; }
 
-if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+# A client (psql) alone is not enough: look for a server binary and a cluster.
+if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+   || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
   [ "$(id -u)" = 0 ] || { log "installing postgresql needs root"; exit 1; }
   log "installing postgresql"
   apt-get update -q >&2
@@ -18,7 +20,7 @@ fi
 
 answers() { pg_isready -q -h 127.0.0.1 -p "$PORT" 2>/dev/null; }
 if ! answers; then
-  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
   if [ -z "$version" ]; then log "no PostgreSQL cluster found"; exit 1; fi
   # A server killed without a clean shutdown leaves postmaster.pid; pg_ctlcluster checks the pid.
   log "starting PostgreSQL $version"

@@ -3,6 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The end-to-end tests drive the real binary in tmux and talk to the server's socket with curl.
+missing=""
+for tool in tmux curl; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >&2
+  else
+    echo "test.sh: please install:$missing" >&2
+  fi
+fi
 export AGENTTUI_TEST_BASE_IMAGE="$(scripts/dev-docker.sh | tail -n 1)"
 # The store suite also runs against PostgreSQL (R-28): a local server, a database per test.
 export AGENTTUI_TEST_PG_URL="$(scripts/dev-postgres.sh | tail -n 1)"
