@@ -3,10 +3,11 @@ import os
 import sqlite3
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+
+from ..helpers import wait_for  # noqa: F401  (used by the tests that import it from here)
 
 pytestmark = pytest.mark.docker
 
@@ -56,17 +57,6 @@ def containers_of(test_id: int) -> list[str]:
     return out.split()
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except sqlite3.OperationalError:  # the store is still being created
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def show_json(cli, test_id: int) -> dict:

@@ -17,11 +17,12 @@ import sys
 import tempfile
 import textwrap
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from ..helpers import wait_for
 
 from ..conftest import SESSION_LABEL, TEST_BASE_IMAGE
 
@@ -31,17 +32,6 @@ STOP_GRACE_S = 2.0  # SIGTERM → SIGKILL on cancel/timeout
 GOOD_AGENT = "def run(query):\n    print('good agent working on', query)\n    return 'good: ' + query\n"
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except sqlite3.OperationalError:  # the store is busy or not created yet
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def proc_status_kb(pid: int, field: str) -> int:

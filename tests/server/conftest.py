@@ -4,20 +4,13 @@ import pwd
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from ..helpers import wait_for  # noqa: F401  (used by the tests that import it from here)
 
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+
 
 
 def ensure_user(name: str) -> int:

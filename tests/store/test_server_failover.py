@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from ..helpers import wait_for
 from .test_servers_on_postgres import curl
 
 pytestmark = pytest.mark.docker
@@ -25,14 +25,6 @@ AGENT = (
 )
 
 
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def test_sigkill_of_one_server_the_other_finishes_its_test(pg_url, agenttui_cmd):
