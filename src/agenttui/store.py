@@ -8,20 +8,24 @@ callers get detached `TestRecord` / `LogRecord` objects.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import pwd
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Index, case, event, func, inspect, or_, select, text, update
+from sqlalchemy import Connection, Engine, Index, bindparam, create_engine, event, func, inspect, or_, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
 
 from agenttui.domain import (
@@ -33,6 +37,7 @@ from agenttui.domain import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
 CLAIM_LOCK_KEY = 0x61676E74  # "agnt": the advisory lock claims take on PostgreSQL
@@ -50,7 +55,14 @@ class TestRecord(SQLModel, table=True):
 
     __test__ = False
     __tablename__ = "tests"
-    __table_args__ = (Index("ix_tests_queue", "status", "priority", "queued_at", "id"),)
+    __table_args__ = (
+        Index("ix_tests_queue", "status", "priority", "queued_at", "id"),
+        # The claim's reads (see _next_in_line): waiting users, each user's line and
+        # running count, and when each user was last served.
+        Index("ix_tests_status_owner", "status", "owner_uid"),
+        Index("ix_tests_owner_queue", "owner_uid", "status", "priority", "queued_at", "id"),
+        Index("ix_tests_owner_claimed", "owner_uid", "claimed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     request_json: str
@@ -202,6 +214,24 @@ def _row_to_test(row: Any) -> TestRecord:
     return TestRecord.model_validate(dict(row._mapping))
 
 
+_LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text")
+_PLACEHOLDERS = {  # DB-API paramstyle → the placeholder of the n-th parameter
+    "qmark": lambda n: "?",
+    "format": lambda n: "%s",
+    "pyformat": lambda n: "%s",  # psycopg takes %s with positional parameters too
+    "numeric": lambda n: f":{n}",
+    "numeric_dollar": lambda n: f"${n}",
+}
+
+
+def _insert_logs_sql(paramstyle: str) -> str:
+    """INSERT of one log row in the driver's own SQL (positional parameters in _LOG_COLUMNS
+    order), for executemany without SQLAlchemy's per-row parameter processing."""
+    mark = _PLACEHOLDERS[paramstyle]
+    marks = ", ".join(mark(n) for n in range(1, len(_LOG_COLUMNS) + 1))
+    return f"INSERT INTO {LOGS.name} ({', '.join(_LOG_COLUMNS)}) VALUES ({marks})"
+
+
 def _row_to_log(row: Any) -> LogRecord:
     # Rows of our own table need no validation: model_validate on a SQLModel table class
     # costs ~30 us a row (every field goes through SQLAlchemy's instrumentation), which made
@@ -210,51 +240,111 @@ def _row_to_log(row: Any) -> LogRecord:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, url: str, log_max_bytes: int, store_id: str = ""):
+    """Every read and write of the store. Each operation is one transaction, written as a plain
+    function of a synchronous SQLAlchemy connection and run:
+
+    - on SQLite, in a thread (pysqlite): one hand-off per transaction instead of several per
+      statement through aiosqlite, so a write holds SQLite's lock for a fraction of a
+      millisecond; and all of a process's writes go through one writer thread, so its own
+      writers never meet in SQLite's sleeping busy handler (only other processes can);
+    - on PostgreSQL, through the async engine's `run_sync` (asyncpg)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        url: str,
+        log_max_bytes: int,
+        store_id: str = "",
+        sync_engine: Engine | None = None,
+    ):
         self.engine = engine
         self.url = url
         self.log_max_bytes = log_max_bytes
         self.store_id = store_id
         self.is_sqlite = url.startswith("sqlite")
+        self.sync_engine = sync_engine
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        if sync_engine is not None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="agenttui-store-write")
+            self._readers = ThreadPoolExecutor(2, thread_name_prefix="agenttui-store-read")
 
     # ------------------------------------------------------------------ set-up
     @classmethod
     async def open(cls, url: str, *, log_max_bytes: int = 20_000_000) -> Store:
+        sync_engine = None
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
+            in_memory = not path or path == ":memory:"
+            if not in_memory:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(url, connect_args={"timeout": 60})
-            _install_sqlite_hooks(engine)
+            _install_sqlite_hooks(engine.sync_engine)
+            sync_url = make_url(url).set(drivername="sqlite")
+            if in_memory:  # one shared connection, or every thread would see its own database
+                sync_engine = create_engine(sync_url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                sync_engine = create_engine(sync_url, connect_args={"timeout": 60, "check_same_thread": False})
+            _install_sqlite_hooks(sync_engine)
         else:
             engine = create_async_engine(url, pool_pre_ping=True)
-        store = cls(engine, url, log_max_bytes)
-        async with store._write() as conn:
+        store = cls(engine, url, log_max_bytes, sync_engine=sync_engine)
+
+        def migrate(conn: Connection) -> None:
             if not store.is_sqlite:
                 # Servers starting together must not run the same migration twice.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            await conn.run_sync(_migrate)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            _migrate(conn)
+
+        await store._write_tx(migrate)
         store.store_id = await store._ensure_store_id()
         return store
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.sync_engine is not None:
+            for pool in (self._writer, self._readers):
+                assert pool is not None
+                await asyncio.to_thread(pool.shutdown)
+            self.sync_engine.dispose()
 
     async def _ensure_store_id(self) -> str:
-        async with self._write() as conn:
-            row = (
-                await conn.execute(select(StoreMeta.__table__).where(StoreMeta.__table__.c.key == "store_id"))
-            ).first()
+        def body(conn: Connection) -> str:
+            row = conn.execute(select(StoreMeta.__table__).where(StoreMeta.__table__.c.key == "store_id")).first()
             if row:
                 return row.value
             value = uuid.uuid4().hex
-            await conn.execute(StoreMeta.__table__.insert().values(key="store_id", value=value))
+            conn.execute(StoreMeta.__table__.insert().values(key="store_id", value=value))
             return value
+
+        return await self._write_tx(body)
+
+    async def _write_tx(self, body: Callable[[Connection], T]) -> T:
+        """Run `body` as one write transaction; on SQLite it takes the write lock up front
+        (BEGIN IMMEDIATE) so read-then-write sequences never deadlock or race between processes."""
+        if self._writer is None:
+            async with self._write() as conn:
+                return await conn.run_sync(body)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_tx, body, True)
+
+    async def _read_tx(self, body: Callable[[Connection], T]) -> T:
+        if self._readers is None:
+            async with self._read() as conn:
+                return await conn.run_sync(body)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._sqlite_tx, body, False)
+
+    def _sqlite_tx(self, body: Callable[[Connection], T], write: bool) -> T:
+        assert self.sync_engine is not None
+        with self.sync_engine.connect() as conn:
+            if write:
+                conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                return body(conn)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)
-        so read-then-write sequences never deadlock or race between processes."""
+        """One write transaction on the async engine (PostgreSQL; kept for callers that hold
+        an AsyncConnection)."""
         async with self.engine.connect() as conn:
             await conn.execution_options(sqlite_immediate=True)
             async with conn.begin():
@@ -291,22 +381,28 @@ class Store:
             queued_at=now,
             updated_at=now,
         )
-        async with self._write() as conn:
-            result = await conn.execute(TESTS.insert().values(**values).returning(*TESTS.c))
-            row = result.first()
+
+        def body(conn: Connection) -> TestRecord:
+            row = conn.execute(TESTS.insert().values(**values).returning(*TESTS.c)).first()
             if sealed_secrets is not None:
-                await conn.execute(SECRETS.insert().values(test_id=row.id, sealed=sealed_secrets))
-        return _row_to_test(row)
+                conn.execute(SECRETS.insert().values(test_id=row.id, sealed=sealed_secrets))
+            return _row_to_test(row)
+
+        return await self._write_tx(body)
 
     async def sealed_secrets(self, test_id: int) -> str | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(SECRETS.c.sealed).where(SECRETS.c.test_id == test_id))).first()
-        return row[0] if row else None
+        def body(conn: Connection) -> str | None:
+            row = conn.execute(select(SECRETS.c.sealed).where(SECRETS.c.test_id == test_id)).first()
+            return row[0] if row else None
+
+        return await self._read_tx(body)
 
     async def get(self, test_id: int) -> TestRecord | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id))).first()
-        return _row_to_test(row) if row else None
+        def body(conn: Connection) -> TestRecord | None:
+            row = conn.execute(select(TESTS).where(TESTS.c.id == test_id)).first()
+            return _row_to_test(row) if row else None
+
+        return await self._read_tx(body)
 
     async def list_tests(
         self,
@@ -338,36 +434,30 @@ class Store:
             )
         order = TESTS.c.id.desc() if newest_first else TESTS.c.id.asc()
         query = query.order_by(order).limit(limit)
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_row_to_test(r) for r in rows]
+        return await self._read_tx(lambda conn: [_row_to_test(r) for r in conn.execute(query).all()])
 
     async def queued_in_order(self) -> list[TestRecord]:
-        """QUEUED tests in the order they will be claimed (see _claim_order)."""
-        order = _claim_order()
-        query = select(TESTS).where(TESTS.c.status == Status.QUEUED.value)
-        async with self._read() as conn:
-            ranks = {row[0]: i for i, row in enumerate((await conn.execute(order)).all())}
-            rows = [_row_to_test(r) for r in (await conn.execute(query)).all()]
-        return sorted(rows, key=lambda t: ranks.get(t.id, len(ranks)))
+        """QUEUED tests in the order they will be claimed (see _next_in_line)."""
+        now = time.time()
+
+        def body(conn: Connection) -> list[TestRecord]:
+            order = _next_in_line(conn, None, now, None, ready_only=False)
+            rows = conn.execute(select(TESTS).where(TESTS.c.status == Status.QUEUED.value)).all()
+            ranks = {test_id: i for i, test_id in enumerate(order)}
+            return sorted((_row_to_test(r) for r in rows), key=lambda t: ranks.get(t.id, len(ranks)))
+
+        return await self._read_tx(body)
 
     async def queue_status(self, cap: int) -> QueueStatus:
         query = select(TESTS.c.status, func.count()).where(
             TESTS.c.status.in_([*ACTIVE_VALUES, Status.QUEUED.value])
         ).group_by(TESTS.c.status)
-        async with self._read() as conn:
-            counts = dict((await conn.execute(query)).all())
+        counts = dict(await self._read_tx(lambda conn: conn.execute(query).all()))
         running = sum(counts.get(s, 0) for s in ACTIVE_VALUES)
         return QueueStatus(running=running, queued=counts.get(Status.QUEUED.value, 0), cap=cap)
 
     async def active_count(self) -> int:
-        async with self._read() as conn:
-            return await self._count_active(conn)
-
-    @staticmethod
-    async def _count_active(conn: AsyncConnection) -> int:
-        query = select(func.count()).select_from(TESTS).where(TESTS.c.status.in_(ACTIVE_VALUES))
-        return int((await conn.execute(query)).scalar_one())
+        return await self._read_tx(lambda conn: int(conn.execute(_COUNT_ACTIVE).scalar_one()))
 
     # ------------------------------------------------------------------ claims & leases
     async def claim(
@@ -382,55 +472,40 @@ class Store:
         """Atomically move up to `limit` QUEUED tests to BUILDING for `owner`, never letting
         BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6)."""
         now = time.time()
-        async with self._write() as conn:
+        only = None if only_ids is None else list(only_ids)
+
+        def body(conn: Connection) -> list[TestRecord]:
             if not self.is_sqlite:
                 # Count-then-claim is racy under READ COMMITTED: one transaction-level advisory
                 # lock makes claims take turns across every server sharing the database, so the
                 # cap holds exactly. (SQLite's BEGIN IMMEDIATE already serializes writers.)
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-            active = await self._count_active(conn)
-            free = cap - active
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+            free = cap - int(conn.execute(_COUNT_ACTIVE).scalar_one())
             if limit is not None:
                 free = min(free, limit)
             if free <= 0:
                 return []
-            ready = [or_(TESTS.c.next_attempt_at.is_(None), TESTS.c.next_attempt_at <= now)]
-            if only_ids is not None:
-                ready.append(TESTS.c.id.in_(list(only_ids)))
-            ids = [r[0] for r in (await conn.execute(_claim_order(*ready).limit(free))).all()]
+            ids = _next_in_line(conn, free, now, only)
             if not ids:
                 return []
-            result = await conn.execute(
-                update(TESTS)
-                .where(TESTS.c.id.in_(ids))
-                .where(TESTS.c.status == Status.QUEUED.value)
-                .values(
-                    status=Status.BUILDING.value,
-                    attempt=TESTS.c.attempt + 1,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_s,
-                    claimed_at=now,
-                    handle=None,
-                    log_cursor=None,
-                    result_json=None,
-                    result_nonce=None,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-                .returning(*TESTS.c)
-            )
-            by_id = {t.id: t for t in (_row_to_test(r) for r in result.all())}  # fetch all before commit
+            rows = conn.execute(
+                _CLAIM_UPDATE, {"ids": ids, "owner": owner, "now": now, "expires": now + lease_s}
+            ).all()
+            by_id = {t.id: t for t in map(_row_to_test, rows)}
             claimed = [by_id[i] for i in ids if i in by_id]  # in claim order
-            active_after = await self._count_active(conn)
+            # Counted again, not computed: the audit is evidence that the cap held.
+            active_after = int(conn.execute(_COUNT_ACTIVE).scalar_one())
             if claimed:
-                await conn.execute(
+                conn.execute(
                     CLAIMS.insert(),
                     [
                         dict(test_id=t.id, owner=owner, attempt=t.attempt, active_after=active_after, cap=cap, ts=now)
                         for t in claimed
                     ],
                 )
-        return claimed
+            return claimed
+
+        return await self._write_tx(body)
 
     async def heartbeat(self, owner: str, test_ids: Iterable[int], lease_s: float) -> set[int]:
         """Renew the lease on every test `owner` still holds; return the ids it holds."""
@@ -438,16 +513,15 @@ class Store:
         if not ids:
             return set()
         now = time.time()
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(TESTS)
-                .where(TESTS.c.id.in_(ids))
-                .where(TESTS.c.lease_owner == owner)
-                .where(TESTS.c.status.in_(ACTIVE_VALUES))
-                .values(lease_expires_at=now + lease_s)
-                .returning(TESTS.c.id)
-            )
-            return {r[0] for r in result.all()}
+        query = (
+            update(TESTS)
+            .where(TESTS.c.id.in_(ids))
+            .where(TESTS.c.lease_owner == owner)
+            .where(TESTS.c.status.in_(ACTIVE_VALUES))
+            .values(lease_expires_at=now + lease_s)
+            .returning(TESTS.c.id)
+        )
+        return await self._write_tx(lambda conn: {r[0] for r in conn.execute(query).all()})
 
     async def expired_leases(self) -> list[TestRecord]:
         now = time.time()
@@ -456,43 +530,44 @@ class Store:
             .where(TESTS.c.status.in_(ACTIVE_VALUES))
             .where(or_(TESTS.c.lease_expires_at.is_(None), TESTS.c.lease_expires_at < now))
         )
-        async with self._read() as conn:
-            return [_row_to_test(r) for r in (await conn.execute(query)).all()]
+        return await self._read_tx(lambda conn: [_row_to_test(r) for r in conn.execute(query).all()])
 
     async def take_over(self, test: TestRecord, new_owner: str, lease_s: float) -> TestRecord | None:
         """Adopt a test whose lease expired; None if someone else got there first."""
         now = time.time()
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(TESTS)
-                .where(TESTS.c.id == test.id)
-                .where(TESTS.c.status.in_(ACTIVE_VALUES))
-                .where(TESTS.c.attempt == test.attempt)
-                .where(
-                    TESTS.c.lease_owner.is_(None)
-                    if test.lease_owner is None
-                    else TESTS.c.lease_owner == test.lease_owner
-                )
-                .where(or_(TESTS.c.lease_expires_at.is_(None), TESTS.c.lease_expires_at < now))
-                .values(lease_owner=new_owner, lease_expires_at=now + lease_s, updated_at=now)
-                .returning(*TESTS.c)
+        query = (
+            update(TESTS)
+            .where(TESTS.c.id == test.id)
+            .where(TESTS.c.status.in_(ACTIVE_VALUES))
+            .where(TESTS.c.attempt == test.attempt)
+            .where(
+                TESTS.c.lease_owner.is_(None)
+                if test.lease_owner is None
+                else TESTS.c.lease_owner == test.lease_owner
             )
-            row = result.first()
-        return _row_to_test(row) if row else None
+            .where(or_(TESTS.c.lease_expires_at.is_(None), TESTS.c.lease_expires_at < now))
+            .values(lease_owner=new_owner, lease_expires_at=now + lease_s, updated_at=now)
+            .returning(*TESTS.c)
+        )
+
+        def body(conn: Connection) -> TestRecord | None:
+            row = conn.execute(query).first()
+            return _row_to_test(row) if row else None
+
+        return await self._write_tx(body)
 
     # ------------------------------------------------------------------ fenced writes
     async def update_fenced(self, test_id: int, fence: Fence, **values: Any) -> bool:
         """Write fields only while `fence` still holds the test. False: lost it."""
         values["updated_at"] = time.time()
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(TESTS)
-                .where(TESTS.c.id == test_id)
-                .where(TESTS.c.lease_owner == fence.owner)
-                .where(TESTS.c.attempt == fence.attempt)
-                .values(**values)
-            )
-            return result.rowcount == 1
+        query = (
+            update(TESTS)
+            .where(TESTS.c.id == test_id)
+            .where(TESTS.c.lease_owner == fence.owner)
+            .where(TESTS.c.attempt == fence.attempt)
+            .values(**values)
+        )
+        return await self._write_tx(lambda conn: conn.execute(query).rowcount == 1)
 
     async def transition(
         self, test_id: int, to: Status, *, fence: Fence | None = None, **values: Any
@@ -502,8 +577,9 @@ class Store:
         With a fence, only the holder of (lease_owner, attempt) may do it: returns None when
         the fence no longer holds. An illegal transition raises IllegalTransition (logged)."""
         now = time.time()
-        async with self._write() as conn:
-            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update())).first()
+
+        def body(conn: Connection) -> TestRecord | None:
+            row = conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update()).first()
             if row is None:
                 raise KeyError(test_id)
             if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
@@ -520,21 +596,23 @@ class Store:
                 values.setdefault("finished_at", now)
                 values.setdefault("lease_owner", None)
                 values.setdefault("lease_expires_at", None)
-            result = await conn.execute(
+            new_row = conn.execute(
                 update(TESTS).where(TESTS.c.id == test_id).where(TESTS.c.status == current.value)
                 .values(**values).returning(*TESTS.c)
-            )
-            new_row = result.first()
+            ).first()
             if new_row is not None and to.is_terminal:
-                await conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
-        return _row_to_test(new_row) if new_row else None
+                conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
+            return _row_to_test(new_row) if new_row else None
+
+        return await self._write_tx(body)
 
     async def request_cancel(self, test_id: int) -> TestRecord:
         """Cancel (R-10): a queued test is dequeued at once; an active one is flagged for its
         owner, which stops the container. Returns the test as it now stands."""
         now = time.time()
-        async with self._write() as conn:
-            row = (await conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update())).first()
+
+        def body(conn: Connection) -> TestRecord:
+            row = conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update()).first()
             if row is None:
                 raise KeyError(test_id)
             status = Status(row.status)
@@ -547,12 +625,14 @@ class Store:
                 values = dict(cancel_requested=True, cancel_requested_at=now, updated_at=now)
             else:
                 return _row_to_test(row)
-            result = await conn.execute(
+            new_row = conn.execute(
                 update(TESTS).where(TESTS.c.id == test_id).values(**values).returning(*TESTS.c)
-            )
+            ).first()
             if "status" in values:  # dequeued: it will never run
-                await conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
-            return _row_to_test(result.first())
+                conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
+            return _row_to_test(new_row)
+
+        return await self._write_tx(body)
 
     async def cancel_requested(self, owner: str) -> list[int]:
         query = (
@@ -561,8 +641,7 @@ class Store:
             .where(TESTS.c.cancel_requested.is_(True))
             .where(TESTS.c.status.in_(ACTIVE_VALUES))
         )
-        async with self._read() as conn:
-            return [r[0] for r in (await conn.execute(query)).all()]
+        return await self._read_tx(lambda conn: [r[0] for r in conn.execute(query).all()])
 
     # ------------------------------------------------------------------ logs
     async def append_logs(
@@ -577,52 +656,59 @@ class Store:
         follows them, so a resumed stream neither repeats nor skips (R-6). Past the per-test
         cap, lines are counted but not stored and one truncation notice is written (R-19)."""
         now = time.time()
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
-                    .where(TESTS.c.id == test_id)
-                    .with_for_update()
-                )
+        cap = self.log_max_bytes
+        # What the lines add to the test's log bytes, counted at once (each line's UTF-8
+        # size + 1): a batch that stays under the cap needs no line-by-line check.
+        total = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1 if lines else 0
+
+        def body(conn: Connection) -> bool:
+            row = conn.execute(
+                select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
+                .where(TESTS.c.id == test_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise KeyError(test_id)
             if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
                 return False
             seq, used, truncated = row.log_seq, row.log_bytes, row.log_truncated
-            batch: list[dict[str, Any]] = []
-            for ts, stream, text in lines:
-                size = len(text.encode("utf-8", "replace")) + 1
-                # The engine's own lines (a handful per attempt: stop reasons, the outcome)
-                # are kept past the cap, so a flooded log still ends with what happened.
-                engine_line = stream == "system"
-                if not truncated and not engine_line and used + size > self.log_max_bytes:
-                    truncated = True
-                    seq += 1
-                    batch.append(
-                        dict(
-                            test_id=test_id,
-                            seq=seq,
-                            ts=ts,
-                            stream="system",
-                            text=f"[agenttui] log truncated: the {self.log_max_bytes:,}-byte cap per test "
-                            "was reached; later output is not stored (the agent keeps running)",
+            if not truncated and used + total <= cap:
+                rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(lines, seq + 1)]
+                seq += len(rows)
+                used += total
+            else:
+                rows = []
+                for ts, stream, text in lines:
+                    size = len(text.encode("utf-8", "replace")) + 1
+                    # The engine's own lines (a handful per attempt: stop reasons, the outcome)
+                    # are kept past the cap, so a flooded log still ends with what happened.
+                    engine_line = stream == "system"
+                    if not truncated and not engine_line and used + size > cap:
+                        truncated = True
+                        seq += 1
+                        notice = (
+                            f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
+                            "later output is not stored (the agent keeps running)"
                         )
-                    )
-                if truncated and not engine_line:
-                    continue
-                seq += 1
-                used += size
-                batch.append(dict(test_id=test_id, seq=seq, ts=ts, stream=stream, text=text))
-            if batch:
-                await conn.execute(LOGS.insert(), batch)
+                        rows.append((test_id, seq, ts, "system", notice))
+                    if truncated and not engine_line:
+                        continue
+                    seq += 1
+                    used += size
+                    rows.append((test_id, seq, ts, stream, text))
+            if rows:
+                # The driver's own executemany: building SQLAlchemy parameters per row cost
+                # more than SQLite's insert of it.
+                conn.exec_driver_sql(_insert_logs_sql(conn.dialect.paramstyle), rows)
             values: dict[str, Any] = dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
             if cursor is not None:
                 values["log_cursor"] = cursor
-            if batch or cursor is not None:
+            if rows or cursor is not None:
                 values["updated_at"] = now
-                await conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**values))
-        return True
+                conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**values))
+            return True
+
+        return await self._write_tx(body)
 
     async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
         return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)
@@ -631,12 +717,10 @@ class Store:
         query = select(LOGS).where(LOGS.c.test_id == test_id).where(LOGS.c.seq > after_seq).order_by(LOGS.c.seq)
         if limit is not None:
             query = query.limit(limit)
-        async with self._read() as conn:
-            return [_row_to_log(r) for r in (await conn.execute(query)).all()]
+        return await self._read_tx(lambda conn: [_row_to_log(r) for r in conn.execute(query).all()])
 
     async def claims(self) -> list[ClaimRecord]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(CLAIMS).order_by(CLAIMS.c.id))).all()
+        rows = await self._read_tx(lambda conn: conn.execute(select(CLAIMS).order_by(CLAIMS.c.id)).all())
         return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
 
     # ------------------------------------------------------------------ packages
@@ -644,26 +728,26 @@ class Store:
         self, test_id: int, owner_uid: int, path: str, size: int, *, s3_key: str | None = None,
         url_expires_at: float | None = None,
     ) -> PackageRecord:
-        async with self._write() as conn:
-            result = await conn.execute(
-                PACKAGES.insert()
-                .values(test_id=test_id, owner_uid=owner_uid, path=path, size=size, created_at=time.time(),
-                        s3_key=s3_key, url_expires_at=url_expires_at)
-                .returning(*PACKAGES.c)
-            )
-            return PackageRecord.model_validate(dict(result.first()._mapping))
+        query = (
+            PACKAGES.insert()
+            .values(test_id=test_id, owner_uid=owner_uid, path=path, size=size, created_at=time.time(),
+                    s3_key=s3_key, url_expires_at=url_expires_at)
+            .returning(*PACKAGES.c)
+        )
+        row = await self._write_tx(lambda conn: conn.execute(query).first())
+        return PackageRecord.model_validate(dict(row._mapping))
 
     async def packages_for(self, test_id: int) -> list[PackageRecord]:
         query = select(PACKAGES).where(PACKAGES.c.test_id == test_id).order_by(PACKAGES.c.id)
-        async with self._read() as conn:
-            return [PackageRecord.model_validate(dict(r._mapping)) for r in (await conn.execute(query)).all()]
+        rows = await self._read_tx(lambda conn: conn.execute(query).all())
+        return [PackageRecord.model_validate(dict(r._mapping)) for r in rows]
 
     # ------------------------------------------------------------------ change detection
     async def change_token(self) -> Any:
         """A cheap value that changes whenever any process changes a test or appends a log
         line (both bump tests.updated_at): followers poll it instead of re-reading lists."""
-        async with self._read() as conn:
-            return (await conn.execute(select(func.max(TESTS.c.updated_at), func.count()))).first()
+        query = select(func.max(TESTS.c.updated_at), func.count())
+        return await self._read_tx(lambda conn: conn.execute(query).first())
 
     # ------------------------------------------------------------------ history maintenance
     async def archive_older_than(self, age_s: float, *, owner_uid: int | None = None) -> int:
@@ -674,51 +758,92 @@ class Store:
         query = select(TESTS.c.id).where(TESTS.c.status.in_(terminal)).where(TESTS.c.finished_at < cutoff)
         if owner_uid is not None:
             query = query.where(TESTS.c.owner_uid == owner_uid)
-        async with self._write() as conn:
-            ids = [r[0] for r in (await conn.execute(query)).all()]
+
+        def body(conn: Connection) -> int:
+            ids = [r[0] for r in conn.execute(query).all()]
             if not ids:
                 return 0
-            await conn.execute(LOGS.delete().where(LOGS.c.test_id.in_(ids)))
-            await conn.execute(SECRETS.delete().where(SECRETS.c.test_id.in_(ids)))
-            await conn.execute(
+            conn.execute(LOGS.delete().where(LOGS.c.test_id.in_(ids)))
+            conn.execute(SECRETS.delete().where(SECRETS.c.test_id.in_(ids)))
+            conn.execute(
                 update(TESTS)
                 .where(TESTS.c.id.in_(ids))
                 .values(status=Status.ARCHIVED.value, updated_at=time.time())
             )
-        return len(ids)
+            return len(ids)
+
+        return await self._write_tx(body)
 
 
-def _claim_order(*conditions: Any) -> Any:
-    """Ids of QUEUED tests in claim order: priority first (R-5), then fair share between users
-    (a user's n-th waiting test ranks after everyone's earlier ones, counting the tests that
-    user already has running), then the user served least recently, then FIFO. One user's ten
-    queued tests never starve another's."""
-    # Per-owner figures computed once (a join), not per queued row (correlated subqueries made
-    # each claim quadratic in the queue length).
-    owners = (
-        select(
-            TESTS.c.owner_uid.label("owner_uid"),
-            func.sum(case((TESTS.c.status.in_(ACTIVE_VALUES), 1), else_=0)).label("running"),
-            func.coalesce(func.max(TESTS.c.claimed_at), 0).label("last_served"),
-        )
-        .group_by(TESTS.c.owner_uid)
-        .subquery()
+# The claim path's statements, built once: building and cache-keying a fresh statement per
+# claim cost more than running it.
+_COUNT_ACTIVE = select(func.count()).select_from(TESTS).where(TESTS.c.status.in_(ACTIVE_VALUES))
+_READY = or_(TESTS.c.next_attempt_at.is_(None), TESTS.c.next_attempt_at <= bindparam("now"))
+_WAITING = select(TESTS.c.owner_uid).where(TESTS.c.status == Status.QUEUED.value).distinct().subquery("waiting")
+_OTHER = TESTS.alias("other")
+_WAITING_OWNERS = select(
+    _WAITING.c.owner_uid,
+    select(func.count())
+    .select_from(_OTHER)
+    .where(_OTHER.c.owner_uid == _WAITING.c.owner_uid, _OTHER.c.status.in_(ACTIVE_VALUES))
+    .scalar_subquery()
+    .label("running"),
+    select(func.coalesce(func.max(_OTHER.c.claimed_at), 0))
+    .where(_OTHER.c.owner_uid == _WAITING.c.owner_uid)
+    .scalar_subquery()
+    .label("last_served"),
+)
+_OWNER_LINE = (
+    select(TESTS.c.id, TESTS.c.priority, TESTS.c.queued_at)
+    .where(TESTS.c.owner_uid == bindparam("owner"), TESTS.c.status == Status.QUEUED.value)
+    .order_by(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
+)
+_CLAIM_UPDATE = (
+    update(TESTS)
+    .where(TESTS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(TESTS.c.status == Status.QUEUED.value)
+    .values(
+        status=Status.BUILDING.value,
+        attempt=TESTS.c.attempt + 1,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        claimed_at=bindparam("now"),
+        handle=None,
+        log_cursor=None,
+        result_json=None,
+        result_nonce=None,
+        next_attempt_at=None,
+        updated_at=bindparam("now"),
     )
-    share_rank = (
-        func.row_number().over(
-            partition_by=TESTS.c.owner_uid, order_by=(TESTS.c.priority, TESTS.c.queued_at, TESTS.c.id)
-        )
-        + owners.c.running
-    ).label("share_rank")
-    ranked = (
-        select(TESTS.c.id, TESTS.c.priority, TESTS.c.queued_at, share_rank, owners.c.last_served)
-        .join(owners, owners.c.owner_uid == TESTS.c.owner_uid)
-        .where(TESTS.c.status == Status.QUEUED.value, *conditions)
-        .subquery()
-    )
-    return select(ranked.c.id).order_by(
-        ranked.c.priority, ranked.c.share_rank, ranked.c.last_served, ranked.c.queued_at, ranked.c.id
-    )
+    .returning(*TESTS.c)
+)
+
+
+def _next_in_line(
+    conn: Connection, count: int | None, now: float, only_ids: list[int] | None, *, ready_only: bool = True
+) -> list[int]:
+    """Ids of the next `count` (None: all) QUEUED tests in claim order: priority first (R-5),
+    then fair share between users (a user's n-th waiting test ranks after everyone's earlier
+    ones, counting the tests that user already has running), then the user served least
+    recently, then FIFO. One user's ten queued tests never starve another's.
+
+    Only a user's first `count` waiting tests can be among the next `count` overall (each of
+    that user's earlier tests ranks before them), so this reads at most count x users rows
+    through the (owner, status, priority, queued_at, id) index, whatever the queue's length."""
+    line = _OWNER_LINE
+    if ready_only:
+        line = line.where(_READY)
+    if only_ids is not None:
+        line = line.where(TESTS.c.id.in_(only_ids))
+    if count is not None:
+        line = line.limit(count)
+    ranked = []
+    for owner in conn.execute(_WAITING_OWNERS).all():
+        rows = conn.execute(line, {"owner": owner.owner_uid, "now": now}).all()
+        for place, row in enumerate(rows, start=1):
+            ranked.append((row.priority, place + owner.running, owner.last_served, row.queued_at, row.id))
+    ranked.sort()
+    return [entry[-1] for entry in ranked[:count]]
 
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -749,8 +874,8 @@ def _migrate(sync_conn: Any) -> None:
         command.upgrade(config, "head")
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let us emit BEGIN ourselves (pysqlite's implicit BEGIN is always deferred).
         dbapi_conn.isolation_level = None
@@ -760,7 +885,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

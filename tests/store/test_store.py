@@ -171,3 +171,29 @@ async def test_priority_still_beats_fair_share(store):
     urgent = await store.submit(request("a-high", "high"), ALICE)
     await store.submit(request("b-normal"), bob)
     assert (await store.queued_in_order())[0].id == urgent.id
+
+
+async def test_a_small_claim_takes_the_same_tests_as_ranking_the_whole_queue(store):
+    """The claim reads only each user's first few waiting tests; it must pick exactly what
+    ranking every queued test by the documented rule would pick."""
+    import random
+
+    rng = random.Random(7)
+    users = [Owner(2000 + i, f"user{i}") for i in range(4)]
+    for i in range(60):
+        await store.submit(request(f"t{i}", rng.choice(["low", "normal", "high"])), rng.choice(users))
+    await store.claim("w", cap=5, lease_s=60)  # some users now have tests running
+    for take in (1, 3, 7):
+        queued = [t for t in await store.list_tests(statuses=[Status.QUEUED], limit=1000)]
+        tests = await store.list_tests(limit=1000)
+        running = {u.uid: sum(t.owner_uid == u.uid and t.state in (Status.BUILDING, Status.RUNNING) for t in tests)
+                   for u in users}
+        served = {u.uid: max([t.claimed_at or 0 for t in tests if t.owner_uid == u.uid], default=0) for u in users}
+        ranked = []
+        for uid in running:
+            mine = sorted((t for t in queued if t.owner_uid == uid), key=lambda t: (t.priority, t.queued_at, t.id))
+            ranked += [(t.priority, place + running[uid], served[uid], t.queued_at, t.id)
+                       for place, t in enumerate(mine, start=1)]
+        expected = [entry[-1] for entry in sorted(ranked)[:take]]
+        claimed = await store.claim("w", cap=100, lease_s=60, limit=take)
+        assert [t.id for t in claimed] == expected
