@@ -19,6 +19,30 @@ async def test_sqlite_runs_in_wal_with_a_busy_timeout(sqlite_store):
     assert mode == "wal" and timeout >= 5000
 
 
+async def test_sqlite_writers_take_turns_on_the_lock_file(sqlite_store, tmp_path):
+    """Another process holding the writers' lock holds back this one's writes (they queue on
+    it rather than polling SQLite's busy handler) and they proceed the moment it is free."""
+    import asyncio
+    import fcntl
+    import os
+
+    await sqlite_store.submit(request("first"), ALICE)
+    lock_file = tmp_path / "store.db-writers.lock"
+    assert lock_file.exists()
+    fd = os.open(lock_file, os.O_RDWR)  # its own open file: conflicts like another process's
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        blocked = asyncio.ensure_future(sqlite_store.submit(request("second"), ALICE))
+        await asyncio.sleep(0.5)
+        assert not blocked.done()
+        assert [t.query for t in await sqlite_store.list_tests()] == ["first"]  # reads go on
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        second = await asyncio.wait_for(blocked, 10)
+        assert second.query == "second"
+    finally:
+        os.close(fd)
+
+
 async def test_submit_persists_owner_and_request(store):
     test = await store.submit(request("hello"), ALICE)
     assert test.state is Status.QUEUED and test.owner_name == "alice" and test.owner_uid == 1001
