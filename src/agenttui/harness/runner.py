@@ -14,8 +14,6 @@ The result is reported as the last line of the original stdout:
 Exit codes: 0 success, 1 the agent failed (raised, exited), 2 no agent/entry point to call.
 """
 
-import asyncio
-import inspect
 import json
 import os
 import signal
@@ -23,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 
 RESULT_TAG = "@@agenttui-result"
 EXIT_OK = 0
@@ -47,6 +46,32 @@ class NoEntryPoint(Exception):
 
 class Terminated(BaseException):
     """SIGTERM arrived (stop/cancel): unwinds the agent so a record still gets out."""
+
+
+# Small stand-ins for `inspect` (same definitions as CPython's): inspect, and asyncio, cost
+# ~100 ms of a 1-CPU container's start-up before the agent's first line; asyncio is imported
+# only for an async agent.
+def _isclass(value):
+    return isinstance(value, type)
+
+
+def _isroutine(value):
+    if isinstance(value, (types.BuiltinFunctionType, types.FunctionType, types.MethodType)):
+        return True
+    if _isclass(value):
+        return False
+    kind = type(value)
+    return hasattr(kind, "__get__") and not hasattr(kind, "__set__")  # a method descriptor
+
+
+def _isawaitable(value):
+    from collections.abc import Awaitable
+
+    return (
+        isinstance(value, types.CoroutineType)
+        or (isinstance(value, types.GeneratorType) and bool(value.gi_code.co_flags & 0x100))
+        or isinstance(value, Awaitable)
+    )
 
 
 def progress(message):
@@ -93,7 +118,7 @@ def load_agent(path):
 
 def _defines_call(value):
     """True for an instance whose class (not just `type`/`object`) defines __call__."""
-    if inspect.isclass(value) or inspect.isroutine(value) or inspect.ismodule(value):
+    if _isclass(value) or _isroutine(value) or isinstance(value, types.ModuleType):
         return False
     for klass in type(value).__mro__:
         if klass is object:
@@ -120,7 +145,7 @@ def find_entrypoint(module, explicit=None):
         return explicit, target
     for name in DEFAULT_NAMES:
         value = getattr(module, name, None)
-        if value is not None and callable(value) and not inspect.isclass(value):
+        if value is not None and callable(value) and not _isclass(value):
             return name, value
     # Last resort: a module-level object with __call__, preferring ones whose class the
     # agent itself defines over callables it imported.
@@ -158,10 +183,14 @@ def _chunk_text(chunk):
 
 def to_response(result):
     """Turn whatever the entry point returned into the response text (None stays None)."""
-    if inspect.isawaitable(result):
-        coroutine = result if inspect.iscoroutine(result) else _await(result)
+    if _isawaitable(result):
+        import asyncio
+
+        coroutine = result if isinstance(result, types.CoroutineType) else _await(result)
         result = asyncio.run(coroutine)
     if hasattr(result, "__aiter__") and hasattr(result, "__anext__"):
+        import asyncio
+
         return asyncio.run(_collect_async_iterator(result))
     if result is None or isinstance(result, str):
         return result
@@ -169,7 +198,7 @@ def to_response(result):
         return bytes(result).decode("utf-8", "replace")
     if isinstance(result, (dict, list, tuple)):
         return json.dumps(result, ensure_ascii=False, default=str)
-    if inspect.isgenerator(result) or (
+    if isinstance(result, types.GeneratorType) or (
         hasattr(result, "__next__") and hasattr(result, "__iter__")
     ):
         return "".join(_chunk_text(chunk) for chunk in result)
