@@ -341,7 +341,8 @@ class Orchestrator:
                 await self.store.append_logs(run.test.id, batch, fence=run.fence)  # type: ignore[arg-type]
             if finished:
                 return
-            await asyncio.sleep(0.1)
+            # Wake at once when the image is ready: a reused image must not wait out the tick.
+            await asyncio.wait({until}, timeout=0.1)
 
     async def _reattach(self, run: _Run, spec: RunSpec) -> str | None:
         """Adopt a test whose owner died (R-6): find its container, or finish with the truth."""
