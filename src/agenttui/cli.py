@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agenttui.client.base import Client
     from agenttui.client.models import TestView
+    from agenttui.lifecycle import InvalidRequest
 
 EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = range(6)
 
@@ -28,7 +29,7 @@ class UserError(Exception):
 
 
 def exit_code_for(view: TestView) -> int:
-    from agenttui.domain import FailureKind, Status
+    from agenttui.lifecycle import FailureKind, Status
 
     if view.status is Status.COMPLETED:
         return EXIT_OK
@@ -168,6 +169,7 @@ def _read_text(path: Path | None, what: str) -> str:
 
 
 def _settings(args: argparse.Namespace):
+    """All settings (pydantic-settings): for the commands that run the engine themselves."""
     from agenttui.config import SettingsError, load_settings
 
     try:
@@ -182,49 +184,72 @@ def _settings(args: argparse.Namespace):
         raise UserError(str(exc)) from None
 
 
-def _request_from_args(args: argparse.Namespace, settings) -> Any:
-    from agenttui.domain import InvalidRequest, TestRequest
+def _client_settings(args: argparse.Namespace):
+    """The few settings a server's client needs, read without pydantic (fast start-up); all of
+    them with --in-process, where this command runs the engine itself."""
+    from agenttui.client.settings import load_client_settings
+    from agenttui.errors import SettingsError
 
-    limits = {
-        "cpus": args.cpus if args.cpus is not None else settings.default_cpus,
-        "memory_mb": args.memory if args.memory is not None else settings.default_memory_mb,
-        "pids": args.pids if args.pids is not None else settings.default_pids,
-    }
     try:
-        request = TestRequest.parse(
-            agent_code=_read_text(args.agent, "agent"),
-            query=args.query,
-            requirements=_read_text(args.requirements, "requirements"),
-            dockerfile=_read_text(args.dockerfile, "Dockerfile"),
-            provider={"name": args.provider, "model_id": args.model, "options": _options_from_args(args)},
-            egress=args.egress,
-            timeout_s=args.timeout if args.timeout is not None else settings.default_timeout_s,
-            priority=args.priority,
-            limits=limits,
-            agent_filename=args.agent.name,
-        )
-        from agenttui.providers import resolve_request
+        settings = load_client_settings(socket_path=args.socket, in_process=args.in_process)
+    except SettingsError as exc:
+        raise UserError(str(exc)) from None
+    return _settings(args) if settings.in_process else settings
 
-        # Credentials are resolved here, in the user's own process (docs/providers.md).
-        def warn(message: str) -> None:
-            print(f"agenttui: warning: {message}", file=sys.stderr)
 
-        return resolve_request(request, duration_s=settings.aws_session_duration_s, warn=warn)
+def _request_from_args(args: argparse.Namespace, settings) -> Any:
+    """The request's fields. Validated here only when credentials must be resolved here (or
+    the engine runs here); otherwise the server validates them, with the same errors."""
+    from agenttui.lifecycle import InvalidRequest
+
+    fields = dict(
+        agent_code=_read_text(args.agent, "agent"),
+        query=args.query,
+        requirements=_read_text(args.requirements, "requirements"),
+        dockerfile=_read_text(args.dockerfile, "Dockerfile"),
+        provider={"name": args.provider, "model_id": args.model, "options": _options_from_args(args)},
+        egress=args.egress,
+        timeout_s=args.timeout if args.timeout is not None else settings.default_timeout_s,
+        priority=args.priority,
+        limits={
+            "cpus": args.cpus if args.cpus is not None else settings.default_cpus,
+            "memory_mb": args.memory if args.memory is not None else settings.default_memory_mb,
+            "pids": args.pids if args.pids is not None else settings.default_pids,
+        },
+        agent_filename=args.agent.name,
+    )
+    # Only bedrock and openai have credentials to resolve on the submitting side.
+    if not settings.in_process and args.provider.strip().lower() == "ollama":
+        return fields
+    from agenttui.domain import TestRequest
+    from agenttui.providers import resolve_request
+
+    # Credentials are resolved here, in the user's own process (docs/providers.md).
+    def warn(message: str) -> None:
+        print(f"agenttui: warning: {message}", file=sys.stderr)
+
+    try:
+        return resolve_request(TestRequest.parse(**fields), duration_s=settings.aws_session_duration_s, warn=warn)
     except InvalidRequest as exc:
-        flags = {"agent_code": f"agent ({args.agent})", "timeout_s": "--timeout", "limits.memory_mb": "--memory",
-                 "limits.cpus": "--cpus", "limits.pids": "--pids", "query": "--query",
-                 "requirements": f"requirements ({args.requirements})",
-                 "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
-                 "provider.model_id": "--model", "egress": "--egress",
-                 "provider.credentials": f"--provider {args.provider} (credentials)"}
+        raise _invalid_request(args, exc) from None
 
-        def flag(field: str) -> str:
-            if field.startswith("provider.options."):
-                return "--option " + field.removeprefix("provider.options.")
-            return flags.get(field, field)
 
-        lines = [f"{flag(field)}: {msg}" for field, msg in exc.errors.items()]
-        raise UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines)) from None
+def _invalid_request(args: argparse.Namespace, exc: InvalidRequest) -> UserError:
+    """Each bad field of a submit, named by the flag or file that set it (exit 2)."""
+    flags = {"agent_code": f"agent ({args.agent})", "timeout_s": "--timeout", "limits.memory_mb": "--memory",
+             "limits.cpus": "--cpus", "limits.pids": "--pids", "query": "--query",
+             "requirements": f"requirements ({args.requirements})",
+             "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
+             "provider.model_id": "--model", "egress": "--egress",
+             "provider.credentials": f"--provider {args.provider} (credentials)"}
+
+    def flag(field: str) -> str:
+        if field.startswith("provider.options."):
+            return "--option " + field.removeprefix("provider.options.")
+        return flags.get(field, field)
+
+    lines = [f"{flag(field)}: {msg}" for field, msg in exc.errors.items()]
+    return UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines))
 
 
 def _client(settings) -> Client:
@@ -322,12 +347,11 @@ async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_p
 
 # ---------------------------------------------------------------------- commands
 async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
-    """Check the backend, queue a test with `queue(client)`, then follow it (or not)."""
-    from agenttui.backends.base import InfraError
+    """Queue a test with `queue(client)` (which checks the backend first), then follow it (or not)."""
+    from agenttui.errors import InfraError
 
     try:
         async with _client(settings) as client:
-            await client.check_backend()
             view = await queue(client)
             if getattr(args, "no_wait", False):
                 print(json.dumps(view.summary()) if args.json else view.id)
@@ -341,18 +365,28 @@ async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
 
 
 async def _cmd_submit(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from agenttui.lifecycle import InvalidRequest
+
+    settings = _client_settings(args)
     request = _request_from_args(args, settings)
-    return await _queue_and_follow(args, settings, lambda client: client.submit(request))
+
+    async def queue(client):
+        try:
+            return await client.submit(request, check_backend=True)
+        except InvalidRequest as exc:
+            raise _invalid_request(args, exc) from None
+
+    return await _queue_and_follow(args, settings, queue)
 
 
 async def _cmd_retry(args: argparse.Namespace) -> int:
-    from agenttui.domain import InvalidRequest
+    from agenttui.lifecycle import InvalidRequest
 
-    settings = _settings(args)
+    settings = _client_settings(args)
     code = _read_text(args.agent, "agent") if args.agent else None
 
     async def queue(client):
+        await client.check_backend()
         try:
             return await client.retry(args.id, query=args.query, agent_code=code)
         except InvalidRequest as exc:
@@ -362,17 +396,17 @@ async def _cmd_retry(args: argparse.Namespace) -> int:
 
 
 async def _cmd_show(args: argparse.Namespace) -> int:
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         view = await client.show(args.id)
         if args.json:
-            print(json.dumps({**view.summary(), **view.model_dump(mode="json")}))
+            print(json.dumps({**view.summary(), **view.to_json()}))
         else:
             _print_view(view)
     return EXIT_OK
 
 
 async def _cmd_logs(args: argparse.Namespace) -> int:
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         if args.follow:
             async for batch in client.follow_logs(args.id):
                 for record in batch:
@@ -387,7 +421,7 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
 async def _cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         views = await client.history(search=args.search, limit=args.limit)
     if args.json:
         print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views]))
@@ -403,10 +437,10 @@ async def _cmd_history(args: argparse.Namespace) -> int:
 
 
 async def _cmd_queue(args: argparse.Namespace) -> int:
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         queue = await client.queue()
     if args.json:
-        print(json.dumps(queue.model_dump(mode="json")))
+        print(json.dumps(queue.to_json()))
         return EXIT_OK
     print(f"running {queue.running}/{queue.cap} ({queue.utilization:.0f}% used), queued {queue.queued}")
     for v in queue.tests:
@@ -416,9 +450,9 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
 
 
 async def _cmd_cancel(args: argparse.Namespace) -> int:
-    from agenttui.domain import Status
+    from agenttui.lifecycle import Status
 
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         view = await client.cancel(args.id)
         if view.status is Status.CANCELLED:
             print(f"test {args.id} cancelled")
@@ -438,7 +472,7 @@ def copy_hint(path: Path) -> str:
 
 async def _cmd_package(args: argparse.Namespace) -> int:
     output = args.output.resolve() if args.output else None
-    async with _client(_settings(args)) as client:
+    async with _client(_client_settings(args)) as client:
         result = await client.package(args.id, out_dir=output)
     if args.json:
         print(json.dumps({"path": str(result.path), "size": result.size, "files": list(result.files),
@@ -568,7 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     except Exception as exc:
-        from agenttui.backends.base import InfraError
+        from agenttui.errors import InfraError, SettingsError
+
+        if isinstance(exc, SettingsError):  # a personal server refused its settings
+            print(f"agenttui: {exc}", file=sys.stderr)
+            return EXIT_INVALID
 
         if isinstance(exc, InfraError):
             print(f"agenttui: {exc}", file=sys.stderr)

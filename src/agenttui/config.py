@@ -1,18 +1,16 @@
 """Settings: command-line flags > AGENTTUI_* environment > config.toml > defaults.
 
-Paths follow XDG through platformdirs, so setting XDG_CONFIG_HOME / XDG_DATA_HOME /
-XDG_STATE_HOME / XDG_RUNTIME_DIR isolates a whole run (the test suite relies on it).
+Paths follow XDG through platformdirs (agenttui.paths), so setting XDG_CONFIG_HOME /
+XDG_DATA_HOME / XDG_STATE_HOME / XDG_RUNTIME_DIR isolates a whole run (the test suite relies
+on it). The headless client reads its few settings without pydantic: agenttui.client.settings.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -22,36 +20,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-APP_NAME = "agenttui"
-
-
-def config_dir() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME))
-
-
-def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME))
-
-
-def state_dir() -> Path:
-    return Path(platformdirs.user_state_dir(APP_NAME))
-
-
-def runtime_dir() -> Path:
-    """Where the personal server's socket lives: $XDG_RUNTIME_DIR/agenttui, or a private
-    folder in /tmp when the session has no runtime dir (e.g. after `su`)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if base and os.access(base, os.W_OK):
-        return Path(base) / APP_NAME
-    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
-
-
-def server_log_file() -> Path:
-    return state_dir() / "server.log"
-
-
-def config_file() -> Path:
-    return Path(os.environ.get("AGENTTUI_CONFIG", config_dir() / "config.toml"))
+# Re-exported from the light modules the headless client uses.
+from agenttui.errors import SettingsError  # noqa: F401
+from agenttui.paths import (  # noqa: F401
+    APP_NAME,
+    config_dir,
+    config_file,
+    data_dir,
+    runtime_dir,
+    server_log_file,
+    state_dir,
+)
 
 
 class Settings(BaseSettings):
@@ -239,10 +218,6 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         """Where per-test agent bundles are staged for bind-mounting into containers."""
         return data_dir() / "staging"
-
-
-class SettingsError(Exception):
-    """A setting has a bad value; the message names the setting and the source to fix."""
 
 
 def load_settings(**overrides: Any) -> Settings:

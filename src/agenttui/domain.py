@@ -1,4 +1,5 @@
-"""What a user submits (TestRequest) and the life cycle of a test (Status + allowed transitions)."""
+"""What a user submits (TestRequest), validated field by field; the life cycle of a test (Status +
+allowed transitions) is in agenttui.lifecycle and re-exported here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,20 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# The life cycle lives in a module without pydantic, so light clients (the headless CLI) can
+# use it; re-exported here, where the rest of the engine looks for it.
+from agenttui.lifecycle import (  # noqa: F401
+    ACTIVE,
+    ALLOWED_TRANSITIONS,
+    TERMINAL,
+    FailureKind,
+    IllegalTransition,
+    InvalidRequest,
+    Priority,
+    Status,
+    check_transition,
+)
+
 MAX_QUERY_CHARS = 2000
 MAX_AGENT_BYTES = 100 * 1024
 MAX_REQUIREMENTS_BYTES = 10 * 1024
@@ -16,86 +31,6 @@ MAX_DOCKERFILE_BYTES = 5 * 1024
 MIN_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 600
 KNOWN_PROVIDERS = ("ollama", "bedrock", "openai")
-
-
-class Status(str, enum.Enum):
-    CREATED = "CREATED"
-    QUEUED = "QUEUED"
-    BUILDING = "BUILDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    CANCELLED = "CANCELLED"
-    ARCHIVED = "ARCHIVED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
-    @property
-    def is_active(self) -> bool:
-        return self in ACTIVE
-
-
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED})
-ACTIVE = frozenset({Status.BUILDING, Status.RUNNING})
-
-# Every status change goes through this table (R-4). BUILDING/RUNNING -> QUEUED is the
-# automatic retry of an infrastructure failure (R-8).
-ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.CREATED: frozenset({Status.QUEUED, Status.CANCELLED}),
-    Status.QUEUED: frozenset({Status.BUILDING, Status.CANCELLED}),
-    Status.BUILDING: frozenset(
-        {Status.RUNNING, Status.QUEUED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED}
-    ),
-    Status.RUNNING: frozenset(
-        {Status.COMPLETED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED, Status.QUEUED}
-    ),
-    Status.COMPLETED: frozenset({Status.ARCHIVED}),
-    Status.FAILED: frozenset({Status.ARCHIVED}),
-    Status.TIMED_OUT: frozenset({Status.ARCHIVED}),
-    Status.CANCELLED: frozenset({Status.ARCHIVED}),
-    Status.ARCHIVED: frozenset(),
-}
-
-
-class IllegalTransition(Exception):
-    def __init__(self, test_id: int, current: Status, wanted: Status):
-        super().__init__(f"test {test_id}: transition {current.value} -> {wanted.value} is not allowed")
-        self.test_id, self.current, self.wanted = test_id, current, wanted
-
-
-def check_transition(test_id: int, current: Status, wanted: Status) -> None:
-    if wanted not in ALLOWED_TRANSITIONS[current]:
-        raise IllegalTransition(test_id, current, wanted)
-
-
-class FailureKind(str, enum.Enum):
-    """Why a FAILED test failed: decides the headless exit code and whether to retry."""
-
-    AGENT = "agent"  # the agent raised / exited non-zero / was OOM-killed: never retried
-    INFRA = "infra"  # engine unreachable, build broken by the infrastructure: retried
-
-
-class Priority(enum.IntEnum):
-    HIGH = 1
-    NORMAL = 2
-    LOW = 3
-
-    @classmethod
-    def parse(cls, value: Any) -> Priority:
-        if isinstance(value, Priority):
-            return value
-        if isinstance(value, str):
-            key = value.strip().upper()
-            if key in cls.__members__:
-                return cls[key]
-            if key.isdigit():
-                value = int(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value in (1, 2, 3):
-            return cls(value)
-        raise ValueError("must be high, normal or low (1, 2 or 3)")
 
 
 class Limits(BaseModel):
@@ -161,14 +96,6 @@ class ProviderConfig(BaseModel):
         if errors:
             raise FieldErrors(errors)
         return self
-
-
-class InvalidRequest(ValueError):
-    """A request was rejected; `errors` maps each field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))
 
 
 def _check_requirements(text: str) -> None:

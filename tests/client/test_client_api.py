@@ -41,7 +41,7 @@ async def test_submit_show_wait_logs(client):
     assert "noop agent for test %d" % view.id in lines and lines[-1] == "[agenttui] COMPLETED"
     assert [e.seq for e in await client.logs(view.id, after_seq=2)][0] == 3
     shown = await client.show(view.id)
-    assert shown.model_dump() == done.model_dump() | {"packages": shown.packages}
+    assert shown.to_json() == done.to_json() | {"packages": shown.packages}
 
 
 async def test_follow_logs_from_a_position_until_the_end(client):

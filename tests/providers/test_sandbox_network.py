@@ -49,7 +49,7 @@ async def run_test(settings, **fields) -> tuple[dict, list[str]]:
         view = await client.submit(request)
         final = await asyncio.wait_for(client.wait(view.id), 150)
         logs = [record.text for record in await client.logs(view.id)]
-    return final.model_dump(mode="json"), logs
+    return final.to_json(), logs
 
 
 def leftover_sidecars() -> list[str]:

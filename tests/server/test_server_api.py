@@ -171,3 +171,59 @@ def test_a_personal_server_running_older_code_is_replaced(agenttui_cmd, monkeypa
             return True
 
     wait_for(old_gone, 20)
+
+
+# ------------------------------------------- the headless client through its personal server
+# The client reads only the settings it needs and leaves validation to the server: these are
+# the guarantees that must survive that (exit 2 naming the field, nothing queued; exit 3 when
+# the engine is down; a bad setting of the server still named).
+def _submit(agenttui_cmd, tmp_path, *args, env=None):
+    import os
+    import subprocess
+
+    agent = tmp_path / "agent.py"
+    if not agent.exists():
+        agent.write_text("def run(q):\n    return q\n")
+    return subprocess.run([*agenttui_cmd, "submit", str(agent), *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+def _stored_tests() -> int:
+    path = data_dir() / "agenttui.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        return conn.execute("select count(*) from tests").fetchone()[0]
+
+
+def test_the_server_validates_a_headless_submit_naming_each_flag(agenttui_cmd, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    result = _submit(agenttui_cmd, tmp_path, "--query", " ", "--timeout", "5", "--memory", "10")
+    assert result.returncode == 2, result.stderr
+    assert "nothing was queued" in result.stderr
+    for flag in ("--query:", "--timeout:", "--memory:"):
+        assert flag in result.stderr, result.stderr
+    assert _stored_tests() == 0
+    valid = _submit(agenttui_cmd, tmp_path, "--query", "x")
+    assert valid.returncode == 0, valid.stderr
+    assert _stored_tests() == 1
+
+
+def test_an_unreachable_engine_exits_3_and_queues_nothing(agenttui_cmd, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = _submit(agenttui_cmd, tmp_path, "--query", "x")
+    assert result.returncode == 3, result.stderr
+    assert "nothing was queued" in result.stderr and "not reachable" in result.stderr
+    assert _stored_tests() == 0
+    # A bad request still says what is wrong with it, whatever the engine.
+    invalid = _submit(agenttui_cmd, tmp_path, "--query", "x", "--timeout", "5")
+    assert invalid.returncode == 2 and "--timeout:" in invalid.stderr, invalid.stderr
+
+
+def test_a_bad_setting_that_stops_the_personal_server_is_named(agenttui_cmd, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("AGENTTUI_MAX_CONCURRENT", "0")
+    result = subprocess.run([*agenttui_cmd, "queue"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "max_concurrent" in result.stderr and "AGENTTUI_MAX_CONCURRENT" in result.stderr

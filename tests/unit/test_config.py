@@ -42,3 +42,45 @@ def test_malformed_toml_is_a_clear_error():
     path.write_text("max_concurrent = = 3\n")
     with pytest.raises(SettingsError, match=str(Path(path).name)):
         load_settings()
+
+
+# ---------------------------------------------------------------- the client's own few settings
+def test_client_settings_have_the_settings_defaults_and_bounds():
+    """The lean loader (no pydantic) must agree with Settings on every field it reads."""
+    import annotated_types
+
+    from agenttui.client.settings import FIELDS
+    from agenttui.config import Settings
+
+    for name, (_kind, default, gt, ge, le) in FIELDS.items():
+        field = Settings.model_fields[name]
+        assert field.default == default, name
+        bounds = {kind.__name__: getattr(m, attr) for m in field.metadata
+                  for kind, attr in ((annotated_types.Gt, "gt"), (annotated_types.Ge, "ge"), (annotated_types.Le, "le"))
+                  if isinstance(m, kind)}
+        assert bounds == {k: v for k, v in (("Gt", gt), ("Ge", ge), ("Le", le)) if v is not None}, name
+
+
+def test_client_settings_precedence_and_errors(monkeypatch, tmp_path):
+    from agenttui.client.settings import load_client_settings
+
+    assert load_client_settings() == load_client_settings(socket_path=None)
+    assert load_client_settings().resolved_socket_path == load_settings().resolved_socket_path
+    config_file().parent.mkdir(parents=True, exist_ok=True)
+    config_file().write_text("default_timeout_s = 30\npoll_s = 0.5\nmax_concurrent = 0\n")
+    monkeypatch.setenv("agenttui_poll_s", "0.25")  # any case, as pydantic-settings reads it
+    monkeypatch.setenv("AGENTTUI_IN_PROCESS", "yes")
+    settings = load_client_settings(socket_path=tmp_path / "s.sock")
+    assert (settings.default_timeout_s, settings.poll_s, settings.in_process) == (30, 0.25, True)
+    assert settings.resolved_socket_path == tmp_path / "s.sock"
+    # max_concurrent is the server's: the client neither reads nor checks it.
+    monkeypatch.setenv("AGENTTUI_DEFAULT_MEMORY_MB", "10")
+    monkeypatch.setenv("AGENTTUI_DEFAULT_CPUS", "lots")
+    with pytest.raises(SettingsError) as err:
+        load_client_settings()
+    assert "'default_memory_mb' (AGENTTUI_DEFAULT_MEMORY_MB" in str(err.value) and "at least 64" in str(err.value)
+    assert "'default_cpus'" in str(err.value) and "'lots'" in str(err.value)
+    config_file().write_text("poll_s = [\n")
+    monkeypatch.delenv("agenttui_poll_s")
+    with pytest.raises(SettingsError, match="cannot read settings from"):
+        load_client_settings()

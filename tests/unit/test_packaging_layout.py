@@ -61,3 +61,22 @@ def test_import_linter_contract_holds():
     result = subprocess.run([str(lint)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "KEPT" in result.stdout
+
+
+def test_headless_submit_and_queue_load_no_pydantic_nor_sqlalchemy(tmp_path):
+    """Their start-up is most of a submit's latency: the socket client's path stays light (the
+    server validates). Run up to the first request, against a shared socket nobody answers."""
+    agent = tmp_path / "agent.py"
+    agent.write_text("def run(q):\n    return q\n")
+    probe = (
+        "import sys\n"
+        "from agenttui.cli import main\n"
+        f"codes = [main(['submit', {str(agent)!r}, '--query', 'x']), main(['queue', '--json'])]\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pydantic_settings', 'sqlalchemy', "
+        "'sqlmodel', 'aiohttp', 'aiodocker'})\n"
+        "print(codes, heavy)\n"
+    )
+    env = {**os.environ, "AGENTTUI_SOCKET_PATH": str(tmp_path / "nobody.sock")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[3, 3] []", out.stdout + out.stderr

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
 
 from agenttui.domain import TestRequest
 
+# Defined without the engine's imports, so light clients can catch them too.
+from agenttui.errors import BuildError, InfraError  # noqa: F401
+
 if TYPE_CHECKING:
     from agenttui.egress import NetworkPlan
-
-
-class InfraError(Exception):
-    """The infrastructure failed (engine unreachable, build broken by the network, task failed
-    to start). The orchestrator retries these with backoff (R-8)."""
-
-
-class BuildError(Exception):
-    """The user's build failed (bad requirement, broken Dockerfile): not retried.
-    `log` holds the build output worth showing."""
-
-    def __init__(self, message: str, log: str = ""):
-        super().__init__(message)
-        self.log = log
 
 
 @dataclass(frozen=True)
@@ -50,8 +39,10 @@ class RunSpec:
         return f"agenttui-{self.store_id[:12]}-{self.test_id}-a{self.attempt}"
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
+    """A tuple, so a flood's hundreds of thousands are cheap to make (half a frozen
+    dataclass's cost) and go to the store as the (ts, stream, text) rows it takes."""
+
     ts: float  # epoch seconds
     stream: str  # "stdout" | "stderr"
     text: str  # one line without its newline

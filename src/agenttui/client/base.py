@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agenttui.client.models import QueueView, TestView
-from agenttui.domain import TestRequest
 
 if TYPE_CHECKING:
+    from agenttui.domain import TestRequest
     from agenttui.packaging import PackageResult
     from agenttui.store import LogRecord
 
@@ -26,7 +26,13 @@ class Client(Protocol):
 
     async def check_backend(self) -> None: ...
 
-    async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView: ...
+    async def submit(
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+    ) -> TestView:
+        """Queue a test. A dict holds a request's fields, validated by the engine (InvalidRequest
+        names each bad field). check_backend: first make sure the backend answers (InfraError),
+        after the request is found valid, so nothing is queued for an engine that is down."""
+        ...
 
     async def show(self, test_id: int) -> TestView: ...
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agenttui.backends import make_backend
 from agenttui.backends.base import Backend
@@ -94,11 +94,17 @@ class LocalClient:
         return self.service
 
     # ------------------------------------------------------------------ the Client API
-    async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView:
+    async def submit(
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+    ) -> TestView:
         from agenttui.providers import resolve_for_submit
 
+        if isinstance(request, dict):
+            request = TestRequest.parse(**request)
         # Credentials are resolved here, in the user's own process (docs/providers.md).
         request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
+        if check_backend:
+            await self.check_backend()
         return await self._svc.submit(self.owner, request, parent_id=parent_id)
 
     async def show(self, test_id: int) -> TestView:

@@ -1,18 +1,30 @@
-"""What clients see of a test and of the queue: plain data, JSON-ready (same over a socket)."""
+"""What clients see of a test and of the queue: plain data, JSON-ready (same over a socket).
+
+Dataclasses rather than pydantic models: the headless client builds them from the server's
+JSON, and importing pydantic would cost it ~100 ms of start-up. The server is their only source.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from agenttui.lifecycle import Priority, Status
 
-from agenttui.domain import Priority, Status
 if TYPE_CHECKING:  # the socket client uses these models without loading the store
     from agenttui.store import QueueStatus, TestRecord
 
 
-class TestView(BaseModel):
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` in `data` (a newer server may send more)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
+@dataclass
+class TestView:
     __test__ = False
 
     id: int
@@ -38,9 +50,18 @@ class TestView(BaseModel):
     log_lines: int
     log_truncated: bool
     cancel_requested: bool
-    packages: list[dict[str, Any]] = []  # deployment packages made from it: path, size, created_at
+    packages: list[dict[str, Any]] = field(default_factory=list)  # deployment packages: path, size, created_at
     position: int | None = None  # 1-based place in the queue when QUEUED
     eta_s: float | None = None  # estimated wait before it starts
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestView:
+        values = _known_fields(cls, data)
+        values["status"] = Status(values["status"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "status": self.status.value}
 
     @property
     def duration_s(self) -> float | None:
@@ -103,7 +124,8 @@ class TestView(BaseModel):
         }
 
 
-class LogEntry(BaseModel):
+@dataclass
+class LogEntry:
     """One stored log line, as clients see it."""
 
     test_id: int
@@ -112,13 +134,27 @@ class LogEntry(BaseModel):
     stream: str  # stdout | stderr | system | build
     text: str
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogEntry:
+        return cls(**_known_fields(cls, data))
 
-class QueueView(BaseModel):
+
+@dataclass
+class QueueView:
     running: int
     queued: int
     cap: int
     utilization: float
     tests: list[TestView]  # active first, then queued in claim order
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueView:
+        values = _known_fields(cls, data)
+        values["tests"] = [TestView.from_json(t) for t in values["tests"]]
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "tests": [t.to_json() for t in self.tests]}
 
     @classmethod
     def build(cls, status: QueueStatus, tests: list[TestView]) -> QueueView:

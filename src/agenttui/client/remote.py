@@ -20,17 +20,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
+# Only light modules here (no pydantic, no store): the headless commands import this.
 from agenttui import __version__, build_id
-from agenttui.backends.base import InfraError
 from agenttui.client import unix_http
 from agenttui.client.errors import AccessDenied, NotActionable, NotFound
-from agenttui.client.unix_http import ConnectionLost
 from agenttui.client.models import LogEntry, QueueView, TestView
-from agenttui.config import Settings, server_log_file
-from agenttui.domain import InvalidRequest, TestRequest
+from agenttui.client.unix_http import ConnectionLost
+from agenttui.errors import InfraError, SettingsError
+from agenttui.lifecycle import InvalidRequest
+from agenttui.paths import server_log_file
 
 if TYPE_CHECKING:
+    from agenttui.client.settings import ClientSettings
+    from agenttui.config import Settings
+    from agenttui.domain import TestRequest
     from agenttui.packaging import PackageResult
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ RECONNECT_DELAY_S = 0.5
 # The server sends ~256 KB lines; one record alone may be longer (a huge build-log line), so
 # allow far more before giving up on the stream.
 MAX_FOLLOW_LINE_BYTES = 256 * 1024 * 1024
+EXIT_INVALID = 2  # `agenttui server`'s exit code for bad settings (agenttui.cli)
 
 
 class ServerUnavailable(InfraError):
@@ -48,7 +52,7 @@ class ServerUnavailable(InfraError):
 
 
 class SocketClient:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings | ClientSettings):
         self.settings = settings
         self.socket_path = settings.resolved_socket_path
         self.personal = settings.socket_path is None
@@ -93,12 +97,15 @@ class SocketClient:
                 f"the agenttui server at {self.socket_path} does not answer; ask the box's admin to start it "
                 "(systemctl start agenttui), or unset AGENTTUI_SOCKET_PATH to use a personal server"
             )
-        self._spawn_server()
+        server, log_start = self._spawn_server()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             if await self._health() is not None:
                 return
+            if server.poll() == EXIT_INVALID:
+                # It refused its settings (the client reads only the few it needs itself).
+                raise SettingsError(_server_said(log_start) or f"the agenttui server refused its settings; see {server_log_file()}")
         raise ServerUnavailable(
             f"started a personal agenttui server but it did not answer on {self.socket_path} within "
             f"{SERVER_START_TIMEOUT_S:.0f} s; see {server_log_file()}"
@@ -116,12 +123,14 @@ class SocketClient:
         while time.monotonic() < deadline and self.socket_path.exists():
             await asyncio.sleep(0.05)
 
-    def _spawn_server(self) -> None:
-        """Start `agenttui server` detached from this terminal: it outlives this client."""
+    def _spawn_server(self) -> tuple[subprocess.Popen[bytes], int]:
+        """Start `agenttui server` detached from this terminal: it outlives this client. Returns
+        the process and where its output starts in the server log."""
         log = server_log_file()
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
-            subprocess.Popen(
+            start = out.tell()
+            return subprocess.Popen(
                 [sys.executable, "-m", "agenttui", "server"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -129,7 +138,7 @@ class SocketClient:
                 start_new_session=True,
                 close_fds=True,
                 env=os.environ.copy(),
-            )
+            ), start
 
     async def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         for attempt in range(3):
@@ -151,29 +160,36 @@ class SocketClient:
     async def check_backend(self) -> None:
         await self._call("POST", "/check")
 
-    async def submit(self, request: TestRequest, *, parent_id: int | None = None) -> TestView:
-        from agenttui.providers import resolve_for_submit
+    async def submit(
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+    ) -> TestView:
+        """A dict is sent as it is: the server validates it, and no credentials are resolved
+        here (the headless CLI resolves them itself when the provider needs any)."""
+        if not isinstance(request, dict):
+            from agenttui.providers import resolve_for_submit
 
-        # Credentials are resolved here, in the user's own process, and sent over the socket;
-        # the server seals them and stores names only (docs/providers.md).
-        request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
-        data = await self._call("POST", "/tests", body={"request": request.model_dump(mode="json"), "parent_id": parent_id})
-        return TestView.model_validate(data)
+            # Credentials are resolved here, in the user's own process, and sent over the socket;
+            # the server seals them and stores names only (docs/providers.md).
+            request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
+            request = request.model_dump(mode="json")
+        body = {"request": request, "parent_id": parent_id, **({"check_backend": True} if check_backend else {})}
+        data = await self._call("POST", "/tests", body=body)
+        return TestView.from_json(data)
 
     async def show(self, test_id: int) -> TestView:
-        return TestView.model_validate(await self._call("GET", f"/tests/{test_id}"))
+        return TestView.from_json(await self._call("GET", f"/tests/{test_id}"))
 
     async def queue(self) -> QueueView:
-        return QueueView.model_validate(await self._call("GET", "/queue"))
+        return QueueView.from_json(await self._call("GET", "/queue"))
 
     async def history(self, *, search: str | None = None, limit: int = 50, mine: bool = False) -> list[TestView]:
         params: dict[str, Any] = {"limit": limit, "mine": "1" if mine else "0"}
         if search:
             params["search"] = search
-        return [TestView.model_validate(v) for v in await self._call("GET", "/history", params=params)]
+        return [TestView.from_json(v) for v in await self._call("GET", "/history", params=params)]
 
     async def cancel(self, test_id: int) -> TestView:
-        return TestView.model_validate(await self._call("POST", f"/tests/{test_id}/cancel"))
+        return TestView.from_json(await self._call("POST", f"/tests/{test_id}/cancel"))
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
         from agenttui.providers import resolve_for_retry
@@ -181,14 +197,16 @@ class SocketClient:
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}
         data = await self._call("POST", f"/tests/{test_id}/retry", body=body)
-        return TestView.model_validate(data)
+        return TestView.from_json(data)
 
     async def request(self, test_id: int) -> TestRequest:
+        from agenttui.domain import TestRequest
+
         return TestRequest.model_validate(await self._call("GET", f"/tests/{test_id}/request"))
 
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         params = {"after": after_seq, **({"limit": limit} if limit else {})}
-        return [LogEntry.model_validate(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
+        return [LogEntry.from_json(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
 
     async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Stream new lines until the test ends; reconnect and resume after a dropped link."""
@@ -206,7 +224,7 @@ class SocketClient:
                         item = json.loads(raw)
                         if isinstance(item, dict) and item.get("end"):
                             return
-                        batch = [LogEntry.model_validate(r) for r in item]
+                        batch = [LogEntry.from_json(r) for r in item]
                         if batch:
                             position = batch[-1].seq
                             failures = 0
@@ -238,6 +256,18 @@ class SocketClient:
 
         data = await self._call("POST", f"/tests/{test_id}/package", body={"out_dir": str(out_dir) if out_dir else None})
         return PackageResult(**{**data, "path": Path(data["path"])})
+
+
+def _server_said(offset: int) -> str | None:
+    """The server's own error message (`agenttui: ...`) written to its log after `offset`."""
+    try:
+        with open(server_log_file(), "rb") as log:
+            log.seek(offset)
+            text = log.read(64 * 1024).decode("utf-8", "replace")
+    except OSError:
+        return None
+    said = [line.removeprefix("agenttui: ") for line in text.splitlines() if line.startswith("agenttui: ")]
+    return said[-1] if said else None
 
 
 def _error_from(payload: Any, status: int) -> Exception:

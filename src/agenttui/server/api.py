@@ -197,13 +197,15 @@ class Api:
         parent_id = body.get("parent_id")
         if parent_id is not None and not isinstance(parent_id, int):
             raise BadRequest("'parent_id' must be a test id")
+        if body.get("check_backend"):  # after validation: a bad request says so whatever the engine
+            await self.backend.check()
         view = await self.service.submit(caller, test_request, parent_id=parent_id)
-        return web.json_response(view.model_dump(mode="json"), status=201)
+        return web.json_response(view.to_json(), status=201)
 
     async def show(self, request: web.Request) -> web.Response:
         peer_owner(request)
         view = await self.service.show(_test_id(request))
-        return web.json_response(view.model_dump(mode="json"))
+        return web.json_response(view.to_json())
 
     async def request_of(self, request: web.Request) -> web.Response:
         test_request = await self.service.request(peer_owner(request), _test_id(request))
@@ -211,7 +213,7 @@ class Api:
 
     async def cancel(self, request: web.Request) -> web.Response:
         view = await self.service.cancel(peer_owner(request), _test_id(request))
-        return web.json_response(view.model_dump(mode="json"))
+        return web.json_response(view.to_json())
 
     async def retry(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -226,7 +228,7 @@ class Api:
         ):
             raise BadRequest("'secrets' must be an object of strings")
         view = await self.service.retry(caller, _test_id(request), **changes, secrets=secrets)
-        return web.json_response(view.model_dump(mode="json"), status=201)
+        return web.json_response(view.to_json(), status=201)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
@@ -276,7 +278,7 @@ class Api:
     async def queue(self, request: web.Request) -> web.Response:
         peer_owner(request)
         view = await self.service.queue()
-        return web.json_response(view.model_dump(mode="json"))
+        return web.json_response(view.to_json())
 
     async def history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -286,7 +288,7 @@ class Api:
             limit=min(_int_param(request, "limit", 50), 1000),
             mine=request.query.get("mine") in ("1", "true"),
         )
-        return web.json_response([v.model_dump(mode="json") for v in views])
+        return web.json_response([v.to_json() for v in views])
 
     async def clear_history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
