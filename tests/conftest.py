@@ -105,6 +105,10 @@ def isolated_env(tmp_path, monkeypatch):
     # Tests run agents that call no model: no network unless a test asks for a policy itself
     # (the default, provider-only, would check the provider's endpoint before every test).
     monkeypatch.setenv("AGENTTUI_DEFAULT_EGRESS", "none")
+    # No containers started ahead, except in the warm pool's own tests: many tests SIGKILL
+    # servers on purpose, and a killed server's waiting containers live until the next
+    # server starts (or their idle timeout), past the leak check at the end of the suite.
+    monkeypatch.setenv("AGENTTUI_WARM_POOL", "0")
     key, value = SESSION_LABEL.split("=")
     monkeypatch.setenv("AGENTTUI_EXTRA_LABELS", json.dumps({key: value}))
     yield home

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         default_factory=dict, description="Labels put on every container (cost tracking, ownership)."
     )
     build_timeout_s: int = Field(default=900, ge=30)
+    warm_pool: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Containers started ahead and kept waiting per kind of test (docker backend; 0: off).",
+    )
+    warm_pool_idle_s: float = Field(
+        default=600.0, ge=10, description="A waiting container is replaced after this long unused."
+    )
     stop_grace_s: float = Field(
         default=1.0, ge=0, le=60, description="SIGTERM→SIGKILL grace on cancel/timeout."
     )

@@ -91,6 +91,12 @@ class Orchestrator:
     # ------------------------------------------------------------------ main loop
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work the queue until `until()` is true (checked each tick) or stop() is called."""
+        start_up = getattr(self.backend, "start_up", None)  # e.g. Docker's warm pool
+        if start_up is not None and self.only_ids is None:
+            try:
+                await start_up()
+            except Exception as exc:  # an engine that is down now is met again per test
+                log.warning("backend start-up: %s", exc)
         try:
             while not self._stopping.is_set():
                 await self.tick()

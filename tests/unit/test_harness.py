@@ -378,3 +378,68 @@ def test_parse_result_line_accepts_valid_record():
     assert parse_result_line(line, "NONCE") == {"success": True, "response": "r", "error": None}
     assert parse_result_line(line, "OTHER") is None
     assert parse_result_line(line, "") is None
+
+
+def _waiting_runner(tmp_path: Path, wait_s: str = "60") -> tuple[subprocess.Popen, Path]:
+    """The runner as a warm-pool container runs it: no test yet, a pipe to wait on."""
+    runner = tmp_path / "agenttui_harness.py"
+    runner.write_text(runner_source())
+    signal_path = tmp_path / "job.signal"
+    os.mkfifo(signal_path)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AGENTTUI_JOB_SIGNAL": str(signal_path),
+        "AGENTTUI_JOB_FILE": str(tmp_path / "job.json"),
+        "AGENTTUI_JOB_WAIT_S": wait_s,
+        "AGENTTUI_AGENT_PATH": str(tmp_path / "agent.py"),
+        "AGENTTUI_EXIT_GRACE_S": "5",
+    }
+    proc = subprocess.Popen([sys.executable, str(runner)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    return proc, signal_path
+
+
+def _open_when_listening(signal_path: Path) -> int:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return os.open(signal_path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert time.monotonic() < deadline, "the runner never opened its pipe"
+            time.sleep(0.01)
+
+
+def test_a_runner_started_ahead_waits_silently_then_runs_the_job_it_is_given(tmp_path):
+    proc, signal_path = _waiting_runner(tmp_path)
+    try:
+        # The host looks whether it is waiting (open + close, no byte): it must keep waiting.
+        os.close(_open_when_listening(signal_path))
+        time.sleep(0.3)
+        assert proc.poll() is None
+        # Then the job: the agent, the test's environment, one byte.
+        (tmp_path / "agent.py").write_text(textwrap.dedent("""
+            import os
+            print("secret set:", os.environ["MY_KEY"] == "s3cret")
+            def run(query):
+                return "echo: " + query
+        """))
+        nonce = new_nonce()
+        env = {"AGENTTUI_QUERY": "from the job", "AGENTTUI_RESULT_NONCE": nonce, "MY_KEY": "s3cret"}
+        (tmp_path / "job.json").write_text(json.dumps({"env": env}))
+        fd = _open_when_listening(signal_path)
+        os.write(fd, b"1")
+        os.close(fd)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    run = Run(subprocess.CompletedProcess([], proc.returncode, stdout, stderr), nonce)
+    assert run.code == 0, stderr
+    assert "secret set: True" in stdout
+    assert run.record["success"] is True and run.record["response"] == "echo: from the job"
+
+
+def test_a_runner_started_ahead_gives_up_when_no_job_comes(tmp_path):
+    proc, _signal_path = _waiting_runner(tmp_path, wait_s="1")
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert stdout == "" and stderr == ""  # a container nobody used says nothing

@@ -551,6 +551,13 @@ def split_frames(buffer: bytearray) -> tuple[list[tuple[int, bytes]], int]:
 # ---------------------------------------------------------------------------------------
 
 
+def _write_readable(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        path.chmod(0o644)
+
+
 def _engine_status(exc: InfraError) -> int | None:
     """The engine's HTTP status behind an InfraError (404: no such thing), if any."""
     cause = exc.__cause__
@@ -571,6 +578,9 @@ class DockerBackend:
         from agenttui.backends.docker_net import SandboxNetwork
 
         self.net = SandboxNetwork(self)  # egress policy, net sidecar, tunnels, preflight
+        from agenttui.backends.docker_pool import WarmPool
+
+        self.pool = WarmPool(self)  # containers started ahead of their tests (warm_pool)
 
     # -- engine access ------------------------------------------------------------------
 
@@ -647,7 +657,13 @@ class DockerBackend:
         except (aiohttp.ClientError, OSError) as exc:
             raise self._unreachable(f"{type(exc).__name__}: {exc}") from exc
 
+    async def start_up(self) -> None:
+        """A server's orchestrator begins: sweep what dead servers' warm pools left."""
+        if self.settings.warm_pool > 0:
+            await self.pool.start_once()
+
     async def close(self) -> None:
+        await self.pool.close()
         await self.net.close()
         if self._docker is not None:
             docker, self._docker = self._docker, None
@@ -814,21 +830,26 @@ class DockerBackend:
     def _stage(self, spec: RunSpec) -> Path:
         """Write the bundle that is bind-mounted read-only at /agenttui."""
         staging = self._staging(spec.name)
-        staging.mkdir(parents=True, exist_ok=True)
-        staging.chmod(0o755)  # readable by the unprivileged user inside the container
-        files = {
-            AGENT_FILENAME: spec.request.agent_code.encode(),
-            REQUIREMENTS_FILENAME: spec.request.requirements.encode(),
-            RUNNER_FILENAME: runner_source().encode(),
-        }
+        self.prepare_folder(staging)
+        self.write_agent_files(staging, spec)
+        return staging
+
+    def prepare_folder(self, folder: Path) -> None:
+        """The bundle's folder with what every container gets: the runner, the CA bundle."""
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)  # readable by the unprivileged user inside the container
+        files = {RUNNER_FILENAME: runner_source().encode()}
         ca_bundle = self._ca_bundle()
         if ca_bundle:
             files[CA_FILENAME] = ca_bundle
-        for name, data in files.items():
-            path = staging / name
-            path.write_bytes(data)
-            path.chmod(0o644)
-        return staging
+        _write_readable(folder, files)
+
+    @staticmethod
+    def write_agent_files(folder: Path, spec: RunSpec) -> None:
+        _write_readable(folder, {
+            AGENT_FILENAME: spec.request.agent_code.encode(),
+            REQUIREMENTS_FILENAME: spec.request.requirements.encode(),
+        })
 
     @staticmethod
     def _identity_labels(spec: RunSpec) -> dict[str, str]:
@@ -845,12 +866,29 @@ class DockerBackend:
         return {**self.settings.extra_labels, **spec.labels, **self._identity_labels(spec)}
 
     def _container_config(
-        self, spec: RunSpec, image: str, staging: Path, sidecar: str | None = None
+        self,
+        spec: RunSpec,
+        image: str,
+        staging: Path,
+        sidecar: str | None = None,
+        *,
+        waiting_labels: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """The container of `spec`; with `waiting_labels`, a warm-pool container of its kind
+        instead: no test's environment, and a runner that waits for its job (docker_pool)."""
         custom = bool(spec.request.dockerfile.strip())
         limits = spec.request.limits
-        env = dict(spec.env)
-        env.setdefault("AGENTTUI_QUERY", spec.request.query)
+        if waiting_labels is None:
+            env = dict(spec.env)
+            env.setdefault("AGENTTUI_QUERY", spec.request.query)
+        else:
+            from agenttui.backends.docker_pool import JOB_FILE, JOB_SIGNAL
+
+            env = {
+                "AGENTTUI_JOB_SIGNAL": f"{MOUNT_POINT}/{JOB_SIGNAL}",
+                "AGENTTUI_JOB_FILE": f"{MOUNT_POINT}/{JOB_FILE}",
+                "AGENTTUI_JOB_WAIT_S": str(int(self.settings.warm_pool_idle_s)),
+            }
         if self.settings.extra_ca_bundle is not None:
             env.setdefault("SSL_CERT_FILE", f"{MOUNT_POINT}/{CA_FILENAME}")
             env.setdefault("REQUESTS_CA_BUNDLE", f"{MOUNT_POINT}/{CA_FILENAME}")
@@ -879,7 +917,7 @@ class DockerBackend:
         }
         config: dict[str, Any] = {
             "Image": image,
-            "Labels": self._labels(spec),
+            "Labels": self._labels(spec) if waiting_labels is None else waiting_labels,
             "AttachStdout": True,
             "AttachStderr": True,
             "Tty": False,  # keeps stdout and stderr apart in the log stream
@@ -905,6 +943,9 @@ class DockerBackend:
         return config
 
     async def start(self, spec: RunSpec, image: str) -> str:
+        container_id = await self.pool.take(spec, image)
+        if container_id is not None:
+            return container_id
         docker = await self._client()
         try:
             staging = await asyncio.to_thread(self._stage, spec)
@@ -946,8 +987,9 @@ class DockerBackend:
         return container_id
 
     def take_notes(self, name: str) -> list[str]:
-        """Preflight results of a container just started, for the test's log."""
-        return self.net.take_notes(name)
+        """Preflight results of a container just started, and whether it was started ahead
+        (warm pool), for the test's log."""
+        return self.pool.take_notes(name) + self.net.take_notes(name)
 
     async def probe_network(self, config: Any, plan: Any) -> list[Any]:
         """The preflight on demand (agenttui doctor)."""
@@ -1117,6 +1159,9 @@ class DockerBackend:
                 exit_code=None, reason="the container was removed before its exit was read"
             )
         exit_info = self._exit_info(info["State"])
+        handed_over = await asyncio.to_thread(self.pool.handed_over_at, info["Name"].lstrip("/"))
+        if handed_over is not None:  # started ahead: the test began when it got its job
+            exit_info = dataclasses.replace(exit_info, started_at=handed_over)
         if exit_info.exit_code == 137 and not exit_info.oom_killed and not exit_info.reason:
             if handle not in self._stopped:
                 # The engine can miss an OOM kill that lands right after start (a known

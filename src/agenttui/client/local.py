@@ -57,7 +57,9 @@ class LocalClient:
 
     async def open(self) -> None:
         self.store = await Store.open(self.settings.resolved_db_url, log_max_bytes=self.settings.log_max_bytes)
-        self.backend = self._backend or make_backend(self.settings)
+        # A one-shot command has no next test to start ahead of time (the warm pool).
+        settings = self.settings if self.work_whole_queue else self.settings.model_copy(update={"warm_pool": 0})
+        self.backend = self._backend or make_backend(settings)
         self.orchestrator = Orchestrator(
             self.store, self.backend, self.settings, only_ids=None if self.work_whole_queue else set()
         )

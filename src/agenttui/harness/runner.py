@@ -8,6 +8,8 @@ Environment:
   AGENTTUI_AGENT_PATH    the agent's file (default: agent.py next to this runner)
   AGENTTUI_RESULT_NONCE  random token proving the result record comes from this runner
   AGENTTUI_ENTRYPOINT    optional name (or dotted path) of the callable to use
+  AGENTTUI_JOB_SIGNAL, AGENTTUI_JOB_FILE, AGENTTUI_JOB_WAIT_S
+                         a container started ahead of its test: wait for the job first
 
 The result is reported as the last line of the original stdout:
   @@agenttui-result <nonce> <json>
@@ -22,6 +24,30 @@ import threading
 import time
 import traceback
 import types
+
+
+
+def _wait_for_job():
+    """A container started ahead of its test (agenttui's warm pool) waits here, printing
+    nothing, until the host announces a job with one byte on a named pipe; the job file beside
+    it holds the test's environment. Runs before anything reads the environment."""
+    signal_path = os.environ.get("AGENTTUI_JOB_SIGNAL")
+    if not signal_path:
+        return
+    # No test within this long: the server that started us is gone (it replaces us sooner).
+    signal.signal(signal.SIGALRM, lambda signum, frame: os._exit(0))
+    signal.alarm(max(1, int(float(os.environ.get("AGENTTUI_JOB_WAIT_S", "600")))))
+    while True:
+        with open(signal_path, "rb") as pipe:  # blocks until the host opens the other end
+            if pipe.read(1):  # the host also opens it without writing, to see us waiting
+                break
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    with open(os.environ["AGENTTUI_JOB_FILE"], encoding="utf-8") as job:
+        os.environ.update(json.load(job)["env"])
+
+
+_wait_for_job()
 
 RESULT_TAG = "@@agenttui-result"
 EXIT_OK = 0

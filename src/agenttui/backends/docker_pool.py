@@ -1,0 +1,337 @@
+"""Containers started ahead of their tests (the `warm_pool` setting).
+
+Docker's create + start of a container costs ~0.2-0.3 s, as long as a whole `docker run` of a
+trivial program; a test that finds a container of its kind already started skips it. A waiting
+container runs the harness with no test: `runner.py` blocks on a named pipe in its staging
+folder. To give it a test, the host renames the container to the test's deterministic name (so
+adoption after a crash finds it like any other), moves the folder to the test's name (the bind
+mount follows the directory), writes the agent and the job (the test's environment: query,
+nonce, provider settings, secrets) beside the runner, and writes one byte into the pipe.
+
+A kind is what a container cannot change once created: the image, the network (egress `none`
+or `full`: `provider-only` tests need their own sidecar, so they start cold) and the limits.
+Every container serves one test and is removed with it, exactly like a cold one; the pool then
+starts a replacement. Waiting containers print nothing, exit by themselves after
+`warm_pool_idle_s` (when their server is gone), and are replaced before that while their server
+lives. A server sweeps the waiting containers of pools whose server died (their lock file is
+free) when its own pool starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agenttui.backends.base import InfraError, RunSpec
+
+if TYPE_CHECKING:
+    from agenttui.backends.docker import DockerBackend
+
+log = logging.getLogger(__name__)
+
+POOL_LABEL = "agenttui.pool"  # the owning pool's id; removed from nothing: a used container keeps it
+POOL_HOME_LABEL = "agenttui.pool_home"  # the staging folder of the pool's server
+JOB_SIGNAL = "job.signal"  # the named pipe the waiting runner reads one byte from
+JOB_FILE = "job.json"  # the test's environment, written before the signal
+MAX_KINDS = 4  # kinds kept warm at once (least recently used goes)
+READY_TIMEOUT_S = 20.0  # a started container reaches its pipe well within this
+EXPIRY_MARGIN_S = 5.0  # replaced this long before the runner would give up by itself
+
+
+@dataclass
+class _Waiting:
+    container_id: str
+    name: str
+    folder: Path
+    started: float = field(default_factory=time.monotonic)
+    expiry: asyncio.TimerHandle | None = None
+
+
+class WarmPool:
+    def __init__(self, backend: DockerBackend):
+        self.backend = backend
+        self.settings = backend.settings
+        self.size = self.settings.warm_pool
+        self.idle_s = self.settings.warm_pool_idle_s
+        self.owner = uuid.uuid4().hex[:12]
+        self.home = self.settings.staging_dir
+        self._ready: dict[str, list[_Waiting]] = {}
+        self._recipes: dict[str, tuple[RunSpec, str]] = {}  # kind -> a spec and image that make it
+        self._filling: dict[str, asyncio.Task[None]] = {}
+        self._numbers = itertools.count(1)
+        self._notes: dict[str, list[str]] = {}
+        self._lock_fd: int | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ kinds
+    def kind(self, spec: RunSpec, image: str) -> str | None:
+        """What a waiting container must match to serve `spec`; None: never pooled."""
+        if self.size <= 0 or self._closed or spec.request.dockerfile.strip():
+            return None
+        if self.backend.net.plan(spec).tunnels:  # provider-only: a sidecar of its own
+            return None
+        limits = spec.request.limits
+        network = self.backend.net.agent_network(spec, None)
+        return json.dumps([image, network, limits.memory_mb, limits.cpus, limits.pids], sort_keys=True)
+
+    # ------------------------------------------------------------------ serving a test
+    async def take(self, spec: RunSpec, image: str) -> str | None:
+        """Give `spec` a waiting container of its kind and start its agent; returns the
+        container id, or None when there is none (the caller starts one cold)."""
+        kind = self.kind(spec, image)
+        if kind is None:
+            return None
+        await self.start_once()
+        self._recipes[kind] = (spec, image)
+        self._recipes = dict(list(self._recipes.items())[-MAX_KINDS:])  # most recent kinds
+        waiting = self._ready.get(kind, [])
+        container_id = None
+        while waiting and container_id is None:
+            candidate = waiting.pop(0)
+            if time.monotonic() - candidate.started > self.idle_s - EXPIRY_MARGIN_S:
+                await self._discard(candidate)
+                continue
+            container_id = await self._hand_over(candidate, spec, kind)
+        self._fill(kind)
+        return container_id
+
+    async def _hand_over(self, waiting: _Waiting, spec: RunSpec, kind: str) -> str | None:
+        from agenttui.backends.docker import _engine_status
+
+        backend = self.backend
+        if waiting.expiry is not None:
+            waiting.expiry.cancel()
+        docker = await backend._client()
+        try:
+            async with backend._engine_errors(f"rename container {waiting.name}"):
+                async with docker._query(
+                    f"containers/{waiting.container_id}/rename", "POST", params={"name": spec.name}
+                ):
+                    pass
+        except InfraError as exc:
+            log.info("warm container %s not used for %s: %s", waiting.name, spec.name, exc)
+            if _engine_status(exc) == 409:  # this attempt has a container already: the cold path adopts it
+                self._ready.setdefault(kind, []).insert(0, waiting)
+                self._keep_until_expiry(waiting, kind)
+            else:  # gone
+                await self._discard(waiting)
+            return None
+        try:
+            await asyncio.to_thread(self._write_job, waiting, spec)
+        except OSError as exc:
+            # The runner is not waiting (it died or gave up): nothing ran; start cold.
+            log.info("warm container %s did not take %s: %s", waiting.name, spec.name, exc)
+            await self._discard(waiting, folder=backend._staging(spec.name))
+            return None
+        self._notes[spec.name] = [f"container started ahead of the test (warm pool, waited {time.monotonic() - waiting.started:.0f} s)"]
+        return waiting.container_id
+
+    def handed_over_at(self, name: str) -> float | None:
+        """When a container started ahead got its test (the job file's time; it outlives a
+        restart of the server), None for a container started cold."""
+        try:
+            return (self.backend._staging(name) / JOB_FILE).stat().st_mtime
+        except OSError:
+            return None
+
+    def take_notes(self, name: str) -> list[str]:
+        return self._notes.pop(name, [])
+
+    def _write_job(self, waiting: _Waiting, spec: RunSpec) -> None:
+        backend = self.backend
+        folder = backend._staging(spec.name)
+        if folder.exists():  # left by an earlier try of this attempt
+            shutil.rmtree(folder, ignore_errors=True)
+        waiting.folder.rename(folder)  # the container's mount follows the directory
+        backend.write_agent_files(folder, spec)
+        env = dict(spec.env)
+        env.setdefault("AGENTTUI_QUERY", spec.request.query)
+        job = folder / JOB_FILE
+        job.write_text(json.dumps({"env": env}), encoding="utf-8")
+        job.chmod(0o644)
+        # O_NONBLOCK: opening fails at once (ENXIO) unless the runner has the pipe open.
+        fd = os.open(folder / JOB_SIGNAL, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ keeping it warm
+    def _fill(self, kind: str) -> None:
+        if self._closed or kind in self._filling or len(self._ready.get(kind, [])) >= self.size:
+            return
+        task = asyncio.get_running_loop().create_task(self._fill_kind(kind), name="agenttui-warm-pool")
+        self._filling[kind] = task
+        task.add_done_callback(lambda _t: self._filling.pop(kind, None))
+
+    async def _fill_kind(self, kind: str) -> None:
+        while not self._closed and kind in self._recipes and len(self._ready.get(kind, [])) < self.size:
+            spec, image = self._recipes[kind]
+            try:
+                waiting = await self._start_waiting(spec, image)
+            except Exception as exc:  # the pool is an optimisation: cold starts still work
+                log.warning("warm pool: could not start a waiting container: %s", exc)
+                return
+            if self._closed:
+                await self._discard(waiting)
+                return
+            self._ready.setdefault(kind, []).append(waiting)
+            self._keep_until_expiry(waiting, kind)
+
+    async def settled(self) -> list[str]:
+        """Wait for the containers being started ahead; returns the ids of those waiting."""
+        await asyncio.gather(*self._filling.values(), return_exceptions=True)
+        return [w.container_id for queue in self._ready.values() for w in queue]
+
+    def _keep_until_expiry(self, waiting: _Waiting, kind: str) -> None:
+        left = self.idle_s - EXPIRY_MARGIN_S - (time.monotonic() - waiting.started)
+        waiting.expiry = asyncio.get_running_loop().call_later(max(0.0, left), self._expire, waiting, kind)
+
+    def _expire(self, waiting: _Waiting, kind: str) -> None:
+        queue = self._ready.get(kind, [])
+        if waiting in queue:  # not taken meanwhile: replace it
+            queue.remove(waiting)
+            asyncio.get_running_loop().create_task(self._discard(waiting))
+            self._fill(kind)
+
+    def _prefix(self, spec: RunSpec) -> str:
+        return f"agenttui-{spec.store_id}-pool-{self.owner}-"
+
+    async def _start_waiting(self, spec: RunSpec, image: str) -> _Waiting:
+        from agenttui.backends.docker import CONTAINER_ID_MARKER
+
+        backend = self.backend
+        name = f"{self._prefix(spec)}{next(self._numbers)}"
+        folder = backend._staging(name)
+        await asyncio.to_thread(self._prepare_folder, folder)
+        config = backend._container_config(spec, image, folder, waiting_labels=self._labels(spec))
+        docker = await backend._client()
+        try:
+            async with backend._engine_errors(f"create container {name}"):
+                created = await docker._query_json("containers/create", "POST", data=config, params={"name": name})
+            waiting = _Waiting(created["Id"], name, folder)
+            (folder / CONTAINER_ID_MARKER).write_text(waiting.container_id)
+            async with backend._engine_errors(f"start container {name}"):
+                async with docker._query(f"containers/{waiting.container_id}/start", "POST"):
+                    pass
+            await self._until_listening(waiting)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(backend._delete_container(name))
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise
+        return waiting
+
+    def _prepare_folder(self, folder: Path) -> None:
+        self.backend.prepare_folder(folder)
+        os.mkfifo(folder / JOB_SIGNAL, 0o644)
+        os.chmod(folder / JOB_SIGNAL, 0o644)  # the runner reads it as nobody
+
+    async def _until_listening(self, waiting: _Waiting) -> None:
+        """Ready once the runner holds the pipe open (opening it for writing then works;
+        closing it again without a byte tells the runner to keep waiting)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                os.close(os.open(waiting.folder / JOB_SIGNAL, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise InfraError(f"{waiting.name} did not start waiting for a test within {READY_TIMEOUT_S:.0f} s")
+                await asyncio.sleep(0.01)
+
+    def _labels(self, spec: RunSpec) -> dict[str, str]:
+        from agenttui.backends.docker import PROJECT_LABEL
+
+        return {
+            **self.settings.extra_labels,
+            **spec.labels,
+            PROJECT_LABEL: "1",
+            "agenttui.store": spec.store_id,
+            POOL_LABEL: self.owner,
+            POOL_HOME_LABEL: str(self.home),
+        }
+
+    async def _discard(self, waiting: _Waiting, folder: Path | None = None) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend._delete_container(waiting.container_id)
+        for path in {waiting.folder, folder or waiting.folder}:
+            await asyncio.to_thread(shutil.rmtree, path, True)
+
+    # ------------------------------------------------------------------ life cycle
+    async def start_once(self) -> None:
+        """Hold this pool's lock file, and sweep the waiting containers of dead pools."""
+        if self._lock_fd is not None:
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self._lock_path(self.owner), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        with contextlib.suppress(Exception):
+            await self._sweep()
+
+    def _lock_path(self, owner: str) -> Path:
+        return self.home / f"pool-{owner}.lock"
+
+    async def _sweep(self) -> None:
+        docker = await self.backend._client()
+        filters = json.dumps({"label": [POOL_LABEL, f"{POOL_HOME_LABEL}={self.home}"]})
+        async with docker._query("containers/json", "GET", params={"all": "1", "filters": filters}) as response:
+            containers: list[dict[str, Any]] = await response.json()
+        dead: set[str] = set()
+        for info in containers:
+            owner = (info.get("Labels") or {}).get(POOL_LABEL, "")
+            names = [n.lstrip("/") for n in info.get("Names") or []]
+            # Only containers still waiting: a renamed one belongs to a test (adoption's).
+            if owner == self.owner or not any("-pool-" in n for n in names) or not self._is_dead(owner):
+                continue
+            dead.add(owner)
+            log.info("warm pool: removing %s, left by a server that is gone", names[0] if names else info["Id"])
+            with contextlib.suppress(Exception):
+                await self.backend._delete_container(info["Id"])
+            for n in names:
+                await asyncio.to_thread(shutil.rmtree, self.backend._staging(n), True)
+        for owner in dead:
+            with contextlib.suppress(OSError):
+                self._lock_path(owner).unlink()
+
+    def _is_dead(self, owner: str) -> bool:
+        try:
+            fd = os.open(self._lock_path(owner), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._filling.values()):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        waiting = [w for queue in self._ready.values() for w in queue]
+        self._ready.clear()
+        for w in waiting:
+            if w.expiry is not None:
+                w.expiry.cancel()
+        await asyncio.gather(*(self._discard(w) for w in waiting), return_exceptions=True)
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                self._lock_path(self.owner).unlink()
+            os.close(self._lock_fd)
+            self._lock_fd = None
