@@ -946,6 +946,13 @@ class DockerBackend:
         container_id = await self.pool.take(spec, image)
         if container_id is not None:
             return container_id
+        self.pool.cold_starts += 1
+        try:
+            return await self._start_cold(spec, image)
+        finally:
+            self.pool.cold_starts -= 1
+
+    async def _start_cold(self, spec: RunSpec, image: str) -> str:
         docker = await self._client()
         try:
             staging = await asyncio.to_thread(self._stage, spec)

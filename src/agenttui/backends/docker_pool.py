@@ -71,6 +71,7 @@ class WarmPool:
         self._filling: dict[str, asyncio.Task[None]] = {}
         self._numbers = itertools.count(1)
         self._notes: dict[str, list[str]] = {}
+        self.cold_starts = 0  # tests being started without a waiting container (docker.py counts)
         self._lock_fd: int | None = None
         self._closed = False
 
@@ -177,6 +178,11 @@ class WarmPool:
 
     async def _fill_kind(self, kind: str) -> None:
         while not self._closed and kind in self._recipes and len(self._ready.get(kind, [])) < self.size:
+            # Tests starting cold come first: a burst of them is slowed by every extra start
+            # (the pause lets the rest of a burst claimed together reach their start).
+            await asyncio.sleep(0.2)
+            while self.cold_starts > 0 and not self._closed:
+                await asyncio.sleep(0.05)
             spec, image = self._recipes[kind]
             try:
                 waiting = await self._start_waiting(spec, image)
