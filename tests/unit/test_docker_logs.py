@@ -20,7 +20,8 @@ from agenttui.backends.docker import (
 )
 from agenttui.harness import RESULT_TAG
 
-T0 = 1_700_000_000 * 1_000_000_000
+_SECOND = 1_000_000_000
+T0 = 1_700_000_000 * _SECOND
 CHUNK = 16 * 1024
 
 
@@ -204,7 +205,7 @@ def test_a_never_ending_line_does_not_pin_memory(monkeypatch):
     may then repeat lines but never loses one."""
     import agenttui.backends.docker as docker_module
 
-    monkeypatch.setattr(docker_module, "MAX_TRACKED_RUNS", 50)
+    monkeypatch.setattr(docker_module, "MAX_TRACKED_FRAMES", 50)
     messages = [(STDOUT, T0, b"progress 1%")]
     messages += [(STDERR, T0 + n * 10_000_000, f"err {n}\n".encode()) for n in range(1, 200)]
     messages += [(STDOUT, T0, b" 100%\n")]  # the line's end keeps the line's first stamp
@@ -223,3 +224,128 @@ def test_a_never_ending_line_does_not_pin_memory(monkeypatch):
     expected = [(l.stream, l.text) for l in lines[resumed_from:]]
     assert set(expected) <= set(rest)  # nothing lost
     assert set(rest) <= {(l.stream, l.text) for l in lines}  # only repeats, nothing new
+
+
+# ------------------------------------------------------------------ decoding the engine's stream
+
+
+def go_time(ns: int) -> str:
+    """A stamp as the engine writes it (Go's RFC3339Nano: trailing zeros dropped)."""
+    text = format_docker_time(ns)
+    whole, fraction = text[:-1].split(".")
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}Z" if fraction else f"{whole}Z"
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return bytes([kind, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def engine_stream(messages) -> bytes:
+    return b"".join(frame(stream, go_time(stamp).encode() + b" " + data) for stream, stamp, data in messages)
+
+
+def frame_by_frame(stream: bytes, max_line: int = 100_000) -> list:
+    """The reference: each frame split off and fed on its own."""
+    decoder = LogDecoder(max_line)
+    frames, used = split_frames(bytearray(stream))
+    assert used == len(stream)
+    lines = []
+    for kind, payload in frames:
+        stamp_text, _space, data = payload.partition(b" ")
+        lines += decoder.feed(kind, parse_docker_time(stamp_text.decode()), data)
+    return lines + decoder.finish()
+
+
+def decode_in_chunks(stream: bytes, rng: random.Random, decoder: LogDecoder, max_lines: int = 7):
+    """What _read_logs does: arbitrary reads, a frame split anywhere, bounded batches."""
+    data, position, offset = b"", 0, 0
+    batches = []  # (lines, cursor)
+    while True:
+        max_bytes = rng.choice([50, 10_000, 1 << 20])
+        lines, end = decoder.decode(data, position, max_lines, max_bytes)
+        used, position = end - position, end
+        if lines:
+            batches.append((lines, decoder.cursor()))
+        if len(lines) >= max_lines or used >= max_bytes:  # stopped by a bound: frames may remain
+            continue
+        if offset >= len(stream):
+            break
+        size = rng.choice([1, 3, 8, 9, 100, 4096, 70_000])
+        data, position = data[position:] + stream[offset : offset + size], 0
+        offset += size
+    return batches
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decode_in_any_chunks_matches_frame_by_frame(seed):
+    rng = random.Random(seed)
+    messages = docker_messages(seed, count=300)
+    stream = engine_stream(messages)
+    decoder = LogDecoder(100_000)
+    got = [line for lines, _cursor in decode_in_chunks(stream, rng, decoder) for line in lines]
+    got += decoder.finish()
+    assert got == frame_by_frame(stream)
+    assert by_stream(got) == by_stream(read(messages))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_batch_cursor_resumes_exactly(seed):
+    rng = random.Random(100 + seed)
+    messages = docker_messages(seed, count=250)
+    full = by_stream(read(messages))
+    batches = decode_in_chunks(engine_stream(messages), rng, LogDecoder(100_000))
+    delivered = []
+    for index, (lines, cursor) in enumerate(batches):
+        delivered += lines
+        if index % 3 == 0:
+            assert by_stream(delivered + read(messages, cursor)) == full, f"batch {index}"
+
+
+def test_decode_edge_frames():
+    stamps = [T0 + 1, T0 + 120_000_000, T0 + 1_000_000_000, T0 + 1_500_000_001, T0 + 2 * _SECOND]
+    stream = b"".join(
+        [
+            frame(STDOUT, go_time(stamps[0]).encode() + b" crlf\r\n"),
+            frame(STDERR, go_time(stamps[1]).encode() + b" bad \xff\xfe\n"),
+            frame(STDOUT, go_time(stamps[2]).encode() + b" whole second\n"),  # no fraction
+            frame(STDOUT, b"2023-11-14T23:13:21.500000001+01:00 zone\n"),  # not UTC
+            frame(3, b"engine trouble\n"),
+            frame(STDOUT, b"untimestamped\n"),
+            frame(STDOUT, go_time(stamps[4]).encode() + b" two\nlines\n"),
+            frame(STDOUT, go_time(stamps[4]).encode() + b" " + b"y" * 30 + b"\n"),  # capped
+            frame(STDOUT, go_time(stamps[4]).encode() + b" no newline"),
+        ]
+    )
+    decoder = LogDecoder(20)
+    lines, used = decoder.decode(stream)
+    lines += decoder.finish()
+    assert used == len(stream)
+    assert [(line.stream, line.text) for line in lines] == [
+        ("stdout", "crlf"),
+        ("stderr", "bad \ufffd\ufffd"),
+        ("stdout", "whole second"),
+        ("stdout", "zone"),
+        ("stderr", "[docker] engine trouble"),
+        ("stdout", "untimestamped"),
+        ("stdout", "two"),
+        ("stdout", "lines"),
+        ("stdout", "y" * 20 + " …[line truncated: 10 bytes]"),
+        ("stdout", "no newline"),
+    ]
+    assert [line.ts for line in lines[:4]] == [s / _SECOND for s in stamps[:4]]
+    assert {line.ts for line in lines[6:]} == {stamps[4] / _SECOND}
+
+
+def test_decode_stops_at_its_bounds_and_at_a_partial_frame():
+    stream = engine_stream([(STDOUT, T0 + n, b"line %d\n" % n) for n in range(10)])
+    decoder = LogDecoder(1000)
+    lines, end = decoder.decode(stream, 0, max_lines=4)
+    assert [line.text for line in lines] == [f"line {n}" for n in range(4)]
+    lines, end = decoder.decode(stream, end, max_bytes=1)  # at least one frame
+    assert [line.text for line in lines] == ["line 4"]
+    lines, end = decoder.decode(stream[:-3], end)
+    assert [line.text for line in lines] == [f"line {n}" for n in range(5, 9)]
+    assert decoder.decode(stream[:-3], end) == ([], end)
+    with pytest.raises(InfraError):
+        decoder.decode(b"garbage!garbage!")

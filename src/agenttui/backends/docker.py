@@ -9,6 +9,7 @@ Dockerfile surface as BuildError (not retried).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import calendar
 import codecs
 import contextlib
@@ -17,11 +18,13 @@ import gzip
 import hashlib
 import inspect
 import io
+import itertools
 import logging
 import math
 import os
 import re
 import shutil
+import struct
 import tarfile
 import time
 from collections import deque
@@ -66,9 +69,14 @@ CHECK_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 60.0  # any single short engine call
 POST_KILL_WAIT_S = 10.0
 BUILD_LOG_TAIL_LINES = 60
-LOG_BATCH_LINES = 1000
+# A batch is one store transaction: under a flood it fills up to these bounds (fewer, larger
+# transactions); a trickle is flushed LOG_BATCH_DELAY_S after its first line (log latency).
+LOG_BATCH_LINES = 5000
+LOG_BATCH_BYTES = 2 * 1024 * 1024  # of the engine's stream: bounds a batch of long lines
 LOG_BATCH_DELAY_S = 0.03
-LOG_READ_CHUNK = 64 * 1024
+LOG_READ_CHUNK = 1024 * 1024  # whatever the connection has buffered, up to this
+LOG_COALESCE_S = 0.005  # see _read_logs
+LOG_COALESCE_BYTES = 32 * 1024
 MAX_FRAME_BYTES = 4 * 1024 * 1024  # json-file frames are ~16 KiB; anything huge is corruption
 # The result record may be much longer than an ordinary line (runner caps the response).
 RESULT_LINE_MAX_CHARS = 2_000_000
@@ -293,8 +301,11 @@ _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 REORDER_WINDOW_NS = _NS // 4
 # An unfinished line pins the resume point (Docker stamps all its pieces with its start),
 # so what the other stream delivers meanwhile is remembered. Past this many frames per
-# stream (~20 MB) the oldest are forgotten: a resume may then repeat some lines, never lose.
-MAX_TRACKED_RUNS = 200_000
+# stream (~8 MB of stamps) the oldest are forgotten: a resume may then repeat some lines,
+# never lose.
+MAX_TRACKED_FRAMES = 200_000
+_FRAME_HEADER = struct.Struct(">BBHI")  # stream type, 3 zero bytes, big-endian payload size
+_FRACTION_NS = tuple(10 ** (9 - digits) for digits in range(10))
 
 
 class _LineBuilder:
@@ -353,26 +364,20 @@ class _LineBuilder:
 
 
 class _StreamState:
-    def __init__(self, max_line: int):
+    def __init__(self, name: str, max_line: int):
+        self.name = name
         self.line = _LineBuilder(max_line)
         self.skip = 0  # frames to drop on resume: already delivered before the cursor
         # In a continuation (see LogDecoder.continuation): the [stamp, frames] runs to skip.
         self.skip_runs: deque[list[int]] | None = None
         self.pending: list[int] = []  # stamps of the frames of the unfinished line
-        self.emitted: deque[list[int]] = deque()  # [stamp, frames] runs delivered, >= floor
-        self.emitted_total = 0
+        # The stamp of every frame delivered at or after the floor, in stream order (so never
+        # decreasing): the cursor counts them, a continuation skips them by stamp.
+        self.emitted: list[int] = []
         self.last_stamp: int | None = None
 
-    def mark_emitted(self, stamp: int, frames: int = 1) -> None:
-        if self.emitted and self.emitted[-1][0] == stamp:
-            self.emitted[-1][1] += frames
-        else:
-            self.emitted.append([stamp, frames])
-        self.emitted_total += frames
-
     def prune_before(self, since: int) -> None:
-        while self.emitted and self.emitted[0][0] < since:
-            self.emitted_total -= self.emitted.popleft()[1]
+        del self.emitted[: bisect.bisect_left(self.emitted, since)]
 
 
 class LogDecoder:
@@ -388,10 +393,12 @@ class LogDecoder:
 
     def __init__(self, max_line: int, cursor: str | None = None):
         self._max_line = max_line
-        self._streams = {STDOUT: _StreamState(max_line), STDERR: _StreamState(max_line)}
+        self._streams = {STDOUT: _StreamState("stdout", max_line), STDERR: _StreamState("stderr", max_line)}
         self._floor = 0  # every frame not yet delivered is stamped at or after this
         self._newest = 0
         self.lossy = False  # set once bookkeeping was dropped (resume may repeat lines)
+        # The date, time and "." of the last stamp parsed in full, and its epoch ns (see decode).
+        self._stamp_head, self._stamp_seconds = b"\0", 0
         if cursor:
             since, skips = self.parse_cursor(cursor)
             self._floor = self._newest = since
@@ -433,13 +440,13 @@ class LogDecoder:
                 state.skip -= 1
                 if not runs[0][1]:
                     runs.popleft()
-                state.mark_emitted(stamp)
+                state.emitted.append(stamp)
                 return []
         elif state.skip:
             state.skip -= 1
-            state.mark_emitted(stamp)
+            state.emitted.append(stamp)
             return []
-        name = _STREAM_NAMES[STDERR if stream == STDERR else STDOUT]
+        name = state.name
         lines: list[LogLine] = []
         *complete, rest = data.split(b"\n")
         state.pending.append(stamp)
@@ -448,14 +455,98 @@ class LogDecoder:
             lines.append(LogLine(ts=state.pending[0] / _NS, stream=name, text=state.line.finish()))
             # Earlier frames belonged to that line: delivered. This one may hold more.
             for pending_stamp in state.pending[:-1]:
-                state.mark_emitted(pending_stamp)
+                state.emitted.append(pending_stamp)
             del state.pending[:-1]
         if rest:
             state.line.add(rest)
         elif complete:
-            state.mark_emitted(state.pending.pop())
-        self._relieve_pressure()
+            state.emitted.append(state.pending.pop())
+        if len(state.emitted) > MAX_TRACKED_FRAMES:
+            self._relieve_pressure()
         return lines
+
+    def decode(
+        self, data: bytes, position: int = 0, max_lines: int = LOG_BATCH_LINES, max_bytes: int = LOG_BATCH_BYTES
+    ) -> tuple[list[LogLine], int]:
+        """The lines of the complete frames of `data` (the engine's multiplexed stream with
+        timestamps=1) from `position`, and where they end. Stops once it has `max_lines` lines
+        or has used `max_bytes`, so a caller can pair every batch with its exact cursor.
+
+        The common frame, a whole line on a stream with no line in progress and nothing to
+        skip, is decoded here in one pass; any other goes through feed()."""
+        lines: list[LogLine] = []
+        append = lines.append
+        find = data.find
+        startswith = data.startswith
+        header = _FRAME_HEADER.unpack_from
+        out, err = self._streams[STDOUT], self._streams[STDERR]
+        longest = self._max_line + 1  # bytes, newline included: such a line is never capped
+        head, seconds = self._stamp_head, self._stamp_seconds
+        newest = self._newest
+        end, bound = len(data), position + max_bytes
+        while end - position >= 8 and position < bound and len(lines) < max_lines:
+            kind, zero, zeros, size = header(data, position)
+            if zero or zeros or size > MAX_FRAME_BYTES:
+                raise InfraError(
+                    "the Docker log stream is not in the expected multiplexed format "
+                    f"(frame header {bytes(data[position:position + 8])!r})"
+                )
+            start = position + 8
+            stop = start + size
+            if stop > end:
+                break
+            position = stop
+            if kind == 3:  # the engine's own error, not the container's output
+                text = data[start:stop].decode("utf-8", errors="replace").rstrip("\n")
+                append(LogLine(time.time(), "stderr", f"[docker] {text}"))
+                continue
+            # The stamp ("2024-05-01T10:00:00.123456789Z "): its seconds change rarely, so
+            # they are parsed once and only the fraction per frame.
+            space = find(b" ", start, stop)
+            stamp = None
+            if startswith(head, start) and space - start > 20 and data[space - 1] == 0x5A:  # "Z"
+                fraction = data[start + 20 : space - 1]
+                if len(fraction) <= 9 and fraction.isdigit():
+                    stamp = seconds + int(fraction) * _FRACTION_NS[len(fraction)]
+            if stamp is None and space > start:
+                stamp = self._stamp(data, start, space)
+                head, seconds = self._stamp_head, self._stamp_seconds
+            if stamp is None:  # not timestamped: should not happen with timestamps=1
+                stamp, body = time.time_ns(), start
+            else:
+                body = space + 1
+            state = err if kind == STDERR else out
+            if (
+                stop - body <= longest
+                and not state.pending
+                and not state.skip
+                and not state.skip_runs
+                and find(b"\n", body, stop) == stop - 1
+            ):
+                eol = stop - 1
+                if eol > body and data[eol - 1] == 13:  # "\r"
+                    eol -= 1
+                append(LogLine(stamp / _NS, state.name, data[body:eol].decode("utf-8", errors="replace")))
+                state.emitted.append(stamp)
+                state.last_stamp = stamp
+                if stamp > newest:
+                    newest = stamp
+            else:
+                self._newest = newest
+                lines += self.feed(kind, stamp, data[body:stop])
+                newest = self._newest
+        self._newest = newest
+        if len(out.emitted) > MAX_TRACKED_FRAMES or len(err.emitted) > MAX_TRACKED_FRAMES:
+            self._relieve_pressure()
+        return lines, position
+
+    def _stamp(self, data: bytes, start: int, space: int) -> int | None:
+        """The stamp of the frame at `start`, in epoch nanoseconds; remembers its seconds."""
+        if space - start > 20 and data[start + 19] == 0x2E:  # "."
+            seconds = parse_docker_time(data[start : start + 19].decode("ascii", errors="replace") + "Z")
+            if seconds is not None:
+                self._stamp_head, self._stamp_seconds = bytes(data[start : start + 20]), seconds
+        return parse_docker_time(data[start:space].decode("ascii", errors="replace"))
 
     def finish(self) -> list[LogLine]:
         """The stream ended: deliver unfinished lines as they stand."""
@@ -470,24 +561,23 @@ class LogDecoder:
             ts=state.pending[0] / _NS, stream=_STREAM_NAMES[stream], text=state.line.finish()
         )
         for pending_stamp in state.pending:
-            state.mark_emitted(pending_stamp)
+            state.emitted.append(pending_stamp)
         state.pending.clear()
         return line
 
     def _relieve_pressure(self) -> None:
-        if all(len(s.emitted) <= MAX_TRACKED_RUNS for s in self._streams.values()):
+        if all(len(s.emitted) <= MAX_TRACKED_FRAMES for s in self._streams.values()):
             return
         self.cursor()  # first drop what the resume point no longer needs
         for state in self._streams.values():
-            if len(state.emitted) > MAX_TRACKED_RUNS:
+            if len(state.emitted) > MAX_TRACKED_FRAMES:
                 if not self.lossy:
                     log.warning(
                         "log stream: a line has stayed unfinished for %d lines of the other "
-                        "stream; a resume may repeat some lines", MAX_TRACKED_RUNS
+                        "stream; a resume may repeat some lines", MAX_TRACKED_FRAMES
                     )
                 self.lossy = True
-            while len(state.emitted) > MAX_TRACKED_RUNS:
-                state.emitted_total -= state.emitted.popleft()[1]
+            del state.emitted[: len(state.emitted) - MAX_TRACKED_FRAMES]
 
     def continuation(self) -> LogDecoder:
         """A decoder for reading on from here in another request of this process: the same
@@ -500,7 +590,9 @@ class LogDecoder:
         if any(state.skip for state in self._streams.values()):
             return follower  # still skipping by a stored count: only the count is known
         for stream, state in self._streams.items():
-            follower._streams[stream].skip_runs = deque([stamp, frames] for stamp, frames in state.emitted)
+            follower._streams[stream].skip_runs = deque(
+                [stamp, len(list(same))] for stamp, same in itertools.groupby(state.emitted)
+            )
         return follower
 
     def cursor(self) -> str:
@@ -518,7 +610,7 @@ class LogDecoder:
         self._floor = since
         for state in self._streams.values():
             state.prune_before(since)
-        skips = [self._streams[s].emitted_total + self._streams[s].skip for s in (STDOUT, STDERR)]
+        skips = [len(self._streams[s].emitted) + self._streams[s].skip for s in (STDOUT, STDERR)]
         return f"{format_docker_time(since)}|{skips[0]}|{skips[1]}"
 
     @property
@@ -1090,25 +1182,31 @@ class DockerBackend:
                 return  # gone: there is nothing more to read
             raise
         loop = asyncio.get_running_loop()
-        buffer = bytearray()
+        data, position = b"", 0  # what was read; frames before `position` are decoded
         batch: list[LogLine] = []
+        batch_bytes = 0  # of the stream, since the batch's first line
         deadline = 0.0
         try:
             while True:
-                frames, used = split_frames(buffer)
-                del buffer[:used]
-                for stream_type, payload in frames:
-                    lines = self._decode_frame(decoder, stream_type, payload)
-                    if lines:
-                        if not batch:
-                            deadline = loop.time() + LOG_BATCH_DELAY_S
-                        batch.extend(lines)
-                    if len(batch) >= LOG_BATCH_LINES:
-                        yield LogBatch(batch, decoder.cursor())
-                        batch = []
-                if batch and loop.time() >= deadline:
+                line_room, byte_room = LOG_BATCH_LINES - len(batch), LOG_BATCH_BYTES - batch_bytes
+                lines, end = decoder.decode(data, position, line_room, byte_room)
+                used, position = end - position, end
+                if lines:
+                    if not batch:
+                        deadline = loop.time() + LOG_BATCH_DELAY_S
+                    batch += lines
+                if batch:
+                    batch_bytes += used
+                bounded = len(lines) >= line_room or used >= byte_room  # complete frames may remain
+                if batch and (bounded or loop.time() >= deadline):
                     yield LogBatch(batch, decoder.cursor())
-                    batch = []
+                    batch, batch_bytes = [], 0
+                if bounded:
+                    continue
+                if batch and len(data) < LOG_COALESCE_BYTES:
+                    # A flood arrives one small write per frame: reading each on its own costs
+                    # a wake-up and a read per line, so let a few milliseconds' worth gather.
+                    await asyncio.sleep(min(LOG_COALESCE_S, max(0.0, deadline - loop.time())))
                 try:
                     async with asyncio.timeout(
                         max(0.0, deadline - loop.time()) if batch else None
@@ -1118,7 +1216,7 @@ class DockerBackend:
                     continue  # time to flush the batch
                 if not chunk:
                     break
-                buffer += chunk
+                data, position = (data[position:] + chunk if position < len(data) else chunk), 0
             if not follow:  # the real end: unfinished lines are delivered as they stand
                 batch.extend(decoder.finish())
             if batch:
@@ -1134,17 +1232,6 @@ class DockerBackend:
                 f"lost the log stream of container {handle[:12]} ({type(exc).__name__}: {exc}); "
                 "resume from the last cursor"
             ) from exc
-
-    @staticmethod
-    def _decode_frame(decoder: LogDecoder, stream_type: int, payload: bytes) -> list[LogLine]:
-        if stream_type == 3:  # the engine's own error, not the container's output
-            text = payload.decode("utf-8", errors="replace").rstrip("\n")
-            return [LogLine(ts=time.time(), stream="stderr", text=f"[docker] {text}")]
-        stamp_text, space, data = payload.partition(b" ")
-        stamp = parse_docker_time(stamp_text.decode("ascii", errors="replace")) if space else None
-        if stamp is None:  # not timestamped: should not happen with timestamps=1
-            stamp, data = time.time_ns(), payload
-        return decoder.feed(stream_type, stamp, data)
 
     async def wait(self, handle: str) -> ExitInfo:
         docker = await self._client()
