@@ -24,7 +24,7 @@ from agenttui.backends.base import Backend, BuildError, ExitInfo, InfraError, Ru
 from agenttui.config import Settings
 from agenttui.domain import Egress, FailureKind, Status
 from agenttui.egress import plan_network
-from agenttui.harness import new_nonce, parse_result_line
+from agenttui.harness import RESULT_TAG, new_nonce, parse_result_line
 from agenttui.providers import container_env, endpoints, provider_for
 from agenttui.redact import Redactor
 from agenttui.store import Fence, Store, TestRecord
@@ -413,7 +413,6 @@ class Orchestrator:
 
     async def _pump_logs(self, run: _Run, handle: str, redact: Redactor) -> None:
         nonce = run.test.result_nonce or ""
-        max_line = self.settings.log_max_line
         # What the store holds of this test's log, counted as the store counts it. Once the
         # lines sent pass the cap, the store keeps no more agent lines (it has written its
         # truncation notice), so later ones are neither redacted nor sent: past the cap a
@@ -422,29 +421,58 @@ class Orchestrator:
         cap = self.store.log_max_bytes
         async for batch in self.backend.logs(handle, run.test.log_cursor):
             run.log_batches += 1
-            lines: list[tuple[float, str, str]] = []
+            lines: list[tuple[float, str, str]] = []  # LogLines are such tuples
+            texts: list[str] = []  # the texts of lines, to be redacted together
             for line in batch.lines:
+                text = line.text
                 if line.stream == "stdout":
-                    record = parse_result_line(line.text, nonce)
-                    if record is not None:
-                        run.result = record
-                        await self._write(run, result_json=redact(json.dumps(record)))
-                        continue
-                    run.stdout_tail.append(line.text)
-                    del run.stdout_tail[:-50]
+                    if RESULT_TAG in text:  # cheap test first: parsing costs a strip per line
+                        record = parse_result_line(text, nonce)
+                        if record is not None:
+                            texts = self._redact_into(redact, lines, texts)  # in stream order
+                            run.result = record
+                            await self._write(run, result_json=redact(json.dumps(record)))
+                            continue
+                    run.stdout_tail.append(text)
                 if full:
                     continue
-                text = redact(line.text.replace("\x00", "\ufffd"))  # before any cut: no half secret
-                # A backend that capped the line itself appended a notice with the line's true
-                # size: keep it (cutting again would report the cut length instead).
-                if len(text) > max_line + TRUNCATION_NOTICE_ROOM:
-                    text = text[:max_line] + f" …[line truncated: {len(line.text)} chars]"
-                lines.append((line.ts, line.stream, text))
-                stored += len(text.encode("utf-8", "replace")) + 1
-                full = stored > cap
+                lines.append(line)
+                texts.append(text.replace("\x00", "\ufffd"))
+            del run.stdout_tail[:-50]
+            if texts:
+                self._redact_into(redact, lines, texts)
+            if not full:
+                # One count for the batch: when it stays under the cap, no line can reach it.
+                size = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1
+                if stored + size <= cap:
+                    stored += size
+                else:
+                    for index, (_ts, _stream, text) in enumerate(lines):
+                        stored += len(text.encode("utf-8", "replace")) + 1
+                        if stored > cap:
+                            full = True  # the store writes its truncation notice here; no more is sent
+                            del lines[index + 1 :]
+                            break
             ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
             if not ok:
                 raise LeaseLost()
+
+    def _redact_into(
+        self, redact: Redactor, lines: list[tuple[float, str, str]], texts: list[str]
+    ) -> list[str]:
+        """Put the redacted `texts` into the last len(texts) `lines` (before any cut: no half
+        secret is left); returns a fresh list for the texts that follow."""
+        max_line = self.settings.log_max_line
+        first = len(lines) - len(texts)
+        for index, text in enumerate(redact.lines(texts), first):
+            ts, stream, raw = lines[index]
+            # A backend that capped the line itself appended a notice with the line's true
+            # size: keep it (cutting again would report the cut length instead).
+            if len(text) > max_line + TRUNCATION_NOTICE_ROOM:
+                text = text[:max_line] + f" …[line truncated: {len(raw)} chars]"
+            if text is not raw:
+                lines[index] = (ts, stream, text)
+        return []
 
     async def _sample_stats(self, run: _Run, handle: str) -> None:
         while True:

@@ -209,3 +209,19 @@ def test_redactor_masks_credential_shapes_bearer_tokens_and_key_blocks():
 def test_redactor_masks_the_head_of_a_secret_cut_by_truncation():
     redact = Redactor(["supersecretvalue123"])
     assert redact("x" * 10 + "supersec …[line truncated: 99 bytes]") == "x" * 10 + "[redacted] …[line truncated: 99 bytes]"
+
+
+def test_redactor_lines_masks_a_batch_exactly_as_line_by_line():
+    secrets = ["supersecretvalue123", "hunter2-long"]
+    batches = [
+        [f"step {n}" for n in range(50)],  # nothing to mask: returned as is
+        ["token=hunter2-long", "id AKIAABCDEFGHIJKLMNOP", "plain", "Authorization: bearer abcdefgh123"],
+        ["-----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA"],  # a key block across batches
+        ["abcd", "-----END RSA PRIVATE KEY----- after", "tail"],
+        ["x" * 10 + "supersec …[line truncated: 99 bytes]", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+    ]
+    by_batch, by_line = Redactor(secrets), Redactor(secrets)
+    for batch in batches:
+        assert by_batch.lines(batch) == [by_line(text) for text in batch]
+    clean = batches[0]
+    assert Redactor(secrets).lines(clean) is clean
