@@ -268,6 +268,7 @@ class Store:
         path = url.split("///", 1)[-1] if self.is_sqlite else ""
         self._lock_path: str | None = f"{path}-writers.lock" if path and path != ":memory:" else None
         self._lock_fd: int | None = None  # opened by the writer thread, on its first write
+        self._changed = asyncio.Event()  # set (and replaced) when a write of this process commits
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         if sync_engine is not None:
@@ -330,10 +331,20 @@ class Store:
     async def _write_tx(self, body: Callable[[Connection], T]) -> T:
         """Run `body` as one write transaction; on SQLite it takes the write lock up front
         (BEGIN IMMEDIATE) so read-then-write sequences never deadlock or race between processes."""
-        if self._writer is None:
-            async with self._write() as conn:
-                return await conn.run_sync(body)
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_tx, body, True)
+        try:
+            if self._writer is None:
+                async with self._write() as conn:
+                    return await conn.run_sync(body)
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_tx, body, True)
+        finally:
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    def next_change(self) -> asyncio.Event:
+        """An event set when the next write of this process commits: a follower in the process
+        that writes (the server, whose orchestrator stores the lines) wakes at once; changes by
+        other processes are only seen by reading again (poll with a timeout on the wait)."""
+        return self._changed
 
     async def _read_tx(self, body: Callable[[Connection], T]) -> T:
         if self._readers is None:

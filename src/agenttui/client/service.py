@@ -5,6 +5,7 @@ admin) may cancel, retry, read the logs or the request of, or package a test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import statistics
 import time
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Service", "NotFound", "AccessDenied", "NotActionable"]
 
 DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
-FOLLOW_POLL_S = 0.05  # log followers look for new lines this often
+FOLLOW_POLL_S = 0.05  # log followers look this often for lines stored by other processes
 
 
 class Service:
@@ -152,6 +153,7 @@ class Service:
         self.check_access(caller, test, "read the logs of")
         position = after_seq
         while True:
+            change = self.store.next_change()  # taken before reading: no write slips between
             batch = await self.store.logs(test_id, after_seq=position, limit=5000)
             if batch:
                 position = batch[-1].seq
@@ -160,14 +162,15 @@ class Service:
             test = await self.get(test_id)
             if (test.state.is_terminal or test.state is Status.ARCHIVED) and position >= test.log_seq:
                 return
-            await asyncio.sleep(FOLLOW_POLL_S)
+            await _until(change, FOLLOW_POLL_S)
 
     async def wait(self, test_id: int) -> TestView:
         while True:
+            change = self.store.next_change()
             test = await self.get(test_id)
             if test.state.is_terminal or test.state is Status.ARCHIVED:
                 return TestView.from_record(test)
-            await asyncio.sleep(self.settings.poll_s)
+            await _until(change, self.settings.poll_s)
 
     async def clear_history(self, caller: Owner, older_than_s: float) -> int:
         """Archive finished tests older than `older_than_s` and purge their logs (R-20):
@@ -217,3 +220,9 @@ class Service:
     def _eta(self, position: int, typical_s: float) -> float:
         # Tests ahead start in waves of `cap`; each wave takes about one typical test.
         return round(math.ceil(position / self.settings.max_concurrent) * typical_s, 1)
+
+
+async def _until(change: asyncio.Event, timeout_s: float) -> None:
+    """Until this process writes to the store, or `timeout_s` (another process may have)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(change.wait(), timeout_s)
