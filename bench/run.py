@@ -239,7 +239,7 @@ class DestroyEvents:
         self.times: dict[str, float] = {}
         self.proc = subprocess.Popen(
             ["docker", "events", "--filter", "event=destroy", "--filter", f"label=agenttui.bench={bench.run_id}",
-             "--format", '{{index .Actor.Attributes "agenttui.test_id"}} {{.TimeNano}}'],
+             "--format", '{{.Actor.Attributes.name}} {{.TimeNano}}'],
             stdout=subprocess.PIPE, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
         time.sleep(0.3)  # subscribed before anything happens
@@ -247,9 +247,11 @@ class DestroyEvents:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            fields = line.split()
-            if len(fields) == 2:  # agenttui's containers (the raw baseline's have no test id)
-                self.times[fields[0]] = int(fields[1]) / 1e9
+            # By name (agenttui-<store>-<test>-a<attempt>): a container started ahead (warm
+            # pool) got its test after creation, so only its name says which test it served.
+            match = re.fullmatch(r"agenttui-[0-9a-f]+-(\d+)-a\d+ (\d+)", line.strip())
+            if match:  # agenttui's test containers (not the raw baseline's, nor waiting ones)
+                self.times[match.group(1)] = int(match.group(2)) / 1e9
 
     def close(self) -> None:
         self.proc.terminate()
