@@ -483,7 +483,7 @@ class Store:
         now = time.time()
 
         def body(conn: Connection) -> list[TestRecord]:
-            order = _next_in_line(conn, None, now, None, ready_only=False)
+            order = _next_in_line(conn, conn.execute(_WAITING_OWNERS).all(), None, now, None, ready_only=False)
             rows = conn.execute(select(TESTS).where(TESTS.c.status == Status.QUEUED.value)).all()
             ranks = {test_id: i for i, test_id in enumerate(order)}
             return sorted((_row_to_test(r) for r in rows), key=lambda t: ranks.get(t.id, len(ranks)))
@@ -522,12 +522,14 @@ class Store:
                 # lock makes claims take turns across every server sharing the database, so the
                 # cap holds exactly. (SQLite's BEGIN IMMEDIATE already serializes writers.)
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-            free = cap - int(conn.execute(_COUNT_ACTIVE).scalar_one())
-            if limit is not None:
-                free = min(free, limit)
+            owners = conn.execute(_WAITING_OWNERS).all()  # each row also counts the active tests
+            if not owners:
+                return []
+            active = int(owners[0].active)
+            free = cap - active if limit is None else min(cap - active, limit)
             if free <= 0:
                 return []
-            ids = _next_in_line(conn, free, now, only)
+            ids = _next_in_line(conn, owners, free, now, only)
             if not ids:
                 return []
             rows = conn.execute(
@@ -535,8 +537,9 @@ class Store:
             ).all()
             by_id = {row.id: row for row in rows}
             claimed = [by_id[i] for i in ids if i in by_id]  # in claim order
-            # Counted again, not computed: the audit is evidence that the cap held.
-            active_after = int(conn.execute(_COUNT_ACTIVE).scalar_one())
+            # Writers take turns (the write lock, or the advisory lock), so the count read in
+            # this transaction plus what it claimed is what is active when it commits.
+            active_after = active + len(claimed)
             if claimed:
                 conn.execute(
                     CLAIMS.insert(),
@@ -827,6 +830,7 @@ _WAITING = select(TESTS.c.owner_uid).where(TESTS.c.status == Status.QUEUED.value
 _OTHER = TESTS.alias("other")
 _WAITING_OWNERS = select(
     _WAITING.c.owner_uid,
+    _COUNT_ACTIVE.scalar_subquery().label("active"),
     select(func.count())
     .select_from(_OTHER)
     .where(_OTHER.c.owner_uid == _WAITING.c.owner_uid, _OTHER.c.status.in_(ACTIVE_VALUES))
@@ -864,12 +868,19 @@ _CLAIM_UPDATE = (
 
 
 def _next_in_line(
-    conn: Connection, count: int | None, now: float, only_ids: list[int] | None, *, ready_only: bool = True
+    conn: Connection,
+    owners: Sequence[Any],
+    count: int | None,
+    now: float,
+    only_ids: list[int] | None,
+    *,
+    ready_only: bool = True,
 ) -> list[int]:
     """Ids of the next `count` (None: all) QUEUED tests in claim order: priority first (R-5),
     then fair share between users (a user's n-th waiting test ranks after everyone's earlier
     ones, counting the tests that user already has running), then the user served least
-    recently, then FIFO. One user's ten queued tests never starve another's.
+    recently, then FIFO. One user's ten queued tests never starve another's. `owners`: the
+    rows of _WAITING_OWNERS.
 
     Only a user's first `count` waiting tests can be among the next `count` overall (each of
     that user's earlier tests ranks before them), so this reads at most count x users rows
@@ -882,7 +893,7 @@ def _next_in_line(
     if count is not None:
         line = line.limit(count)
     ranked = []
-    for owner in conn.execute(_WAITING_OWNERS).all():
+    for owner in owners:
         rows = conn.execute(line, {"owner": owner.owner_uid, "now": now}).all()
         for place, row in enumerate(rows, start=1):
             ranked.append((row.priority, place + owner.running, owner.last_served, row.queued_at, row.id))
