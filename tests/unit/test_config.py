@@ -84,3 +84,21 @@ def test_client_settings_precedence_and_errors(monkeypatch, tmp_path):
     monkeypatch.delenv("agenttui_poll_s")
     with pytest.raises(SettingsError, match="cannot read settings from"):
         load_client_settings()
+
+
+def test_client_settings_choices_are_the_settings_literals(monkeypatch):
+    """The TUI's backend and default_egress: same choices as Settings, same error when wrong."""
+    import typing
+
+    from agenttui.client.settings import CHOICES, load_client_settings
+    from agenttui.config import Settings
+
+    for name, choices in CHOICES.items():
+        assert typing.get_args(Settings.model_fields[name].annotation) == choices, name
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    monkeypatch.setenv("AGENTTUI_DEFAULT_EGRESS", "none")
+    settings = load_client_settings()
+    assert (settings.backend, settings.default_egress) == ("noop", "none")
+    monkeypatch.setenv("AGENTTUI_BACKEND", "kubernetes")
+    with pytest.raises(SettingsError, match="'backend'.*one of docker, ecs, noop"):
+        load_client_settings()

@@ -27,6 +27,13 @@ FIELDS: dict[str, tuple[type, Any, float | None, float | None, float | None]] = 
     "default_timeout_s": (int, 600, None, 10, 600),
     "aws_session_duration_s": (int, 3600, None, 900, 129600),
     "poll_s": (float, 0.2, 0, None, None),
+    # Read by the TUI: its status bar names the backend, its editor the server's default egress.
+    "backend": (str, "docker", None, None, None),
+    "default_egress": (str, "provider-only", None, None, None),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "backend": ("docker", "ecs", "noop"),
+    "default_egress": ("none", "provider-only", "full"),
 }
 _TRUE = {"1", "on", "t", "true", "y", "yes"}
 _FALSE = {"0", "off", "f", "false", "n", "no"}
@@ -42,6 +49,8 @@ class ClientSettings:
     default_timeout_s: int
     aws_session_duration_s: int
     poll_s: float
+    backend: str
+    default_egress: str
 
     @property
     def resolved_socket_path(self) -> Path:
@@ -57,6 +66,10 @@ def _convert(name: str, raw: Any) -> Any:
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
         raise ValueError("must be a boolean (true or false)")
+    if kind is str:
+        if raw not in CHOICES[name]:
+            raise ValueError(f"must be one of {', '.join(CHOICES[name])}, got {raw!r}")
+        return raw
     if kind is Path:
         if not isinstance(raw, (str, os.PathLike)):
             raise ValueError("must be a path")
