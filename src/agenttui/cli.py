@@ -641,16 +641,23 @@ def _tui_agent_file(argv: list[str], parser: argparse.ArgumentParser) -> Path | 
 
 
 def _run_tui(args: argparse.Namespace, agent: Path | None = None) -> int:
-    try:
-        from agenttui.tui.app import run_app  # noqa: F401  (the only place Textual is imported)
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("textual") is None:
         print(
             "agenttui: the full-screen TUI is not available in this build yet; "
             "use the headless commands (agenttui --help)",
             file=sys.stderr,
         )
         return EXIT_INVALID
-    return run_app(_settings(args), agent_path=agent)
+    try:
+        settings = _client_settings(args)  # without pydantic unless --in-process (TUI start-up)
+    except UserError as exc:
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    from agenttui.tui.launch import run_tui  # imports Textual (the only place that does)
+
+    return run_tui(settings, agent)
 
 
 if __name__ == "__main__":

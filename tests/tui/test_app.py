@@ -152,9 +152,9 @@ def test_agent_file_argument_opens_the_tui(monkeypatch, tmp_path):
     agent = tmp_path / "agent.py"
     agent.write_text("def run(query):\n    return query\n")
     calls = []
-    import agenttui.tui.app as tui_app
+    import agenttui.tui.launch as launch
 
-    monkeypatch.setattr(tui_app, "run_app", lambda settings, agent_path=None: calls.append(agent_path) or 0)
+    monkeypatch.setattr(launch, "run_tui", lambda settings, agent_path=None: calls.append(agent_path) or 0)
     assert cli.main([str(agent)]) == 0
     assert calls == [agent]
     assert cli.main([]) == 0

@@ -28,14 +28,16 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.client.models import QueueView, TestView
-from agenttui.config import Settings, config_file
-from agenttui.domain import InvalidRequest
+from agenttui.lifecycle import InvalidRequest
+from agenttui.paths import config_file
 from agenttui.resources import resource_dir
 from agenttui.tui.follow import follow
 from agenttui.tui.formatting import LocalTime, log_lines, printable_text
+from agenttui.tui.launch import HISTORY_LIMIT
 from agenttui.tui.messages import (
     ActionFailed,
     EngineStatus,
@@ -51,10 +53,7 @@ from agenttui.tui.messages import (
     TestCancelled,
     TestSubmitted,
 )
-from agenttui.tui.screens.confirm import ConfirmScreen
-from agenttui.tui.screens.detail import DetailScreen
-from agenttui.tui.screens.help import EDITOR_KEYS, HelpScreen
-from agenttui.tui.widgets.editor import EditorDefaults, EditorPane
+from agenttui.tui.widgets.editor import EditorDefaults, EditorPane, OptionsForm
 from agenttui.tui.widgets.history_table import HistoryTable
 from agenttui.tui.widgets.log_view import LogView
 from agenttui.tui.widgets.queue_table import QueueTable
@@ -62,12 +61,16 @@ from agenttui.tui.widgets.status_bar import StatusBar
 from agenttui.tui.widgets.test_table import TestTable
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from agenttui.client.base import Client
+    from agenttui.client.settings import ClientSettings
+    from agenttui.config import Settings
+    from agenttui.tui.launch import Snapshot
 
 T = TypeVar("T")
 GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython default: 700)
 
-HISTORY_LIMIT = 200
 HISTORY_REFRESH_S = 30.0  # fallback: the history reloads at once when the queue changes
 OPEN_RETRY_S = 5.0  # retry reaching the engine (a shared server that is down)
 WATCH_INTERVAL_S = 1.0  # queue polling (woken at once by the user's own actions); logs: follow.py
@@ -101,7 +104,7 @@ def load_keymap(path: Path | None = None) -> dict[str, str]:
     return {str(k): str(v) for k, v in keymap.items() if isinstance(v, str)} if isinstance(keymap, dict) else {}
 
 
-def make_client(settings: Settings) -> Client:
+def make_client(settings: Settings | ClientSettings) -> Client:
     """The agenttui server's client (the personal server starts on demand), or with
     `in_process` the engine inside the TUI working the whole queue."""
     if settings.in_process:
@@ -117,6 +120,7 @@ class MainScreen(Screen[None]):
     """The four panes. (A named screen so modal screens and the detail screen stack on it.)"""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#agent-code"  # focused once: each focus change restyles the editor (:focus-within)
 
     def __init__(self, backend: str, defaults: EditorDefaults) -> None:
         super().__init__(id="main-screen")
@@ -124,6 +128,12 @@ class MainScreen(Screen[None]):
         self.defaults = defaults
 
     def compose(self) -> ComposeResult:
+        # The breakpoint class the first Resize would set, set before the widgets are styled:
+        # set after, it restyles every one of them.
+        width = self.app.size.width
+        current = max((b for b in self.HORIZONTAL_BREAKPOINTS if width >= b[0]), default=(0, ""))[1]
+        for _, name in self.HORIZONTAL_BREAKPOINTS:
+            self.set_class(name == current, name, update=False)
         yield StatusBar(self.backend, id="status-bar")
         with Horizontal(id="panes"):
             editor = EditorPane(self.defaults, id="editor")
@@ -168,7 +178,7 @@ class AgentTUI(App[int]):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | ClientSettings,
         *,
         client: Client | None = None,
         agent_path: Path | None = None,
@@ -177,6 +187,7 @@ class AgentTUI(App[int]):
         cursor_blink: bool = True,
         keymap: dict[str, str] | None = None,
         watch_interval_s: float | None = None,
+        first_snapshot: Future[Snapshot] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -187,6 +198,9 @@ class AgentTUI(App[int]):
         self.cursor_blink = cursor_blink
         self.keymap_overrides = load_keymap() if keymap is None else dict(keymap)
         self.watch_interval_s = watch_interval_s or WATCH_INTERVAL_S
+        # The first queue + history, fetched in a thread while Textual loaded (tui/launch.py).
+        self.first_snapshot = first_snapshot
+        self._first_shown = False
 
         self.selected_id: int | None = None
         self.views: dict[int, TestView] = {}
@@ -212,7 +226,7 @@ class AgentTUI(App[int]):
                 cpus=settings.default_cpus,
                 memory_mb=settings.default_memory_mb,
                 pids=settings.default_pids,
-                egress=getattr(settings, "default_egress", "provider-only"),
+                egress=settings.default_egress,
             ),
         )
 
@@ -240,9 +254,7 @@ class AgentTUI(App[int]):
         self.tabs = screen.query_one("#tests-tabs", TabbedContent)
         self.status_bar = screen.query_one(StatusBar)
         self._main_ready = True
-        if not self.cursor_blink:
-            for widget in self.main_screen.query("Input, TextArea"):
-                widget.cursor_blink = False  # type: ignore[attr-defined]
+        self._set_cursor_blink(self.main_screen)
         self.queue_table.clock = self.history_table.clock = self.clock
         self.queue_table.localtime = self.history_table.localtime = self.localtime
         if self.agent_path is not None:
@@ -253,6 +265,25 @@ class AgentTUI(App[int]):
         self.log_view.reset(None, "Select a test in the queue or history to see its log.")
         self.editor.query_one("#agent-code", TextArea).focus()
         self.set_interval(1.0, self._tick)
+        first = self.first_snapshot
+        if first is not None and first.done() and first.exception() is None:
+            self._show_first(*first.result())  # in the first frame, not after it
+
+    def _set_cursor_blink(self, root: Widget) -> None:
+        if not self.cursor_blink:
+            for widget in root.query("Input, TextArea"):
+                widget.cursor_blink = False  # type: ignore[attr-defined]
+
+    @on(OptionsForm.Mounted)
+    def _options_mounted(self, message: OptionsForm.Mounted) -> None:
+        self._set_cursor_blink(message.control)
+
+    def _show_first(self, queue: QueueView, history: list[TestView]) -> None:
+        if not self._first_shown:
+            self._first_shown = True
+            self._history_dirty = False  # (set again by any action meanwhile, which wakes the watcher)
+            self._queue_updated(QueueUpdated(queue))
+            self._history_updated(HistoryUpdated(history, ""))
 
     async def on_unmount(self) -> None:
         await self._close_client()
@@ -296,7 +327,13 @@ class AgentTUI(App[int]):
     @work(group="engine", exit_on_error=False)
     async def _open_engine(self) -> None:
         self._open_started = True
-        while True:  # e.g. a shared server that is down: say so, and keep trying
+        first: Snapshot | None = None
+        if self.first_snapshot is not None:
+            try:
+                first = await asyncio.wrap_future(self.first_snapshot)  # the server answered: open
+            except Exception:
+                pass  # tried again (and reported) below
+        while first is None:  # e.g. a shared server that is down: say so, and keep trying
             try:
                 await self.call(self.client.open())
                 break
@@ -313,20 +350,29 @@ class AgentTUI(App[int]):
             return
         while not self._main_ready:  # snapshots are handled by the main screen's widgets
             await asyncio.sleep(0.01)
-        self._watch_engine()
+        if first is not None:
+            self._show_first(*first)
+        self._watch_engine(first)
         try:
             await self.call(self.client.check_backend())
         except Exception as exc:
             self.post_message(EngineStatus(f"{self.settings.backend} unavailable: {exc}"))
 
     @work(group="watch", exclusive=True, exit_on_error=False)
-    async def _watch_engine(self) -> None:
+    async def _watch_engine(self, first: Snapshot | None = None) -> None:
         """Poll the queue (cheap) and reload the history when tests finish, the filter
-        changes, or every HISTORY_REFRESH_S; post snapshots as coalescing messages."""
+        changes, or every HISTORY_REFRESH_S; post snapshots as coalescing messages. `first`
+        is already shown: the polling starts one interval later."""
         last_queue: QueueView | None = None
         last_active: tuple[tuple[int, str], ...] | None = None
         last_history_at = 0.0
         problem = False
+        if first is not None:
+            last_queue = first[0]
+            last_active = tuple((t.id, t.status.value) for t in last_queue.tests)
+            last_history_at = time.monotonic()
+            with contextlib.suppress(asyncio.TimeoutError):  # woken at once by an action meanwhile
+                await asyncio.wait_for(self._wake.wait(), self.watch_interval_s)
         while not self._closed:
             try:
                 queue = await self.call(self.client.queue())
@@ -686,6 +732,8 @@ class AgentTUI(App[int]):
         self._engine_call("build the package", package)
 
     def action_show_detail(self) -> None:
+        from agenttui.tui.screens.detail import DetailScreen  # not needed for the first frame
+
         test_id = self._selected("open")
         if test_id is not None:
             self.push_screen(DetailScreen(test_id, localtime=self.localtime))
@@ -695,6 +743,8 @@ class AgentTUI(App[int]):
         self.main_screen.query_one("#history-filter", Input).focus()
 
     def action_clear_history(self) -> None:
+        from agenttui.tui.screens.confirm import ConfirmScreen
+
         def chosen(older_than_s: float | None) -> None:
             if older_than_s is None:
                 return
@@ -715,14 +765,15 @@ class AgentTUI(App[int]):
         )
 
     def action_help(self) -> None:
-        from agenttui.tui.screens.detail import DetailScreen as _Detail
+        from agenttui.tui.screens.detail import DetailScreen
+        from agenttui.tui.screens.help import EDITOR_KEYS, HelpScreen
 
         sections: list[tuple[str, Iterable[Any]]] = [
             ("Everywhere", self.BINDINGS),
             ("Editor", EDITOR_KEYS),
             ("Queue & history", HistoryTable.BINDINGS),
             ("Log pane", LogView.BINDINGS),
-            ("Detail screen", _Detail.BINDINGS),
+            ("Detail screen", DetailScreen.BINDINGS),
             ("Command palette", (("ctrl+p", "every action above, searchable (and Maximize a pane)"),)),
         ]
         self.push_screen(HelpScreen(sections))
@@ -740,6 +791,8 @@ class AgentTUI(App[int]):
             self.log_view.focus()
 
     def _leave_detail(self) -> None:
+        from agenttui.tui.screens.detail import DetailScreen
+
         if isinstance(self.screen, DetailScreen):
             self.pop_screen()
 
@@ -776,8 +829,12 @@ class AgentTUI(App[int]):
             yield SystemCommand(title, help_text, callback)
 
 
-def run_app(settings: Settings, agent_path: Path | None = None) -> int:
-    """Entry point used by `agenttui` (cli._run_tui)."""
-    app = AgentTUI(settings, agent_path=agent_path)
+def run_app(
+    settings: Settings | ClientSettings,
+    agent_path: Path | None = None,
+    first_snapshot: Future[Snapshot] | None = None,
+) -> int:
+    """Entry point used by `agenttui` (tui/launch.py)."""
+    app = AgentTUI(settings, agent_path=agent_path, first_snapshot=first_snapshot)
     result = app.run()
     return int(result or 0) if app.return_code is None else app.return_code

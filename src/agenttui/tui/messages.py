@@ -8,11 +8,14 @@ history snapshot is applied. Log batches never coalesce: every line must arrive.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from agenttui.client.models import LogEntry, QueueView, TestView
-from agenttui.domain import TestRequest
+
+if TYPE_CHECKING:
+    from agenttui.domain import TestRequest
 
 
 class QueueUpdated(Message):

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.lazy import Lazy
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
-from agenttui.domain import KNOWN_PROVIDERS, InvalidRequest, Priority, TestRequest
+from agenttui.lifecycle import InvalidRequest, Priority
+
+if TYPE_CHECKING:
+    from agenttui.domain import TestRequest
+
+# agenttui.domain.KNOWN_PROVIDERS (a test checks): the domain's models (pydantic) load only
+# when a request is collected, not for the first frame.
+PROVIDERS = ("ollama", "bedrock", "openai")
 
 STARTER_AGENT = '''\
 """A minimal agent: agenttui calls run(query) and shows what it returns."""
@@ -81,6 +91,25 @@ class FieldError(Static):
         self.set_class(bool(message), "-shown")
 
 
+class OptionsForm(VerticalScroll):
+    """The Options tab's fields. Mounted lazily, after the first frame (52 widgets that frame
+    does not show: ~100 ms of start-up); until then `collect()` reads the defaults."""
+
+    class Mounted(Message):
+        """The form's fields exist now (the app turns their cursor blink off in tests)."""
+
+        def __init__(self, form: OptionsForm) -> None:
+            super().__init__()
+            self.form = form
+
+        @property
+        def control(self) -> OptionsForm:
+            return self.form
+
+    def on_mount(self) -> None:
+        self.post_message(self.Mounted(self))
+
+
 class EditorPane(Vertical):
     """Everything a test request needs, with per-field validation messages."""
 
@@ -90,11 +119,24 @@ class EditorPane(Vertical):
         self.agent_filename = "agent.py"
         self.retry_of: int | None = None
 
+    def on_mount(self) -> None:
+        self.query_one("#agent-code", TextArea).language = "python"
+
+    def _initial(self) -> dict[str, str]:
+        """The Options fields' values before any edit (widget id -> value)."""
+        d = self.defaults
+        return {"provider": d.provider, "model": d.model_id, "provider-options": "", "timeout": str(d.timeout_s),
+                "priority": "normal", "egress": "", "cpus": f"{d.cpus:g}", "memory": str(d.memory_mb),
+                "pids": str(d.pids)}
+
     def compose(self) -> ComposeResult:
         d = self.defaults
+        v = self._initial()
         with TabbedContent(id="editor-tabs"):
             with TabPane(TAB_LABELS["tab-agent"], id="tab-agent"):
-                yield TextArea.code_editor(STARTER_AGENT, language="python", id="agent-code")
+                # Python is set on mount: given here, Textual would build the highlighting twice
+                # (at construction and again on mount), ~20 ms each.
+                yield TextArea.code_editor(STARTER_AGENT, id="agent-code")
                 yield FieldError(id=_error_id("agent_code"), classes="field-error")
             with TabPane(TAB_LABELS["tab-requirements"], id="tab-requirements"):
                 yield TextArea("", id="requirements", show_line_numbers=True, tab_behavior="focus")
@@ -103,38 +145,38 @@ class EditorPane(Vertical):
                 yield TextArea("", id="dockerfile", show_line_numbers=True, tab_behavior="focus")
                 yield FieldError(id=_error_id("dockerfile"), classes="field-error")
             with TabPane(TAB_LABELS["tab-options"], id="tab-options"):
-                with VerticalScroll(id="options-form"):
+                with Lazy(OptionsForm(id="options-form")):
                     yield from self._row(
                         "Provider", "provider.name",
-                        Select([(p, p) for p in KNOWN_PROVIDERS], value=d.provider, allow_blank=False,
+                        Select([(p, p) for p in PROVIDERS], value=v["provider"], allow_blank=False,
                                compact=True, id="provider"),
                     )
-                    yield from self._row("Model", "provider.model_id", Input(d.model_id, compact=True, id="model"))
+                    yield from self._row("Model", "provider.model_id", Input(v["model"], compact=True, id="model"))
                     yield from self._row(
                         "Env", "provider.options",
-                        Input("", placeholder="KEY=value, … (e.g. OLLAMA_HOST=…)", compact=True,
+                        Input(v["provider-options"], placeholder="KEY=value, … (e.g. OLLAMA_HOST=…)", compact=True,
                               id="provider-options"),
                     )
                     yield from self._row(
-                        "Timeout s", "timeout_s", Input(str(d.timeout_s), type="integer", compact=True, id="timeout")
+                        "Timeout s", "timeout_s", Input(v["timeout"], type="integer", compact=True, id="timeout")
                     )
                     yield from self._row(
                         "Priority", "priority",
-                        Select([(p.name.lower(), p.name.lower()) for p in Priority], value="normal",
+                        Select([(p.name.lower(), p.name.lower()) for p in Priority], value=v["priority"],
                                allow_blank=False, compact=True, id="priority"),
                     )
                     yield from self._row(
                         "Network", "egress",
                         Select([(f"server default ({d.egress})", ""), ("none", "none"),
                                 ("provider-only", "provider-only"), ("full", "full")],
-                               value="", allow_blank=False, compact=True, id="egress",
+                               value=v["egress"], allow_blank=False, compact=True, id="egress",
                                tooltip="What the agent may reach: nothing, its model endpoint only, or everything"),
                     )
-                    yield from self._row("CPUs", "limits.cpus", Input(f"{d.cpus:g}", type="number", compact=True, id="cpus"))
+                    yield from self._row("CPUs", "limits.cpus", Input(v["cpus"], type="number", compact=True, id="cpus"))
                     yield from self._row(
-                        "Memory MB", "limits.memory_mb", Input(str(d.memory_mb), type="integer", compact=True, id="memory")
+                        "Memory MB", "limits.memory_mb", Input(v["memory"], type="integer", compact=True, id="memory")
                     )
-                    yield from self._row("PIDs", "limits.pids", Input(str(d.pids), type="integer", compact=True, id="pids"))
+                    yield from self._row("PIDs", "limits.pids", Input(v["pids"], type="integer", compact=True, id="pids"))
         with Vertical(id="query-box"):
             yield Static("", id="retry-banner")
             with Horizontal(id="query-row"):
@@ -192,10 +234,20 @@ class EditorPane(Vertical):
     # ------------------------------------------------------------------ validation
     def collect(self) -> TestRequest:
         """The request the fields describe. Raises InvalidRequest naming each bad field."""
+        from agenttui.domain import TestRequest  # pydantic: not needed for the first frame
+
         errors: dict[str, str] = {}
+        try:
+            form: OptionsForm | None = self.query_one(OptionsForm)
+        except NoMatches:  # submitted before the lazy form was mounted: nothing was edited there
+            form = None
+        initial = self._initial()
+
+        def option(widget_id: str) -> str:
+            return str(form.query_one(f"#{widget_id}", Input | Select).value) if form else initial[widget_id]
 
         def number(widget_id: str, field: str, kind: type) -> Any:
-            raw = self.query_one(f"#{widget_id}", Input).value.strip()
+            raw = option(widget_id).strip()
             try:
                 return kind(raw)
             except ValueError:
@@ -203,7 +255,7 @@ class EditorPane(Vertical):
                 return None
 
         options: dict[str, str] = {}
-        raw_options = self.query_one("#provider-options", Input).value.strip()
+        raw_options = option("provider-options").strip()
         for part in filter(None, (p.strip() for p in raw_options.split(","))):
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
@@ -216,19 +268,19 @@ class EditorPane(Vertical):
             dockerfile=self.query_one("#dockerfile", TextArea).text,
             query=self.query_one("#query", Input).value,
             provider={
-                "name": str(self.query_one("#provider", Select).value),
-                "model_id": self.query_one("#model", Input).value.strip(),
+                "name": option("provider"),
+                "model_id": option("model").strip(),
                 "options": options,
             },
             timeout_s=number("timeout", "timeout_s", int),
-            priority=str(self.query_one("#priority", Select).value),
+            priority=option("priority"),
             limits={
                 "cpus": number("cpus", "limits.cpus", float),
                 "memory_mb": number("memory", "limits.memory_mb", int),
                 "pids": number("pids", "limits.pids", int),
             },
             agent_filename=self.agent_filename,
-            egress=str(self.query_one("#egress", Select).value) or None,
+            egress=option("egress") or None,
         )
         try:
             request = TestRequest.parse(**fields)
