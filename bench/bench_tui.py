@@ -13,6 +13,9 @@
    server already running (as after the first launch); (c) the very first launch, which
    starts the server; (d) `agenttui --in-process` (the engine inside the TUI, a new store).
 
+`--first-paint-only --repeat N` measures only the first paints, N times each (the load
+average is printed first; compare runs taken close together).
+
 Not part of the test run; numbers depend on the machine (and on its other load).
 """
 
@@ -163,9 +166,16 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=5_000, help="lines per delivered batch")
     parser.add_argument("--skip-tmux", action="store_true")
+    parser.add_argument("--first-paint-only", action="store_true", help="skip the log pane figures")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each first-paint figure")
     args = parser.parse_args()
     _isolate()
+    if not args.first_paint_only:
+        bench_log_pane(args)
+    bench_first_paint(args)
 
+
+def bench_log_pane(args: argparse.Namespace) -> None:
     pane = asyncio.run(bench_app_log_pane(args.lines, args.batch))
     bare = asyncio.run(bench_bare_log(args.lines, args.batch, per_line=False))
     per_line_total = min(args.lines, 30_000)
@@ -173,20 +183,24 @@ def main() -> None:
     print(f"log pane (agenttui, 120x40):     {pane:>12,.0f} lines/s  (target >= 100,000)")
     print(f"bare Log, batched write_lines:   {bare:>12,.0f} lines/s  (pane / bare = {pane / bare:.2f})")
     print(f"bare Log, one write_line a line: {per_line:>12,.0f} lines/s  (pane / per-line = {pane / per_line:.1f}x)")
-    firsts = sorted(asyncio.run(bench_first_paint_in_process()) for _ in range(3))
-    print(f"first paint, in-process app:     {firsts[1] * 1000:>12,.0f} ms  (median of 3, best "
-          f"{firsts[0] * 1000:,.0f} ms; run_test -> queue and history shown)")
+
+
+def bench_first_paint(args: argparse.Namespace) -> None:
+    n = args.repeat
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    firsts = [asyncio.run(bench_first_paint_in_process()) for _ in range(n)]
+    print(_median_line("first paint, in-process app:    ", firsts, "run_test -> queue and history shown"))
     if not args.skip_tmux:
         try:
             cold = bench_first_paint_tmux(in_process=False)  # this one starts the personal server
-            samples = [bench_first_paint_tmux(in_process=False) for _ in range(3)]
+            samples = [bench_first_paint_tmux(in_process=False) for _ in range(n)]
         finally:
             stop_personal_server()
         print(_median_line("first paint, agenttui in tmux:  ", samples,
                            "launch -> status bar with the queue, Python start-up included; the personal "
                            "server running, as after the first launch"))
         print(_median_line("first paint, first launch:      ", [cold], "the personal server starts too"))
-        samples = [bench_first_paint_tmux() for _ in range(3)]
+        samples = [bench_first_paint_tmux() for _ in range(n)]
         print(_median_line("first paint, --in-process:      ", samples, "the engine in the TUI, new store"))
 
 
