@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         le=16,
         description="Containers started ahead and kept waiting per kind of test (docker backend; 0: off).",
     )
+    warm_pool_max: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="After a burst of tests of a kind, up to this many wait for the next (at most max_concurrent).",
+    )
     warm_pool_idle_s: float = Field(
         default=600.0, ge=10, description="A waiting container is replaced after this long unused."
     )

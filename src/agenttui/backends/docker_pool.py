@@ -11,7 +11,9 @@ nonce, provider settings, secrets) beside the runner, and writes one byte into t
 A kind is what a container cannot change once created: the image, the network (egress `none`
 or `full`: `provider-only` tests need their own sidecar, so they start cold) and the limits.
 Every container serves one test and is removed with it, exactly like a cold one; the pool then
-starts a replacement. Waiting containers print nothing, exit by themselves after
+starts a replacement. `warm_pool` containers of a kind wait; after a burst of tests of the kind
+(several starting within BURST_WINDOW_S), as many as the burst (up to `warm_pool_max`) wait for
+the next one, until the burst is `warm_pool_idle_s` old. Waiting containers print nothing, exit by themselves after
 `warm_pool_idle_s` (when their server is gone), and are replaced before that while their server
 lives. A server sweeps the waiting containers of pools whose server died (their lock file is
 free) when its own pool starts.
@@ -47,6 +49,8 @@ JOB_FILE = "job.json"  # the test's environment, written before the signal
 MAX_KINDS = 4  # kinds kept warm at once (least recently used goes)
 READY_TIMEOUT_S = 20.0  # a started container reaches its pipe well within this
 EXPIRY_MARGIN_S = 5.0  # replaced this long before the runner would give up by itself
+BURST_WINDOW_S = 10.0  # tests of a kind starting within this long count as one burst
+FILL_AT_ONCE = 4  # waiting containers started together when refilling after a burst
 
 
 @dataclass
@@ -63,6 +67,7 @@ class WarmPool:
         self.backend = backend
         self.settings = backend.settings
         self.size = self.settings.warm_pool
+        self.max_size = max(self.size, min(self.settings.warm_pool_max, self.settings.max_concurrent))
         self.idle_s = self.settings.warm_pool_idle_s
         self.owner = uuid.uuid4().hex[:12]
         self.home = self.settings.staging_dir
@@ -72,6 +77,8 @@ class WarmPool:
         self._numbers = itertools.count(1)
         self._notes: dict[str, list[str]] = {}
         self.cold_starts = 0  # tests being started without a waiting container (docker.py counts)
+        self._starts: dict[str, list[float]] = {}  # kind -> recent start times (BURST_WINDOW_S)
+        self._peaks: dict[str, tuple[int, float]] = {}  # kind -> (biggest recent burst, when)
         self._lock_fd: int | None = None
         self._closed = False
 
@@ -94,8 +101,10 @@ class WarmPool:
         if kind is None:
             return None
         await self.start_once()
+        self._recipes.pop(kind, None)
         self._recipes[kind] = (spec, image)
         self._recipes = dict(list(self._recipes.items())[-MAX_KINDS:])  # most recent kinds
+        self._note_demand(kind)
         waiting = self._ready.get(kind, [])
         container_id = None
         while waiting and container_id is None:
@@ -169,31 +178,58 @@ class WarmPool:
             os.close(fd)
 
     # ------------------------------------------------------------------ keeping it warm
+    def _note_demand(self, kind: str) -> None:
+        """Count a test of `kind` starting; remember the biggest burst (tests of the kind
+        starting within BURST_WINDOW_S) until it is warm_pool_idle_s old."""
+        now = time.monotonic()
+        starts = self._starts.setdefault(kind, [])
+        starts[:] = [t for t in starts if now - t < BURST_WINDOW_S] + [now]
+        burst, seen = self._peaks.get(kind, (0, 0.0))
+        if len(starts) >= burst or now - seen > self.idle_s:
+            self._peaks[kind] = (len(starts), now)
+
+    def target(self, kind: str) -> int:
+        """How many containers of `kind` to keep waiting: `warm_pool`, or after a burst of
+        tests of the kind, as many as the burst (up to `warm_pool_max`) until it is old."""
+        burst, seen = self._peaks.get(kind, (0, 0.0))
+        if time.monotonic() - seen > self.idle_s:
+            burst = 0
+        return max(self.size, min(self.max_size, burst))
+
     def _fill(self, kind: str) -> None:
-        if self._closed or kind in self._filling or len(self._ready.get(kind, [])) >= self.size:
+        if self._closed or kind in self._filling or len(self._ready.get(kind, [])) >= self.target(kind):
             return
         task = asyncio.get_running_loop().create_task(self._fill_kind(kind), name="agenttui-warm-pool")
         self._filling[kind] = task
         task.add_done_callback(lambda _t: self._filling.pop(kind, None))
 
     async def _fill_kind(self, kind: str) -> None:
-        while not self._closed and kind in self._recipes and len(self._ready.get(kind, [])) < self.size:
+        while not self._closed and kind in self._recipes:
+            missing = self.target(kind) - len(self._ready.get(kind, []))
+            if missing <= 0:
+                return
             # Tests starting cold come first: a burst of them is slowed by every extra start
             # (the pause lets the rest of a burst claimed together reach their start).
             await asyncio.sleep(0.2)
             while self.cold_starts > 0 and not self._closed:
                 await asyncio.sleep(0.05)
-            spec, image = self._recipes[kind]
-            try:
-                waiting = await self._start_waiting(spec, image)
-            except Exception as exc:  # the pool is an optimisation: cold starts still work
-                log.warning("warm pool: could not start a waiting container: %s", exc)
-                return
             if self._closed:
-                await self._discard(waiting)
                 return
-            self._ready.setdefault(kind, []).append(waiting)
-            self._keep_until_expiry(waiting, kind)
+            spec, image = self._recipes[kind]
+            started = await asyncio.gather(
+                *(self._start_waiting(spec, image) for _ in range(min(missing, FILL_AT_ONCE))),
+                return_exceptions=True,
+            )
+            for waiting in started:
+                if isinstance(waiting, BaseException):  # an optimisation: cold starts still work
+                    log.warning("warm pool: could not start a waiting container: %s", waiting)
+                elif self._closed:
+                    await self._discard(waiting)
+                else:
+                    self._ready.setdefault(kind, []).append(waiting)
+                    self._keep_until_expiry(waiting, kind)
+            if any(isinstance(w, BaseException) for w in started):
+                return
 
     async def settled(self) -> list[str]:
         """Wait for the containers being started ahead; returns the ids of those waiting."""
@@ -206,7 +242,7 @@ class WarmPool:
 
     def _expire(self, waiting: _Waiting, kind: str) -> None:
         queue = self._ready.get(kind, [])
-        if waiting in queue:  # not taken meanwhile: replace it
+        if waiting in queue:  # not taken meanwhile: replace it (if the kind's demand still asks)
             queue.remove(waiting)
             asyncio.get_running_loop().create_task(self._discard(waiting))
             self._fill(kind)
@@ -326,10 +362,13 @@ class WarmPool:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._filling.values()):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        filling = list(self._filling.values())
+        if filling:
+            # Let containers being created finish and be removed: cancelled mid-request, the
+            # engine could still create one after our delete, and it would outlive us.
+            _done, stuck = await asyncio.wait(filling, timeout=READY_TIMEOUT_S + 10)
+            for task in stuck:
+                task.cancel()
         waiting = [w for queue in self._ready.values() for w in queue]
         self._ready.clear()
         for w in waiting:
