@@ -269,6 +269,7 @@ class Store:
         self._lock_path: str | None = f"{path}-writers.lock" if path and path != ":memory:" else None
         self._lock_fd: int | None = None  # opened by the writer thread, on its first write
         self._changed = asyncio.Event()  # set (and replaced) when a write of this process commits
+        self._writer_conn: Connection | None = None  # the writer thread's own (SQLite)
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
         if sync_engine is not None:
@@ -309,6 +310,9 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
+            if self._writer_conn is not None:
+                assert self._writer is not None
+                await asyncio.get_running_loop().run_in_executor(self._writer, self._writer_conn.close)
             for pool in (self._writer, self._readers):
                 assert pool is not None
                 await asyncio.to_thread(pool.shutdown)
@@ -354,12 +358,17 @@ class Store:
 
     def _sqlite_tx(self, body: Callable[[Connection], T], write: bool) -> T:
         assert self.sync_engine is not None
-        with self._writers_turn() if write else contextlib.nullcontext():
-            with self.sync_engine.connect() as conn:
-                if write:
-                    conn.execution_options(sqlite_immediate=True)
-                with conn.begin():
-                    return body(conn)
+        if not write:
+            with self.sync_engine.connect() as conn, conn.begin():
+                return body(conn)
+        with self._writers_turn():
+            # The writer thread keeps its connection: a pool check-out and reset per write
+            # cost as much as a claim's statements.
+            conn = self._writer_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._writer_conn = self.sync_engine.connect().execution_options(sqlite_immediate=True)
+            with conn.begin():
+                return body(conn)
 
     @contextlib.contextmanager
     def _writers_turn(self) -> Iterator[None]:
