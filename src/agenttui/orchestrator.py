@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,7 +240,9 @@ class Orchestrator:
         if not adopted:
             # A fresh secret per attempt, stored so an adopter recognises the same run's record.
             nonce = new_nonce()
-            await self._write(run, result_nonce=nonce)
+            await self._write(
+                run, note=f"[agenttui] attempt {test.attempt}: preparing image (owner {self.owner_id})", result_nonce=nonce
+            )
             run.test = test = test.model_copy(update={"result_nonce": nonce})
         try:
             secrets = await self._secrets(test)
@@ -275,7 +277,6 @@ class Orchestrator:
 
     async def _build_and_start(self, run: _Run, spec: RunSpec) -> str | None:
         test = run.test
-        await self._log(run, f"[agenttui] attempt {test.attempt}: preparing image (owner {self.owner_id})")
         started = time.monotonic()
 
         def on_build_log(line: str) -> None:
@@ -305,23 +306,21 @@ class Orchestrator:
         image, built = prepare.result()
         run.build_s = time.monotonic() - started if built else 0.0
         run.image_built = built
-        await self._log(
-            run, f"[agenttui] image {image} " + (f"built in {run.build_s:.1f} s" if built else "reused (no build)")
-        )
+        image_note = f"[agenttui] image {image} " + (f"built in {run.build_s:.1f} s" if built else "reused (no build)")
         if run.cancel.is_set():
+            await self._log(run, image_note)
             await self._end(run, Status.CANCELLED, error="cancelled while building")
             return None
         # The name is deterministic: persisting it first means a crash right after start
         # still leaves the container findable by whoever adopts the test.
-        await self._write(run, handle=spec.name, image=image)
+        await self._write(run, note=image_note, handle=spec.name, image=image)
         handle = await self.backend.start(spec, image)
-        await self._mark_running(run, handle)
-        for note in getattr(self.backend, "take_notes", lambda name: [])(spec.name):
-            await self._log(run, f"[agenttui] {note}")
-        await self._log(run, f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
+        notes = [f"[agenttui] {note}" for note in getattr(self.backend, "take_notes", lambda name: [])(spec.name)]
+        notes.append(f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
+        await self._mark_running(run, handle, notes)
         return handle
 
-    async def _mark_running(self, run: _Run, handle: str) -> None:
+    async def _mark_running(self, run: _Run, handle: str, notes: Sequence[str] = ()) -> None:
         """BUILDING -> RUNNING with the handle; the deadline starts now and is stored, so a
         timeout also fires for whoever adopts the test later."""
         run.handle = handle
@@ -330,6 +329,7 @@ class Orchestrator:
             run.test.id,  # type: ignore[arg-type]
             Status.RUNNING,
             fence=run.fence,
+            notes=notes,
             handle=handle,
             running_at=now,
             deadline_at=now + run.test.request.timeout_s,
@@ -423,6 +423,7 @@ class Orchestrator:
             run.log_batches += 1
             lines: list[tuple[float, str, str]] = []  # LogLines are such tuples
             texts: list[str] = []  # the texts of lines, to be redacted together
+            found: dict[str, str] = {}  # the harness record, when this batch has it
             for line in batch.lines:
                 text = line.text
                 if line.stream == "stdout":
@@ -431,7 +432,9 @@ class Orchestrator:
                         if record is not None:
                             texts = self._redact_into(redact, lines, texts)  # in stream order
                             run.result = record
-                            await self._write(run, result_json=redact(json.dumps(record)))
+                            # Stored with this batch: an adopter whose container is gone
+                            # still knows the outcome.
+                            found["result_json"] = redact(json.dumps(record))
                             continue
                     run.stdout_tail.append(text)
                 if full:
@@ -453,7 +456,9 @@ class Orchestrator:
                             full = True  # the store writes its truncation notice here; no more is sent
                             del lines[index + 1 :]
                             break
-            ok = await self.store.append_logs(run.test.id, lines, fence=run.fence, cursor=batch.cursor)  # type: ignore[arg-type]
+            ok = await self.store.append_logs(
+                run.test.id, lines, fence=run.fence, cursor=batch.cursor, **found  # type: ignore[arg-type]
+            )
             if not ok:
                 raise LeaseLost()
 
@@ -567,9 +572,9 @@ class Orchestrator:
         for key in ("error", "response"):
             if isinstance(fields.get(key), str):
                 fields[key] = run.redact(fields[key])
-        # The closing line goes in before the status changes, so whoever sees the end has it.
-        await self._log(run, f"[agenttui] {status.value}" + (f": {fields['error']}" if fields.get("error") else ""))
-        moved = await self.store.transition(test_id, status, fence=run.fence, **fields)
+        # The closing line goes in with the status change, so whoever sees the end has it.
+        closing = f"[agenttui] {status.value}" + (f": {fields['error']}" if fields.get("error") else "")
+        moved = await self.store.transition(test_id, status, fence=run.fence, notes=[closing], **fields)
         if moved is None:
             raise LeaseLost()
         run.test = moved

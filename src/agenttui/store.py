@@ -613,8 +613,12 @@ class Store:
         return await self._write_tx(body)
 
     # ------------------------------------------------------------------ fenced writes
-    async def update_fenced(self, test_id: int, fence: Fence, **values: Any) -> bool:
-        """Write fields only while `fence` still holds the test. False: lost it."""
+    async def update_fenced(self, test_id: int, fence: Fence, *, note: str | None = None, **values: Any) -> bool:
+        """Write fields (and a `note` line of the engine's in the log) only while `fence`
+        still holds the test. False: lost it."""
+        if note is not None:
+            line = [(time.time(), "system", note)]
+            return await self._write_tx(lambda conn: self._append_in(conn, test_id, line, fence=fence, values=values))
         values["updated_at"] = time.time()
         query = (
             update(TESTS)
@@ -626,15 +630,28 @@ class Store:
         return await self._write_tx(lambda conn: conn.execute(query).rowcount == 1)
 
     async def transition(
-        self, test_id: int, to: Status, *, fence: Fence | None = None, **values: Any
+        self,
+        test_id: int,
+        to: Status,
+        *,
+        fence: Fence | None = None,
+        notes: Sequence[str] = (),
+        **values: Any,
     ) -> TestRecord | None:
-        """Move a test to `to` if the table allows it from its current status.
+        """Move a test to `to` if the table allows it from its current status, writing the
+        engine's `notes` to its log in the same transaction (a follower that sees the end has
+        every line).
 
         With a fence, only the holder of (lease_owner, attempt) may do it: returns None when
         the fence no longer holds. An illegal transition raises IllegalTransition (logged)."""
         now = time.time()
 
         def body(conn: Connection) -> TestRecord | None:
+            if notes:
+                lines = [(now, "system", note) for note in notes]
+                if not self._append_in(conn, test_id, lines, fence=fence):
+                    log.info("test %s: %s no longer holds it; %s dropped", test_id, fence and fence.owner, to.value)
+                    return None
             row = conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update()).first()
             if row is None:
                 raise KeyError(test_id)
@@ -707,64 +724,76 @@ class Store:
         *,
         fence: Fence | None = None,
         cursor: str | None = None,
+        **values: Any,
     ) -> bool:
         """Append (ts, stream, text) lines in one transaction, with the backend cursor that
-        follows them, so a resumed stream neither repeats nor skips (R-6). Past the per-test
-        cap, lines are counted but not stored and one truncation notice is written (R-19)."""
-        now = time.time()
+        follows them, so a resumed stream neither repeats nor skips (R-6), and any other
+        `values` of the test (e.g. the harness record seen among them). Past the per-test cap,
+        lines are counted but not stored and one truncation notice is written (R-19)."""
+        return await self._write_tx(
+            lambda conn: self._append_in(conn, test_id, lines, fence=fence, cursor=cursor, values=values)
+        )
+
+    def _append_in(
+        self,
+        conn: Connection,
+        test_id: int,
+        lines: Sequence[tuple[float, str, str]],
+        *,
+        fence: Fence | None = None,
+        cursor: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """append_logs inside a transaction of its caller's."""
         cap = self.log_max_bytes
         # What the lines add to the test's log bytes, counted at once (each line's UTF-8
         # size + 1): a batch that stays under the cap needs no line-by-line check.
         total = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1 if lines else 0
-
-        def body(conn: Connection) -> bool:
-            row = conn.execute(
-                select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
-                .where(TESTS.c.id == test_id)
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise KeyError(test_id)
-            if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
-                return False
-            seq, used, truncated = row.log_seq, row.log_bytes, row.log_truncated
-            if not truncated and used + total <= cap:
-                rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(lines, seq + 1)]
-                seq += len(rows)
-                used += total
-            else:
-                rows = []
-                for ts, stream, text in lines:
-                    size = len(text.encode("utf-8", "replace")) + 1
-                    # The engine's own lines (a handful per attempt: stop reasons, the outcome)
-                    # are kept past the cap, so a flooded log still ends with what happened.
-                    engine_line = stream == "system"
-                    if not truncated and not engine_line and used + size > cap:
-                        truncated = True
-                        seq += 1
-                        notice = (
-                            f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
-                            "later output is not stored (the agent keeps running)"
-                        )
-                        rows.append((test_id, seq, ts, "system", notice))
-                    if truncated and not engine_line:
-                        continue
+        row = conn.execute(
+            select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
+            .where(TESTS.c.id == test_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise KeyError(test_id)
+        if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
+            return False
+        seq, used, truncated = row.log_seq, row.log_bytes, row.log_truncated
+        if not truncated and used + total <= cap:
+            rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(lines, seq + 1)]
+            seq += len(rows)
+            used += total
+        else:
+            rows = []
+            for ts, stream, text in lines:
+                size = len(text.encode("utf-8", "replace")) + 1
+                # The engine's own lines (a handful per attempt: stop reasons, the outcome)
+                # are kept past the cap, so a flooded log still ends with what happened.
+                engine_line = stream == "system"
+                if not truncated and not engine_line and used + size > cap:
+                    truncated = True
                     seq += 1
-                    used += size
-                    rows.append((test_id, seq, ts, stream, text))
-            if rows:
-                # The driver's own executemany: building SQLAlchemy parameters per row cost
-                # more than SQLite's insert of it.
-                conn.exec_driver_sql(_insert_logs_sql(conn.dialect.paramstyle), rows)
-            values: dict[str, Any] = dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
-            if cursor is not None:
-                values["log_cursor"] = cursor
-            if rows or cursor is not None:
-                values["updated_at"] = now
-                conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**values))
-            return True
-
-        return await self._write_tx(body)
+                    notice = (
+                        f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
+                        "later output is not stored (the agent keeps running)"
+                    )
+                    rows.append((test_id, seq, ts, "system", notice))
+                if truncated and not engine_line:
+                    continue
+                seq += 1
+                used += size
+                rows.append((test_id, seq, ts, stream, text))
+        if rows:
+            # The driver's own executemany: building SQLAlchemy parameters per row cost
+            # more than SQLite's insert of it.
+            conn.exec_driver_sql(_insert_logs_sql(conn.dialect.paramstyle), rows)
+        changes: dict[str, Any] = dict(values or {}, log_seq=seq, log_bytes=used, log_truncated=truncated)
+        if cursor is not None:
+            changes["log_cursor"] = cursor
+        if rows or cursor is not None or values:
+            changes["updated_at"] = time.time()
+            conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**changes))
+        return True
 
     async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
         return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)

@@ -221,3 +221,24 @@ async def test_a_small_claim_takes_the_same_tests_as_ranking_the_whole_queue(sto
         expected = [entry[-1] for entry in sorted(ranked)[:take]]
         claimed = await store.claim("w", cap=100, lease_s=60, limit=take)
         assert [t.id for t in claimed] == expected
+
+
+async def test_engine_notes_ride_on_the_write_they_describe(store):
+    test = await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("w", cap=5, lease_s=60)
+    fence = Fence("w", claimed.attempt)
+    assert await store.update_fenced(test.id, fence, note="preparing", result_nonce="n1")
+    moved = await store.transition(test.id, Status.RUNNING, fence=fence, notes=["started", "running"], handle="h")
+    assert moved.state is Status.RUNNING and moved.handle == "h" and moved.result_nonce == "n1"
+    assert await store.append_logs(test.id, [(0.0, "stdout", "out")], fence=fence, result_json='{"ok": true}')
+    assert (await store.get(test.id)).result_json == '{"ok": true}'
+    # A writer that lost the test writes neither its note nor its change.
+    stale = Fence("someone-else", claimed.attempt)
+    assert not await store.update_fenced(test.id, stale, note="stale", handle="other")
+    assert await store.transition(test.id, Status.COMPLETED, fence=stale, notes=["stale end"]) is None
+    ended = await store.transition(test.id, Status.COMPLETED, fence=fence, notes=["COMPLETED"])
+    assert ended.state is Status.COMPLETED and ended.handle == "h"
+    assert [(line.seq, line.stream, line.text) for line in await store.logs(test.id)] == [
+        (1, "system", "preparing"), (2, "system", "started"), (3, "system", "running"),
+        (4, "stdout", "out"), (5, "system", "COMPLETED"),
+    ]
