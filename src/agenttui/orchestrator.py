@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 1.0
 MAINTENANCE_INTERVAL_S = 600.0
 DRAIN_TIMEOUT_S = 10.0  # how long logs may lag behind the container's exit
+RECOVERY_TAIL_LINES = 20  # read from the log file's end when the stream lost the result record
 TRUNCATION_NOTICE_ROOM = 64  # room past log_max_line for a backend's "…[line truncated: N bytes]"
 
 
@@ -403,6 +404,8 @@ class Orchestrator:
                     if run.log_batches == batches:
                         log.warning("test %s: log stream stalled %s s after exit", run.test.id, DRAIN_TIMEOUT_S)
                         break
+            if run.result is None and run.test.result is None:
+                await self._recover_result(run, handle, redact)
             return exit_info
         finally:
             sampler.cancel()
@@ -410,6 +413,26 @@ class Orchestrator:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(waiter, pump, sampler, return_exceptions=True)
+
+    async def _recover_result(self, run: _Run, handle: str, redact: Redactor) -> None:
+        """Docker's log stream can lose the end of a log whose file rotated under a flood, and
+        the harness record with it; the end of the log's file still has it."""
+        last_lines = getattr(self.backend, "last_lines", None)
+        if last_lines is None:
+            return
+        try:
+            lines = await last_lines(handle, RECOVERY_TAIL_LINES)
+        except Exception as exc:  # the outcome is then decided without the record
+            log.warning("test %s: could not read the end of its log: %s", run.test.id, exc)
+            return
+        nonce = run.test.result_nonce or ""
+        for line in reversed(lines):
+            record = parse_result_line(line.text, nonce) if line.stream == "stdout" else None
+            if record is not None:
+                log.info("test %s: its result record was read from the end of its log file", run.test.id)
+                run.result = record
+                await self._write(run, result_json=redact(json.dumps(record)))
+                return
 
     async def _pump_logs(self, run: _Run, handle: str, redact: Redactor) -> None:
         nonce = run.test.result_nonce or ""

@@ -167,6 +167,25 @@ def test_sigkill_of_the_orchestrator_then_adoption_is_gapless(cli, agenttui_cmd,
     assert containers_of(test_id) == []
 
 
+def test_a_flood_through_rotating_log_files_still_reports_its_result(cli, write_agent):
+    """Docker's log stream loses the end of a log whose file rotates under a flood (a plain
+    `docker logs -f` missed the last line of 4 floods in 5 here), the harness record with it:
+    the outcome must still be read. 60 MB through the engine's 3 x 1 MB files, four times."""
+    agent = write_agent(
+        "import sys\n"
+        "def run(query):\n"
+        "    line = 'x' * 999 + '\\n'\n"
+        "    for _ in range(60_000):\n"
+        "        sys.stdout.write(line)\n"
+        "    return 'flooded ' + query\n"
+    )
+    for attempt in range(4):
+        result = cli("submit", str(agent), "--query", str(attempt), "--json", env={"AGENTTUI_LOG_MAX_BYTES": "1000000"})
+        record = json.loads(result.stdout)
+        assert (record["status"], record["response"]) == ("COMPLETED", f"flooded {attempt}"), record["error"]
+        assert record["log_truncated"] is True
+
+
 def test_memory_hog_is_reported_as_oom_with_its_peak(cli, write_agent):
     agent = write_agent(
         "import time\n"

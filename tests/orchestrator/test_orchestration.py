@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from agenttui.backends.base import InfraError
+from agenttui.backends.base import InfraError, LogBatch
 from agenttui.backends.noop import NoopBackend
 from agenttui.config import load_settings
 from agenttui.domain import FailureKind, Status, TestRequest
@@ -28,6 +28,24 @@ class FlakyBackend(NoopBackend):
         if len(self.prepare_times) <= self.failures:
             raise InfraError("engine hiccup")
         return await super().prepare(spec, on_log)
+
+
+class LossyStreamBackend(NoopBackend):
+    """Its log stream loses the last line (as Docker's does when a flood rotates the log
+    file under it); the end of its log file still has it."""
+
+    def __init__(self, file_has_it: bool):
+        super().__init__()
+        self.file_has_it = file_has_it
+        self.tail: list = []
+
+    async def logs(self, handle, cursor):
+        async for batch in super().logs(handle, cursor):
+            self.tail = list(batch.lines)
+            yield LogBatch(batch.lines[:-1], batch.cursor)
+
+    async def last_lines(self, handle, count):
+        return self.tail[-count:] if self.file_has_it else self.tail[:-1][-count:]
 
 
 def request(query="q"):
@@ -122,3 +140,12 @@ async def test_a_queue_worker_archives_old_history(tmp_path):
         assert (await store.get(test.id)).state is Status.ARCHIVED
     finally:
         await store.close()
+
+
+async def test_a_result_record_the_log_stream_lost_is_read_from_the_end_of_the_log(tmp_path):
+    test, log = await run_one(tmp_path, LossyStreamBackend(file_has_it=True))
+    assert test.state is Status.COMPLETED and test.response == "noop: q"
+    assert test.result is not None and test.result["success"] is True
+    # Nothing is made up when the file has no record either: the test fails, saying why.
+    test, _ = await run_one(tmp_path / "second", LossyStreamBackend(file_has_it=False))
+    assert test.state is Status.FAILED and test.error == "the agent exited without reporting a result"

@@ -77,6 +77,7 @@ LOG_BATCH_DELAY_S = 0.03
 LOG_READ_CHUNK = 1024 * 1024  # whatever the connection has buffered, up to this
 LOG_COALESCE_S = 0.005  # see _read_logs
 LOG_COALESCE_BYTES = 32 * 1024
+FOLLOW_IDLE_CHECK_S = 2.0  # a follow quiet this long checks that its container still runs
 MAX_FRAME_BYTES = 4 * 1024 * 1024  # json-file frames are ~16 KiB; anything huge is corruption
 # The result record may be much longer than an ordinary line (runner caps the response).
 RESULT_LINE_MAX_CHARS = 2_000_000
@@ -1151,18 +1152,37 @@ class DockerBackend:
 
     async def logs(self, handle: str, cursor: str | None) -> AsyncIterator[LogBatch]:
         decoder = LogDecoder(self.settings.log_max_line, cursor)
-        async for batch in self._read_logs(handle, decoder, follow=True):
-            yield batch
-        # Docker can end a follow just before the container's last message is stored (seen
-        # with a final partial line): one plain read from the cursor picks up stragglers.
+        while True:
+            async for batch in self._read_logs(handle, decoder, follow=True):
+                yield batch
+            if not await self._is_running(handle):
+                break
+            # Docker ended a follow while the container runs (seen when its log file
+            # rotates under a flood): follow again from the cursor.
+            log.info("log follow of %s ended while it runs; following again", handle[:12])
+            decoder = decoder.continuation()
+        # Docker can end a follow before the container's last lines are delivered (a final
+        # partial line; or rotation: a follower missed the last line in 4 of 5 floods through
+        # 20 MB files), and can stall one after the container's exit: one plain read from the
+        # cursor picks up the rest.
         catch_up = decoder.continuation()
         async for batch in self._read_logs(handle, catch_up, follow=False):
             yield batch
 
+    async def last_lines(self, handle: str, count: int) -> list[LogLine]:
+        """The last `count` lines of the container's log, read from the end of its files."""
+        lines: list[LogLine] = []
+        decoder = LogDecoder(self.settings.log_max_line, None)
+        async for batch in self._read_logs(handle, decoder, follow=False, tail=count):
+            lines += batch.lines
+        return lines
+
     async def _read_logs(
-        self, handle: str, decoder: LogDecoder, follow: bool
+        self, handle: str, decoder: LogDecoder, follow: bool, tail: int | None = None
     ) -> AsyncIterator[LogBatch]:
         params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": "1" if follow else "0"}
+        if tail is not None:
+            params["tail"] = str(tail)
         if decoder.since_param:
             params["since"] = decoder.since_param
         docker = await self._client()
@@ -1209,11 +1229,13 @@ class DockerBackend:
                     await asyncio.sleep(min(LOG_COALESCE_S, max(0.0, deadline - loop.time())))
                 try:
                     async with asyncio.timeout(
-                        max(0.0, deadline - loop.time()) if batch else None
+                        max(0.0, deadline - loop.time()) if batch else (FOLLOW_IDLE_CHECK_S if follow else None)
                     ):
                         chunk = await self._read_chunk(response, handle)
                 except TimeoutError:
-                    continue  # time to flush the batch
+                    if batch or await self._is_running(handle):
+                        continue  # time to flush the batch, or a quiet agent
+                    break  # exited, and the follow says nothing more: the caller reads the rest
                 if not chunk:
                     break
                 data, position = (data[position:] + chunk if position < len(data) else chunk), 0
@@ -1223,6 +1245,10 @@ class DockerBackend:
                 yield LogBatch(batch, decoder.cursor())
         finally:
             response.close()
+
+    async def _is_running(self, handle: str) -> bool:
+        info = await self._inspect_raw(handle)
+        return bool(info and info.get("State", {}).get("Running"))
 
     async def _read_chunk(self, response: aiohttp.ClientResponse, handle: str) -> bytes:
         try:
