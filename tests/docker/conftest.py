@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import sqlite3
@@ -6,6 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from agenttui.backends.base import RunSpec
+from agenttui.domain import TestRequest
+from agenttui.harness import new_nonce
 
 from ..helpers import wait_for  # noqa: F401  (used by the tests that import it from here)
 
@@ -63,3 +68,19 @@ def show_json(cli, test_id: int) -> dict:
     result = cli("show", str(test_id), "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+TEST_IDS = itertools.count(1)  # per session: with a store id, unique container names
+
+
+def new_spec(request: TestRequest, *, store_id: str, env: dict | None = None) -> tuple[RunSpec, str]:
+    """A first attempt of a new test of `store_id`, with the harness's query and a fresh nonce."""
+    nonce = new_nonce()
+    spec = RunSpec(
+        test_id=next(TEST_IDS),
+        attempt=1,
+        store_id=store_id,
+        request=request,
+        env={"AGENTTUI_QUERY": request.query, "AGENTTUI_RESULT_NONCE": nonce, **(env or {})},
+    )
+    return spec, nonce

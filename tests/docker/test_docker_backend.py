@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import subprocess
 import time
@@ -16,12 +15,13 @@ from agenttui.backends.base import BuildError, InfraError, LogLine, RunSpec
 from agenttui.backends.docker import DockerBackend
 from agenttui.config import load_settings
 from agenttui.domain import TestRequest
-from agenttui.harness import new_nonce, parse_result_line
+from agenttui.harness import parse_result_line
+
+from .conftest import TEST_IDS, new_spec
 
 pytestmark = pytest.mark.docker
 
 STORE_ID = uuid.uuid4().hex  # one per session: names and labels never collide with others'
-_test_ids = itertools.count(1)
 SIX = "six==1.16.0"
 
 
@@ -74,14 +74,7 @@ async def launch(backend):
             limits=limits or {"cpus": 1, "memory_mb": 256, "pids": 100},
             timeout_s=60,
         )
-        nonce = new_nonce()
-        spec = RunSpec(
-            test_id=next(_test_ids),
-            attempt=1,
-            store_id=STORE_ID,
-            request=request,
-            env={"AGENTTUI_QUERY": query, "AGENTTUI_RESULT_NONCE": nonce},
-        )
+        spec, nonce = new_spec(request, store_id=STORE_ID)
         image, _built = await chosen.prepare(spec, on_log or (lambda line: None))
         handle = await chosen.start(spec, image)
         handles.append(handle)
@@ -287,7 +280,7 @@ async def test_a_container_that_cannot_start_is_not_left_behind(backend):
         query="q",
         dockerfile=f"FROM {base}\nUSER no-such-user\n",
     )
-    spec = RunSpec(test_id=next(_test_ids), attempt=1, store_id=STORE_ID, request=request, env={})
+    spec = RunSpec(test_id=next(TEST_IDS), attempt=1, store_id=STORE_ID, request=request, env={})
     image, _built = await backend.prepare(spec, lambda line: None)
     try:
         with pytest.raises(BuildError, match="unable to find user no-such-user"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import subprocess
@@ -17,13 +16,14 @@ from agenttui.backends.docker import DockerBackend
 from agenttui.backends.docker_pool import POOL_LABEL
 from agenttui.config import load_settings
 from agenttui.domain import TestRequest
-from agenttui.harness import new_nonce, parse_result_line
+from agenttui.harness import parse_result_line
+
+from .conftest import new_spec
 
 
 pytestmark = pytest.mark.docker
 
 STORE_ID = uuid.uuid4().hex
-_test_ids = itertools.count(1)
 LIMITS = {"cpus": 1, "memory_mb": 256, "pids": 100}
 
 AGENT = """
@@ -36,15 +36,7 @@ def run(query):
 
 def spec_for(query: str, limits: dict | None = None, env: dict | None = None) -> tuple[RunSpec, str]:
     request = TestRequest.parse(agent_code=AGENT, query=query, limits=limits or LIMITS, timeout_s=60, egress="none")
-    nonce = new_nonce()
-    spec = RunSpec(
-        test_id=next(_test_ids),
-        attempt=1,
-        store_id=STORE_ID,
-        request=request,
-        env={"AGENTTUI_QUERY": query, "AGENTTUI_RESULT_NONCE": nonce, **(env or {})},
-    )
-    return spec, nonce
+    return new_spec(request, store_id=STORE_ID, env=env)
 
 
 def waiting_containers(owner: str | None = None) -> list[str]:

@@ -182,14 +182,20 @@ async def test_clear_old_history_asks_first(noop_settings):
         assert (await stored(noop_settings, 1)).status == Status.ARCHIVED.value
 
 
+async def select_in_history(pilot, test_id: int) -> None:
+    """The five seeded finished tests listed, the history tab open, `test_id` selected."""
+    app = pilot.app
+    await wait_until(pilot, lambda: len(app.history_table.views) == 5)
+    await pilot.press("f4")
+    app.history_table.select_test(test_id)
+    await pilot.pause()
+
+
 async def test_detail_screen_shows_result_metrics_and_log(noop_settings):
     await seed_store(noop_settings, mine(FINISHED), t0=RECENT())
     app = make_app(noop_settings)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: len(app.history_table.views) == 5)
-        await pilot.press("f4")
-        app.history_table.select_test(2)
-        await pilot.pause()
+        await select_in_history(pilot, 2)
         await pilot.press("enter")
         assert isinstance(app.screen, DetailScreen)
         await wait_until(pilot, lambda: app.screen.loaded, what="detail loaded")
@@ -205,10 +211,7 @@ async def test_download_package(noop_settings, tmp_path):
     await seed_store(noop_settings, mine(FINISHED), t0=RECENT())
     app = make_app(noop_settings)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: len(app.history_table.views) == 5)
-        await pilot.press("f4")
-        app.history_table.select_test(1)
-        await pilot.pause()
+        await select_in_history(pilot, 1)
         await pilot.press("d")
         await wait_until(pilot, lambda: any("scp " in n.message for n in app._notifications), what="package path")
         note = next(n for n in app._notifications if "scp " in n.message)
