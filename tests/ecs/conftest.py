@@ -75,6 +75,16 @@ def aws_env(moto_url, monkeypatch, tmp_path):
     from moto.moto_api import state_manager
 
     state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+    # Like Fargate, a new task is PROVISIONING (moto starts it RUNNING); FakeFargate moves it on.
+    from moto.ecs.models import Task
+
+    created = Task.__init__
+
+    def provisioning(self, *args, **kwargs):
+        created(self, *args, **kwargs)
+        self.last_status = "PROVISIONING"
+
+    monkeypatch.setattr(Task, "__init__", provisioning)
     yield moto_url
     state_manager.unset_transition("ecs::task")
 

@@ -66,7 +66,7 @@ async def test_every_cursor_resumes_exactly_even_inside_a_record_split_in_parts(
         await backend.close()
 
 
-async def test_a_missing_stream_means_not_started_yet(world):
+async def test_a_missing_stream_means_not_started_yet_and_phases_stay_in_order(world):
     task_id = start_stopped_task(world)
     task = next(iter(world.tasks().values()))
     task.last_status = "PENDING"
@@ -80,8 +80,12 @@ async def test_a_missing_stream_means_not_started_yet(world):
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": "finally"}])
-        task.last_status = "STOPPED"
+        task.last_status = "STOPPED"  # no poll saw RUNNING: the task was quicker than the poll
         rest = [line.text async for batch in reader for line in batch.lines]
-        assert "finally" in rest
+        phases = [text.rsplit(": ", 1)[-1] for text in rest if text.startswith("[agenttui] ECS task")]
+        # The lines say the container ran; STOPPED comes after the last of them.
+        assert phases == ["RUNNING", "STOPPED"], rest
+        assert rest.index("finally") == rest.index(next(t for t in rest if t.endswith(": RUNNING"))) + 1, rest
+        assert rest[-1].endswith(": STOPPED"), rest
     finally:
         await backend.close()

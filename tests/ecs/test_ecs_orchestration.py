@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from agenttui.backends.ecs import OVERRIDES_MAX_CHARS, EcsBackend
+from agenttui.backends.ecs import OVERRIDES_MAX_CHARS, TASK_PHASES, EcsBackend
 from agenttui.config import load_settings
 from agenttui.domain import FailureKind, Status, TestRequest
 from agenttui.orchestrator import Orchestrator
@@ -120,9 +120,11 @@ async def test_completed_with_cloudwatch_logs_in_order_and_parsed_response(world
     assert not any(line.startswith("@@agenttui") for line in logs)
     # Phase changes are shown as they happen: PENDING (no stream yet) before RUNNING.
     notes = [line for line in logs if line.startswith("[agenttui] ECS task")]
-    assert notes and notes[-1].endswith("STOPPED"), notes
-    assert any(n.endswith("PENDING") for n in notes) or any(n.endswith("PROVISIONING") for n in notes), notes
+    phases = [n.rsplit(": ", 1)[-1] for n in notes]
+    assert phases[0] in ("PROVISIONING", "PENDING") and phases[-1] == "STOPPED", notes
+    assert phases == sorted(set(phases), key=TASK_PHASES.index), notes  # each once, in ECS's order
     assert logs.index(next(n for n in notes if n.endswith("RUNNING"))) < logs.index("line 1")
+    assert logs.index(notes[-1]) > logs.index("line 30")
     assert logs[-1] == "[agenttui] COMPLETED"
     assert any("Container Insights is off on cluster agenttui-test" in line for line in logs)  # said so
     # The task: tagged with the test and attempt, overrides small, the agent via S3.

@@ -56,6 +56,11 @@ RUN_TASK_RATE = 10.0  # RunTask calls per second (ECS allows bursts of 100, 20-4
 LOGS_RATE = 20.0  # GetLogEvents calls per second, shared (account quota: 25/s per region)
 LOG_PAGE_LIMIT = 10_000  # events per GetLogEvents page (the API's maximum)
 QUIET_FETCHES = 2  # empty fetches after STOPPED before the stream counts as drained
+# ECS's lastStatus values in the order a task goes through them.
+TASK_PHASES = (
+    "PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"
+)
+RUNNING_PHASE = TASK_PHASES.index("RUNNING")
 MISSING_GRACE_S = 30.0  # a task never seen yet may lag behind RunTask (eventual consistency)
 MISSING_CONFIRM_POLLS = 2
 STOP_WAIT_BOUND_S = 60.0  # after our StopTask, stop waiting for ECS to say STOPPED
@@ -716,13 +721,24 @@ class EcsBackend:
                 )
             )
         last_status: str | None = None
+        shown_running = False
+        held: list[LogLine] = []  # phases after RUNNING: shown once the lines before them are read
+
+        def phase_note(status: str) -> LogLine:
+            return LogLine(time.time(), "system", f"[agenttui] ECS task {task_id[:12]}: {status}")
+
         quiet = 0
         errors_since: float | None = None
         while True:
             status = watch.status
             if status and status != last_status:
                 last_status = status
-                notes.append(LogLine(time.time(), "system", f"[agenttui] ECS task {task_id[:12]}: {status}"))
+                rank = TASK_PHASES.index(status) if status in TASK_PHASES else RUNNING_PHASE
+                if rank <= RUNNING_PHASE and not shown_running:  # a lagging poll says nothing new
+                    shown_running = rank == RUNNING_PHASE
+                    notes.append(phase_note(status))
+                elif rank > RUNNING_PHASE:
+                    held.append(phase_note(status))
             terminal = watch.terminal  # known before this fetch: an empty fetch now means drained
             params: dict[str, Any] = dict(
                 logGroupName=group, logStreamName=stream, startFromHead=True, limit=self.log_page_limit
@@ -761,6 +777,13 @@ class EcsBackend:
                     moved = True
                     read = LogCursor(token, 0)
             report = joiner.hold_cursor if joiner.holding else read
+            if lines and not shown_running:
+                # A poll can miss a short RUNNING phase; the lines say the container ran.
+                shown_running = True
+                notes.append(phase_note("RUNNING"))
+            if not moved:  # caught up with the stream: later phases come after what was read
+                notes.extend(held)
+                held = []
             if notes or lines:
                 yield LogBatch([*notes, *lines], report.dump())
                 notes = []
@@ -773,7 +796,7 @@ class EcsBackend:
                 if quiet >= QUIET_FETCHES:
                     break
             await asyncio.sleep(self.settings.ecs_poll_s)
-        leftover = [*notes, *joiner.release()]
+        leftover = [*notes, *joiner.release(), *held]
         if leftover:
             yield LogBatch(leftover, read.dump())
 
