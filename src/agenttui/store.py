@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -22,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Index, bindparam, create_engine, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import configure_mappers
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
 
@@ -109,7 +112,7 @@ class TestRecord(SQLModel, table=True):
 
     @property
     def request(self) -> TestRequest:
-        return TestRequest.model_validate_json(self.request_json)
+        return _parse_request(self.request_json)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -118,6 +121,12 @@ class TestRecord(SQLModel, table=True):
     @property
     def result(self) -> dict[str, Any] | None:
         return json.loads(self.result_json) if self.result_json else None
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_request(request_json: str) -> TestRequest:
+    # A request (frozen) is read several times a test; parsing checks the agent's syntax.
+    return TestRequest.model_validate_json(request_json)
 
 
 class LogRecord(SQLModel, table=True):
@@ -213,7 +222,9 @@ class QueueStatus:
 
 
 def _row_to_test(row: Any) -> TestRecord:
-    return TestRecord.model_validate(dict(row._mapping))
+    # A row of our own table, typed by its columns (Boolean reads back as bool): no validation
+    # needed, and model_validate on the table class cost ~0.4 ms a test on every transition.
+    return TestRecord.model_construct(**row._mapping)
 
 
 _LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text")
@@ -226,18 +237,90 @@ _PLACEHOLDERS = {  # DB-API paramstyle → the placeholder of the n-th parameter
 }
 
 
-def _insert_logs_sql(paramstyle: str) -> str:
-    """INSERT of one log row in the driver's own SQL (positional parameters in _LOG_COLUMNS
-    order), for executemany without SQLAlchemy's per-row parameter processing."""
+# The writes every test makes (its log lines, fenced updates, transitions) run as the driver's
+# own SQL: building and compiling a SQLAlchemy statement cost ~0.3 ms each, several times
+# a test, which capped the whole lifecycle near 150 tests/s. Templates mark parameters
+# with `?` and row locks with `{for_update}`; columns are checked against the table.
+_BOOL_COLUMNS = frozenset(c.name for c in TESTS.c if c.type.python_type is bool)
+_TEST_COLUMNS = ", ".join(c.name for c in TESTS.c)
+_INSERT_LOG = f"INSERT INTO {LOGS.name} ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
+_DELETE_SECRETS = f"DELETE FROM {SECRETS.name} WHERE test_id = ?"
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_sql(template: str, paramstyle: str, dialect: str) -> str:
     mark = _PLACEHOLDERS[paramstyle]
-    marks = ", ".join(mark(n) for n in range(1, len(_LOG_COLUMNS) + 1))
-    return f"INSERT INTO {LOGS.name} ({', '.join(_LOG_COLUMNS)}) VALUES ({marks})"
+    parts = template.replace("{for_update}", " FOR UPDATE" if dialect == "postgresql" else "").split("?")
+    return parts[0] + "".join(mark(n) + part for n, part in enumerate(parts[1:], 1))
+
+
+class _DriverResult:
+    """What the hot paths read of a DB-API cursor: the first row by column name, the row count."""
+
+    def __init__(self, cursor: Any):
+        self.cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+    def first(self) -> SimpleNamespace | None:
+        row = self.cursor.fetchone()
+        if row is None:
+            return None
+        return SimpleNamespace(**dict(zip((d[0] for d in self.cursor.description), row)))
+
+
+def _driver(conn: Connection, template: str, params: Sequence[Any], *, many: bool = False) -> _DriverResult:
+    """Run a template on the DB-API connection inside the caller's transaction (through
+    SQLAlchemy's exec_driver_sql a statement cost ~40 us, on the cursor ~4 us); `many`:
+    `params` is a list of parameter tuples."""
+    sql = _driver_sql(template, conn.dialect.paramstyle, conn.dialect.name)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    if many:
+        cursor.executemany(sql, params)
+    else:
+        cursor.execute(sql, params)
+    return _DriverResult(cursor)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_tests_sql(columns: tuple[str, ...], where: str, returning: bool = False) -> str:
+    unknown = [c for c in columns if c not in TESTS.c]
+    if unknown:
+        raise KeyError(f"not columns of {TESTS.name}: {unknown}")
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    return f"UPDATE {TESTS.name} SET {assignments} WHERE {where}" + (f" RETURNING {_TEST_COLUMNS}" if returning else "")
+
+
+def _locked_test(conn: Connection, test_id: int, fence: Fence | None) -> Any:
+    """The test's status, log position and lease, locked for this transaction; None when
+    `fence` no longer holds it."""
+    row = _driver(
+        conn,
+        f"SELECT status, log_seq, log_bytes, log_truncated, lease_owner, attempt FROM {TESTS.name} "
+        "WHERE id = ?{for_update}",
+        (test_id,),
+    ).first()
+    if row is None:
+        raise KeyError(test_id)
+    if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
+        return None
+    return row
+
+
+def _test_of_driver_row(row: SimpleNamespace) -> TestRecord:
+    """A row of the driver's own SELECT/RETURNING: SQLite hands back booleans as 0/1."""
+    values = vars(row)
+    for name in _BOOL_COLUMNS:
+        if values[name] is not None:
+            values[name] = bool(values[name])
+    return TestRecord.model_construct(**values)
 
 
 def _row_to_log(row: Any) -> LogRecord:
-    # Rows of our own table need no validation: model_validate on a SQLModel table class
-    # costs ~30 us a row (every field goes through SQLAlchemy's instrumentation), which made
-    # following a 200k-line log cost the server seconds of CPU; model_construct ~4 us.
+    # As _row_to_test: model_validate cost ~30 us a line, seconds of server CPU to follow a
+    # 200k-line log; model_construct ~4 us.
     return LogRecord.model_construct(**row._mapping)
 
 
@@ -279,6 +362,7 @@ class Store:
     # ------------------------------------------------------------------ set-up
     @classmethod
     async def open(cls, url: str, *, log_max_bytes: int = 20_000_000) -> Store:
+        configure_mappers()  # model_construct of a table class needs its attributes set up
         sync_engine = None
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
@@ -620,14 +704,9 @@ class Store:
             line = [(time.time(), "system", note)]
             return await self._write_tx(lambda conn: self._append_in(conn, test_id, line, fence=fence, values=values))
         values["updated_at"] = time.time()
-        query = (
-            update(TESTS)
-            .where(TESTS.c.id == test_id)
-            .where(TESTS.c.lease_owner == fence.owner)
-            .where(TESTS.c.attempt == fence.attempt)
-            .values(**values)
-        )
-        return await self._write_tx(lambda conn: conn.execute(query).rowcount == 1)
+        sql = _update_tests_sql(tuple(values), "id = ? AND lease_owner = ? AND attempt = ?")
+        params = (*values.values(), test_id, fence.owner, fence.attempt)
+        return await self._write_tx(lambda conn: _driver(conn, sql, params).rowcount == 1)
 
     async def transition(
         self,
@@ -647,16 +726,9 @@ class Store:
         now = time.time()
 
         def body(conn: Connection) -> TestRecord | None:
-            if notes:
-                lines = [(now, "system", note) for note in notes]
-                if not self._append_in(conn, test_id, lines, fence=fence):
-                    log.info("test %s: %s no longer holds it; %s dropped", test_id, fence and fence.owner, to.value)
-                    return None
-            row = conn.execute(select(TESTS).where(TESTS.c.id == test_id).with_for_update()).first()
+            row = _locked_test(conn, test_id, fence)
             if row is None:
-                raise KeyError(test_id)
-            if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
-                log.info("test %s: %s no longer holds it; %s dropped", test_id, fence.owner, to.value)
+                log.info("test %s: %s no longer holds it; %s dropped", test_id, fence and fence.owner, to.value)
                 return None
             current = Status(row.status)
             try:
@@ -664,18 +736,21 @@ class Store:
             except IllegalTransition:
                 log.warning("refused illegal transition of test %s: %s -> %s", test_id, current.value, to.value)
                 raise
+            if notes:
+                values.update(self._insert_lines(conn, test_id, row, [(now, "system", note) for note in notes]))
             values.update(status=to.value, updated_at=now)
             if to.is_terminal:
                 values.setdefault("finished_at", now)
                 values.setdefault("lease_owner", None)
                 values.setdefault("lease_expires_at", None)
-            new_row = conn.execute(
-                update(TESTS).where(TESTS.c.id == test_id).where(TESTS.c.status == current.value)
-                .values(**values).returning(*TESTS.c)
+            new_row = _driver(
+                conn,
+                _update_tests_sql(tuple(values), "id = ? AND status = ?", returning=True),
+                (*values.values(), test_id, current.value),
             ).first()
             if new_row is not None and to.is_terminal:
-                conn.execute(SECRETS.delete().where(SECRETS.c.test_id == test_id))
-            return _row_to_test(new_row) if new_row else None
+                _driver(conn, _DELETE_SECRETS, (test_id,))
+            return _test_of_driver_row(new_row) if new_row else None
 
         return await self._write_tx(body)
 
@@ -745,20 +820,27 @@ class Store:
         values: dict[str, Any] | None = None,
     ) -> bool:
         """append_logs inside a transaction of its caller's."""
+        row = _locked_test(conn, test_id, fence)
+        if row is None:
+            return False
+        changes = dict(values or {}, **self._insert_lines(conn, test_id, row, lines))
+        if cursor is not None:
+            changes["log_cursor"] = cursor
+        if changes["log_seq"] != row.log_seq or cursor is not None or values:
+            changes["updated_at"] = time.time()
+            _driver(conn, _update_tests_sql(tuple(changes), "id = ?"), (*changes.values(), test_id))
+        return True
+
+    def _insert_lines(
+        self, conn: Connection, test_id: int, row: Any, lines: Sequence[tuple[float, str, str]]
+    ) -> dict[str, Any]:
+        """Insert `lines` after the log position of `row` (from _locked_test); the test's new
+        log_seq, log_bytes and log_truncated, for the caller's UPDATE."""
         cap = self.log_max_bytes
         # What the lines add to the test's log bytes, counted at once (each line's UTF-8
         # size + 1): a batch that stays under the cap needs no line-by-line check.
         total = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1 if lines else 0
-        row = conn.execute(
-            select(TESTS.c.log_seq, TESTS.c.log_bytes, TESTS.c.log_truncated, TESTS.c.lease_owner, TESTS.c.attempt)
-            .where(TESTS.c.id == test_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise KeyError(test_id)
-        if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
-            return False
-        seq, used, truncated = row.log_seq, row.log_bytes, row.log_truncated
+        seq, used, truncated = row.log_seq, row.log_bytes, bool(row.log_truncated)
         if not truncated and used + total <= cap:
             rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(lines, seq + 1)]
             seq += len(rows)
@@ -786,14 +868,8 @@ class Store:
         if rows:
             # The driver's own executemany: building SQLAlchemy parameters per row cost
             # more than SQLite's insert of it.
-            conn.exec_driver_sql(_insert_logs_sql(conn.dialect.paramstyle), rows)
-        changes: dict[str, Any] = dict(values or {}, log_seq=seq, log_bytes=used, log_truncated=truncated)
-        if cursor is not None:
-            changes["log_cursor"] = cursor
-        if rows or cursor is not None or values:
-            changes["updated_at"] = time.time()
-            conn.execute(update(TESTS).where(TESTS.c.id == test_id).values(**changes))
-        return True
+            _driver(conn, _INSERT_LOG, rows, many=True)
+        return dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
 
     async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
         return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)

@@ -242,3 +242,17 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
         (1, "system", "preparing"), (2, "system", "started"), (3, "system", "running"),
         (4, "stdout", "out"), (5, "system", "COMPLETED"),
     ]
+
+
+async def test_a_transition_returns_the_test_as_a_fresh_read_has_it(store):
+    """Transitions write through the driver's own SQL; what they return is typed like a read
+    (SQLite keeps booleans as 0/1) and an unknown field is refused by name."""
+    test = await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("w", cap=5, lease_s=60)
+    fence = Fence("w", claimed.attempt)
+    await store.transition(test.id, Status.RUNNING, fence=fence, handle="h", running_at=time.time())
+    ended = await store.transition(test.id, Status.FAILED, fence=fence, notes=["OOM"], oom_killed=True, exit_code=137)
+    assert ended.oom_killed is True and ended.cancel_requested is False and ended.log_truncated is False
+    assert ended.model_dump() == (await store.get(test.id)).model_dump()
+    with pytest.raises(KeyError, match="no_such_field"):
+        await store.update_fenced(test.id, fence, no_such_field=1)
