@@ -147,10 +147,16 @@ class Orchestrator:
             if not only:
                 return
         claimed = await self.store.claim(
-            self.owner_id, cap=self.settings.max_concurrent, lease_s=self.settings.lease_s, only_ids=only
+            self.owner_id, cap=self.settings.max_concurrent, lease_s=self.settings.lease_s, only_ids=only,
+            start=self._first_note,
         )
         for test in claimed:
             self._launch(test, adopted=False)
+
+    def _first_note(self, attempt: int) -> tuple[str, dict[str, str]]:
+        """Written with the claim: the attempt's first log line and a fresh secret marking its
+        result record, stored so an adopter recognises the same run's record."""
+        return f"[agenttui] attempt {attempt}: preparing image (owner {self.owner_id})", {"result_nonce": new_nonce()}
 
     def _launch(self, test: TestRecord, *, adopted: bool) -> None:
         assert test.id is not None
@@ -238,13 +244,6 @@ class Orchestrator:
     async def _execute(self, run: _Run, *, adopted: bool) -> None:
         test = run.test
         assert test.id is not None
-        if not adopted:
-            # A fresh secret per attempt, stored so an adopter recognises the same run's record.
-            nonce = new_nonce()
-            await self._write(
-                run, note=f"[agenttui] attempt {test.attempt}: preparing image (owner {self.owner_id})", result_nonce=nonce
-            )
-            run.test = test = test.model_copy(update={"result_nonce": nonce})
         try:
             secrets = await self._secrets(test)
         except InfraError as exc:

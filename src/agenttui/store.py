@@ -603,9 +603,13 @@ class Store:
         lease_s: float,
         limit: int | None = None,
         only_ids: Iterable[int] | None = None,
+        start: Callable[[int], tuple[str, dict[str, Any]]] | None = None,
     ) -> list[TestRecord]:
         """Atomically move up to `limit` QUEUED tests to BUILDING for `owner`, never letting
-        BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6)."""
+        BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6).
+
+        `start(attempt)` gives each claimed test the first line of its attempt's log and fields
+        to set (the orchestrator's result nonce), written in the claim's transaction."""
         now = time.time()
         only = None if only_ids is None else list(only_ids)
 
@@ -641,11 +645,17 @@ class Store:
                         for r in claimed
                     ],
                 )
-            return claimed
+            records = [dict(r._mapping) for r in claimed]
+            if start is not None:
+                for record in records:
+                    note, fields = start(record["attempt"])
+                    position = SimpleNamespace(**record)
+                    changes = dict(fields, **self._insert_lines(conn, record["id"], position, [(now, "system", note)]))
+                    _driver(conn, _update_tests_sql(tuple(changes), "id = ?"), (*changes.values(), record["id"]))
+                    record.update(changes)
+            return records
 
-        # Rows become records after the commit: validating them is the slowest part of a
-        # claim and need not hold the write lock.
-        return [_row_to_test(row) for row in await self._write_tx(body)]
+        return [TestRecord.model_construct(**record) for record in await self._write_tx(body)]
 
     async def heartbeat(self, owner: str, test_ids: Iterable[int], lease_s: float) -> set[int]:
         """Renew the lease on every test `owner` still holds; return the ids it holds."""

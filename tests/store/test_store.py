@@ -225,11 +225,15 @@ async def test_a_small_claim_takes_the_same_tests_as_ranking_the_whole_queue(sto
 
 async def test_engine_notes_ride_on_the_write_they_describe(store):
     test = await store.submit(request(), ALICE)
-    (claimed,) = await store.claim("w", cap=5, lease_s=60)
+    (claimed,) = await store.claim(
+        "w", cap=5, lease_s=60, start=lambda attempt: (f"attempt {attempt}", {"result_nonce": "n1"})
+    )
+    assert claimed.result_nonce == "n1" and claimed.log_seq == 1  # the claim wrote both
     fence = Fence("w", claimed.attempt)
-    assert await store.update_fenced(test.id, fence, note="preparing", result_nonce="n1")
+    assert await store.update_fenced(test.id, fence, note="preparing", image="img")
     moved = await store.transition(test.id, Status.RUNNING, fence=fence, notes=["started", "running"], handle="h")
     assert moved.state is Status.RUNNING and moved.handle == "h" and moved.result_nonce == "n1"
+    assert moved.image == "img"
     assert await store.append_logs(test.id, [(0.0, "stdout", "out")], fence=fence, result_json='{"ok": true}')
     assert (await store.get(test.id)).result_json == '{"ok": true}'
     # A writer that lost the test writes neither its note nor its change.
@@ -239,8 +243,8 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
     ended = await store.transition(test.id, Status.COMPLETED, fence=fence, notes=["COMPLETED"])
     assert ended.state is Status.COMPLETED and ended.handle == "h"
     assert [(line.seq, line.stream, line.text) for line in await store.logs(test.id)] == [
-        (1, "system", "preparing"), (2, "system", "started"), (3, "system", "running"),
-        (4, "stdout", "out"), (5, "system", "COMPLETED"),
+        (1, "system", "attempt 1"), (2, "system", "preparing"), (3, "system", "started"), (4, "system", "running"),
+        (5, "stdout", "out"), (6, "system", "COMPLETED"),
     ]
 
 
