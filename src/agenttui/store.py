@@ -574,12 +574,17 @@ class Store:
     async def queued_in_order(self) -> list[TestRecord]:
         """QUEUED tests in the order they will be claimed (see _next_in_line)."""
         now = time.time()
+        return await self._read_tx(lambda conn: _queued_in_order(conn, now))
 
-        def body(conn: Connection) -> list[TestRecord]:
-            order = _next_in_line(conn, conn.execute(_WAITING_OWNERS).all(), None, now, None, ready_only=False)
-            rows = conn.execute(select(TESTS).where(TESTS.c.status == Status.QUEUED.value)).all()
-            ranks = {test_id: i for i, test_id in enumerate(order)}
-            return sorted((_row_to_test(r) for r in rows), key=lambda t: ranks.get(t.id, len(ranks)))
+    async def queue_snapshot(self, cap: int) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
+        """The active tests (oldest first), the queued ones in claim order and their counts,
+        read in one transaction: the counts always match the lists."""
+        now = time.time()
+
+        def body(conn: Connection) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
+            active = [_row_to_test(r) for r in conn.execute(_ACTIVE_TESTS).all()]
+            queued = _queued_in_order(conn, now)
+            return QueueStatus(running=len(active), queued=len(queued), cap=cap), active, queued
 
         return await self._read_tx(body)
 
@@ -989,6 +994,16 @@ _CLAIM_UPDATE = (
     )
     .returning(*TESTS.c)
 )
+
+
+_ACTIVE_TESTS = select(TESTS).where(TESTS.c.status.in_(ACTIVE_VALUES)).order_by(TESTS.c.id)
+
+
+def _queued_in_order(conn: Connection, now: float) -> list[TestRecord]:
+    order = _next_in_line(conn, conn.execute(_WAITING_OWNERS).all(), None, now, None, ready_only=False)
+    rows = conn.execute(select(TESTS).where(TESTS.c.status == Status.QUEUED.value)).all()
+    ranks = {test_id: i for i, test_id in enumerate(order)}
+    return sorted((_row_to_test(r) for r in rows), key=lambda t: ranks.get(t.id, len(ranks)))
 
 
 def _next_in_line(

@@ -173,6 +173,11 @@ async def test_queue_status_and_change_token(store):
     status = await store.queue_status(cap=4)
     assert (status.running, status.queued, status.utilization) == (1, 1, 25.0)
     assert await store.change_token() != before
+    # The queue pane's read: counts and lists from one transaction, so they always agree.
+    urgent = await store.submit(request(priority="high"), ALICE)
+    snapshot, active, queued = await store.queue_snapshot(cap=4)
+    assert (snapshot.running, snapshot.queued) == (len(active), len(queued)) == (1, 2)
+    assert queued[0].id == urgent.id and active[0].state is Status.BUILDING
 
 
 async def test_fair_share_between_users_within_a_priority(store):

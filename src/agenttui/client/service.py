@@ -67,9 +67,7 @@ class Service:
         return view
 
     async def queue(self) -> QueueView:
-        status = await self.store.queue_status(self.settings.max_concurrent)
-        active = await self.store.list_tests(statuses=ACTIVE, newest_first=False)
-        queued = await self.store.queued_in_order()
+        status, active, queued = await self.store.queue_snapshot(self.settings.max_concurrent)
         typical = await self._typical_duration()
         views = [TestView.from_record(t) for t in active]
         views += [
