@@ -87,6 +87,7 @@ class Orchestrator:
         self._wake = asyncio.Event()
         self._last_heartbeat = 0.0
         self._last_maintenance = 0.0
+        self._last_orphan_check = float("-inf")
         self._removals: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------ main loop
@@ -122,7 +123,13 @@ class Orchestrator:
         try:
             await self._keep_leases()
             await self._forward_cancels()
-            await self._adopt_orphans()
+            # A lease expires lease_s after its last heartbeat: looking once a poll interval is
+            # as prompt as an idle orchestrator, and a busy one (woken by every test's end)
+            # does not read the expired leases hundreds of times a second.
+            now = time.monotonic()
+            if now - self._last_orphan_check >= self.settings.poll_s:
+                self._last_orphan_check = now
+                await self._adopt_orphans()
             await self._claim()
             await self._maintain()
         except Exception:  # the loop must survive anything a tick meets (store busy, ...)
@@ -244,6 +251,9 @@ class Orchestrator:
     async def _execute(self, run: _Run, *, adopted: bool) -> None:
         test = run.test
         assert test.id is not None
+        if test.result_nonce is None:  # claimed without one (by an older version): start it over
+            await self._infra_failure(run, "the previous owner stopped before it prepared the test")
+            return
         try:
             secrets = await self._secrets(test)
         except InfraError as exc:

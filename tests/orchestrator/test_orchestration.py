@@ -149,3 +149,44 @@ async def test_a_result_record_the_log_stream_lost_is_read_from_the_end_of_the_l
     # Nothing is made up when the file has no record either: the test fails, saying why.
     test, _ = await run_one(tmp_path / "second", LossyStreamBackend(file_has_it=False))
     assert test.state is Status.FAILED and test.error == "the agent exited without reporting a result"
+
+
+async def test_a_busy_orchestrator_looks_for_orphans_once_a_poll_interval(tmp_path):
+    """Woken by every test's end, it still reads the expired leases at most once per poll_s,
+    and an orphan (its owner gone, lease expired) is adopted and finished all the same: one
+    claimed without a result nonce (as older versions claimed) is started over."""
+    settings = load_settings(backend="noop", poll_s=1.0, retry_backoff_s=0)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        orphan = await store.submit(request("orphan"), Owner.current())
+        await store.claim("gone", cap=10, lease_s=0.01)  # its owner died holding it
+        for i in range(200):
+            await store.submit(request(f"q{i}"), Owner.current())
+        reads = 0
+        expired_leases = store.expired_leases
+
+        async def counted():
+            nonlocal reads
+            reads += 1
+            return await expired_leases()
+
+        store.expired_leases = counted
+        orchestrator = Orchestrator(store, NoopBackend(), settings)
+        idle = asyncio.Event()
+
+        async def watch():  # like a server: the loop runs on wakes, not on the poll interval
+            while (status := await store.queue_status(10)).queued or status.running:
+                await asyncio.sleep(0.05)
+            idle.set()
+            orchestrator.wake()
+
+        watcher = asyncio.create_task(watch())
+        started = time.monotonic()
+        await asyncio.wait_for(orchestrator.run(until=idle.is_set), 60)
+        elapsed = time.monotonic() - started
+        await watcher
+        finished = await store.get(orphan.id)
+        assert finished.state is Status.COMPLETED and finished.attempt == 2, finished
+        assert reads <= elapsed / settings.poll_s + 2, (reads, elapsed)
+    finally:
+        await store.close()
