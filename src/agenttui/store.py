@@ -223,7 +223,7 @@ class QueueStatus:
 
 def _row_to_test(row: Any) -> TestRecord:
     # A row of our own table, typed by its columns (Boolean reads back as bool): no validation
-    # needed, and model_validate on the table class cost ~0.4 ms a test on every transition.
+    # needed; model_validate on the table class cost ~0.15 ms a row of every claim and list.
     return TestRecord.model_construct(**row._mapping)
 
 
