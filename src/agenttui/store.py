@@ -582,6 +582,8 @@ class Store:
         now = time.time()
 
         def body(conn: Connection) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
+            if not self.is_sqlite:  # one snapshot for every statement (SQLite's read tx has one)
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             active = [_row_to_test(r) for r in conn.execute(_ACTIVE_TESTS).all()]
             queued = _queued_in_order(conn, now)
             return QueueStatus(running=len(active), queued=len(queued), cap=cap), active, queued
