@@ -462,6 +462,11 @@ class Orchestrator:
                     if RESULT_TAG in text:  # cheap test first: parsing costs a strip per line
                         record = parse_result_line(text, nonce)
                         if record is not None:
+                            if texts and texts[-1] == "" and lines[-1][1] == "stdout":
+                                # The harness's newline before its record (it ends a partial
+                                # line the agent left): after a whole line it is an empty one.
+                                lines.pop()
+                                texts.pop()
                             texts = self._redact_into(redact, lines, texts)  # in stream order
                             run.result = record
                             # Stored with this batch: an adopter whose container is gone

@@ -36,6 +36,15 @@ def db_path():
     return data_dir() / "agenttui.db"
 
 
+def stored_stdout(test_id: int) -> list[str]:
+    conn = sqlite3.connect(db_path())
+    try:
+        rows = conn.execute("select text from log_lines where test_id=? and stream='stdout' order by seq", (test_id,))
+        return [text for (text,) in rows]
+    finally:
+        conn.close()
+
+
 def test_stdlib_agent_completes_with_its_response_in_json(cli, write_agent):
     agent = write_agent(STDLIB_AGENT)
     result = cli("submit", str(agent), "--query", "hello world", "--json")
@@ -48,6 +57,15 @@ def test_stdlib_agent_completes_with_its_response_in_json(cli, write_agent):
     assert {"id", "status", "response", "error", "exit_code", "duration_s", "metrics"} <= set(record)
     assert "thinking about hello world" in result.stderr  # logs streamed while waiting
     assert containers_of(record["id"]) == []  # removed after the end
+    # The agent's output as it printed it: no empty line from the harness before its record.
+    assert stored_stdout(record["id"]) == ["thinking about hello world"]
+
+
+def test_a_last_line_without_newline_is_kept_whole(cli, write_agent):
+    agent = write_agent('import sys\ndef run(query):\n    sys.stdout.write("no newline at the end")\n    return "ok"\n')
+    result = cli("submit", str(agent), "--query", "q", "--json")
+    assert result.returncode == 0, result.stderr
+    assert stored_stdout(json.loads(result.stdout)["id"]) == ["no newline at the end"]
 
 
 def test_alias_and_plain_output_stream_the_log(cli, write_agent):
