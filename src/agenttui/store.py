@@ -123,9 +123,10 @@ class TestRecord(SQLModel, table=True):
         return json.loads(self.result_json) if self.result_json else None
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _parse_request(request_json: str) -> TestRequest:
     # A request (frozen) is read several times a test; parsing checks the agent's syntax.
+    # 32 covers the running tests at the default cap; each holds at most ~0.25 MB.
     return TestRequest.model_validate_json(request_json)
 
 
