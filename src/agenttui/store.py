@@ -246,6 +246,10 @@ _BOOL_COLUMNS = frozenset(c.name for c in TESTS.c if c.type.python_type is bool)
 _TEST_COLUMNS = ", ".join(c.name for c in TESTS.c)
 _INSERT_LOG = f"INSERT INTO {LOGS.name} ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
 _DELETE_SECRETS = f"DELETE FROM {SECRETS.name} WHERE test_id = ?"
+_LOCK_TEST = (
+    f"SELECT status, log_seq, log_bytes, log_truncated, lease_owner, attempt FROM {TESTS.name} "
+    "WHERE id = ?{for_update}"
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -255,34 +259,27 @@ def _driver_sql(template: str, paramstyle: str, dialect: str) -> str:
     return parts[0] + "".join(mark(n) + part for n, part in enumerate(parts[1:], 1))
 
 
-class _DriverResult:
-    """What the hot paths read of a DB-API cursor: the first row by column name, the row count."""
-
-    def __init__(self, cursor: Any):
-        self.cursor = cursor
-
-    @property
-    def rowcount(self) -> int:
-        return self.cursor.rowcount
-
-    def first(self) -> SimpleNamespace | None:
-        row = self.cursor.fetchone()
-        if row is None:
-            return None
-        return SimpleNamespace(**dict(zip((d[0] for d in self.cursor.description), row)))
-
-
-def _driver(conn: Connection, template: str, params: Sequence[Any], *, many: bool = False) -> _DriverResult:
+def _driver(conn: Connection, template: str, params: Sequence[Any], *, many: bool = False) -> Any:
     """Run a template on the DB-API connection inside the caller's transaction (through
     SQLAlchemy's exec_driver_sql a statement cost ~40 us, on the cursor ~4 us); `many`:
-    `params` is a list of parameter tuples."""
+    `params` is a list of parameter tuples. Returns the DB-API cursor."""
     sql = _driver_sql(template, conn.dialect.paramstyle, conn.dialect.name)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     if many:
         cursor.executemany(sql, params)
     else:
         cursor.execute(sql, params)
-    return _DriverResult(cursor)
+    return cursor
+
+
+def _first(cursor: Any) -> SimpleNamespace | None:
+    """The cursor's first row, its columns as attributes."""
+    row = cursor.fetchone()
+    return None if row is None else SimpleNamespace(**dict(zip((d[0] for d in cursor.description), row)))
+
+
+def _update_test(conn: Connection, test_id: int, changes: dict[str, Any]) -> None:
+    _driver(conn, _update_tests_sql(tuple(changes), "id = ?"), (*changes.values(), test_id))
 
 
 @functools.lru_cache(maxsize=256)
@@ -297,12 +294,7 @@ def _update_tests_sql(columns: tuple[str, ...], where: str, returning: bool = Fa
 def _locked_test(conn: Connection, test_id: int, fence: Fence | None) -> Any:
     """The test's status, log position and lease, locked for this transaction; None when
     `fence` no longer holds it."""
-    row = _driver(
-        conn,
-        f"SELECT status, log_seq, log_bytes, log_truncated, lease_owner, attempt FROM {TESTS.name} "
-        "WHERE id = ?{for_update}",
-        (test_id,),
-    ).first()
+    row = _first(_driver(conn, _LOCK_TEST, (test_id,)))
     if row is None:
         raise KeyError(test_id)
     if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
@@ -659,7 +651,7 @@ class Store:
                     note, fields = start(record["attempt"])
                     position = SimpleNamespace(**record)
                     changes = dict(fields, **self._insert_lines(conn, record["id"], position, [(now, "system", note)]))
-                    _driver(conn, _update_tests_sql(tuple(changes), "id = ?"), (*changes.values(), record["id"]))
+                    _update_test(conn, record["id"], changes)
                     record.update(changes)
             return records
 
@@ -761,11 +753,11 @@ class Store:
                 values.setdefault("finished_at", now)
                 values.setdefault("lease_owner", None)
                 values.setdefault("lease_expires_at", None)
-            new_row = _driver(
+            new_row = _first(_driver(
                 conn,
                 _update_tests_sql(tuple(values), "id = ? AND status = ?", returning=True),
                 (*values.values(), test_id, current.value),
-            ).first()
+            ))
             if new_row is not None and to.is_terminal:
                 _driver(conn, _DELETE_SECRETS, (test_id,))
             return _test_of_driver_row(new_row) if new_row else None
@@ -846,7 +838,7 @@ class Store:
             changes["log_cursor"] = cursor
         if changes["log_seq"] != row.log_seq or cursor is not None or values:
             changes["updated_at"] = time.time()
-            _driver(conn, _update_tests_sql(tuple(changes), "id = ?"), (*changes.values(), test_id))
+            _update_test(conn, test_id, changes)
         return True
 
     def _insert_lines(
