@@ -26,8 +26,8 @@ def _url(path: Path) -> str:
 
 
 async def _fill(path: Path, n: int) -> None:
-    from agenttui.domain import TestRequest
-    from agenttui.store import Owner, Store
+    from agenttui.core.domain import TestRequest
+    from agenttui.engine.store import Owner, Store
 
     store = await Store.open(_url(path))
     request = TestRequest.parse(agent_code=AGENT, query="claim me", egress="none")
@@ -39,9 +39,9 @@ async def _fill(path: Path, n: int) -> None:
 
 async def _orchestrator_worker(path: Path) -> None:
     from agenttui.backends.noop import NoopBackend
-    from agenttui.config import load_settings
-    from agenttui.orchestrator import Orchestrator
-    from agenttui.store import Store
+    from agenttui.core.config import load_settings
+    from agenttui.engine.orchestrator import Orchestrator
+    from agenttui.engine.store import Store
 
     settings = load_settings(backend="noop")  # default cap (10), default polling
     store = await Store.open(_url(path), log_max_bytes=settings.log_max_bytes)
@@ -65,7 +65,7 @@ async def _orchestrator_worker(path: Path) -> None:
 
 
 async def _claim_worker(path: Path) -> None:
-    from agenttui.store import Store
+    from agenttui.engine.store import Store
 
     store = await Store.open(_url(path))
     owner = f"claimer-{os.getpid()}"
@@ -134,7 +134,7 @@ async def history(n: int, path: Path) -> None:
     """N finished tests (COMPLETED, with a response and metrics), 10 log lines each."""
     from sqlalchemy import text
 
-    from agenttui.store import Store
+    from agenttui.engine.store import Store
 
     await _fill(path, 1 if n else 0)
     store = await Store.open(_url(path))

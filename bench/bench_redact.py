@@ -13,7 +13,7 @@ import random
 import string
 import time
 
-from agenttui.redact import Redactor
+from agenttui.core.redact import Redactor
 
 
 def sample_lines(count: int) -> list[str]:

@@ -67,7 +67,7 @@ async def _drive(app, feed, flushed, total: int, batch: int, interval: float) ->
 
 async def bench_app_log_pane(total: int, batch: int) -> float:
     from agenttui.client.local import LocalClient
-    from agenttui.config import load_settings
+    from agenttui.core.config import load_settings
     from agenttui.tui.app import AgentTUI
 
     settings = load_settings(backend="noop")
@@ -110,7 +110,7 @@ async def bench_bare_log(total: int, batch: int, per_line: bool) -> float:
 
 async def bench_first_paint_in_process() -> float:
     from agenttui.client.local import LocalClient
-    from agenttui.config import load_settings
+    from agenttui.core.config import load_settings
     from agenttui.tui.app import AgentTUI
 
     settings = load_settings(backend="noop")

@@ -203,8 +203,8 @@ SLEEPER = "import time\ndef run(query):\n    time.sleep(2)\n    return 'slept'\n
 
 async def _makespan(count: int) -> float:
     from agenttui.client.remote import SocketClient
-    from agenttui.config import load_settings
-    from agenttui.domain import TestRequest
+    from agenttui.core.config import load_settings
+    from agenttui.core.domain import TestRequest
 
     request = TestRequest.parse(agent_code=SLEEPER, query="makespan", egress="none")
     async with SocketClient(load_settings()) as client:
@@ -284,8 +284,8 @@ class DestroyEvents:
 
 async def _cancel_once(bench: BenchEnv, events: DestroyEvents) -> tuple[float, float]:
     from agenttui.client.remote import SocketClient
-    from agenttui.config import load_settings
-    from agenttui.domain import TestRequest
+    from agenttui.core.config import load_settings
+    from agenttui.core.domain import TestRequest
 
     request = TestRequest.parse(agent_code=WAITER, query="cancel me", egress="none")
     async with SocketClient(load_settings()) as client:

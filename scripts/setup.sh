@@ -21,9 +21,9 @@ image=$(scripts/dev-docker.sh | tail -n 1)
 
 # Agents run on python:3.11-slim by default. Where no registry is reachable, use the locally
 # built image instead, recorded in the user's config file (only if no base image is set).
-configured=$(.venv/bin/python -c "from agenttui.config import load_settings; print(load_settings().base_image)")
+configured=$(.venv/bin/python -c "from agenttui.core.config import load_settings; print(load_settings().base_image)")
 if ! docker image inspect "$configured" >/dev/null 2>&1 && ! timeout 60 docker pull -q "$configured" >/dev/null 2>&1; then
-  config=$(.venv/bin/python -c "from agenttui.config import config_file; print(config_file())")
+  config=$(.venv/bin/python -c "from agenttui.core.config import config_file; print(config_file())")
   if [ -z "${AGENTTUI_BASE_IMAGE:-}" ] && ! grep -qs '^base_image' "$config"; then
     mkdir -p "$(dirname "$config")"
     echo "base_image = \"$image\"" >> "$config"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agenttui.client.base import Client
     from agenttui.client.models import TestView
-    from agenttui.lifecycle import InvalidRequest
+    from agenttui.core.lifecycle import InvalidRequest
 
 EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = range(6)
 
@@ -29,7 +29,7 @@ class UserError(Exception):
 
 
 def exit_code_for(view: TestView) -> int:
-    from agenttui.lifecycle import FailureKind, Status
+    from agenttui.core.lifecycle import FailureKind, Status
 
     if view.status is Status.COMPLETED:
         return EXIT_OK
@@ -170,7 +170,7 @@ def _read_text(path: Path | None, what: str) -> str:
 
 def _settings(args: argparse.Namespace):
     """All settings (pydantic-settings): for the commands that run the engine themselves."""
-    from agenttui.config import SettingsError, load_settings
+    from agenttui.core.config import SettingsError, load_settings
 
     try:
         return load_settings(
@@ -188,7 +188,7 @@ def _client_settings(args: argparse.Namespace):
     """The few settings a server's client needs, read without pydantic (fast start-up); all of
     them with --in-process, where this command runs the engine itself."""
     from agenttui.client.settings import load_client_settings
-    from agenttui.errors import SettingsError
+    from agenttui.core.errors import SettingsError
 
     try:
         settings = load_client_settings(socket_path=args.socket, in_process=args.in_process)
@@ -200,7 +200,7 @@ def _client_settings(args: argparse.Namespace):
 def _request_from_args(args: argparse.Namespace, settings) -> Any:
     """The request's fields. Validated here only when credentials must be resolved here (or
     the engine runs here); otherwise the server validates them, with the same errors."""
-    from agenttui.lifecycle import InvalidRequest
+    from agenttui.core.lifecycle import InvalidRequest
 
     fields = dict(
         agent_code=_read_text(args.agent, "agent"),
@@ -221,8 +221,8 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
     # Only bedrock and openai have credentials to resolve on the submitting side.
     if not settings.in_process and args.provider.strip().lower() == "ollama":
         return fields
-    from agenttui.domain import TestRequest
-    from agenttui.providers import resolve_request
+    from agenttui.core.domain import TestRequest
+    from agenttui.core.providers import resolve_request
 
     # Credentials are resolved here, in the user's own process (docs/providers.md).
     def warn(message: str) -> None:
@@ -264,7 +264,7 @@ def _client(settings) -> Client:
 
 
 def _printable(text: str) -> str:
-    from agenttui.display import printable
+    from agenttui.core.display import printable
 
     return printable(text)
 
@@ -348,7 +348,7 @@ async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_p
 # ---------------------------------------------------------------------- commands
 async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
     """Queue a test with `queue(client)` (which checks the backend first), then follow it (or not)."""
-    from agenttui.errors import InfraError
+    from agenttui.core.errors import InfraError
 
     try:
         async with _client(settings) as client:
@@ -365,7 +365,7 @@ async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
 
 
 async def _cmd_submit(args: argparse.Namespace) -> int:
-    from agenttui.lifecycle import InvalidRequest
+    from agenttui.core.lifecycle import InvalidRequest
 
     settings = _client_settings(args)
     request = _request_from_args(args, settings)
@@ -380,7 +380,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 async def _cmd_retry(args: argparse.Namespace) -> int:
-    from agenttui.lifecycle import InvalidRequest
+    from agenttui.core.lifecycle import InvalidRequest
 
     settings = _client_settings(args)
     code = _read_text(args.agent, "agent") if args.agent else None
@@ -450,7 +450,7 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
 
 
 async def _cmd_cancel(args: argparse.Namespace) -> int:
-    from agenttui.lifecycle import Status
+    from agenttui.core.lifecycle import Status
 
     async with _client(_client_settings(args)) as client:
         view = await client.cancel(args.id)
@@ -491,8 +491,8 @@ async def _cmd_package(args: argparse.Namespace) -> int:
 
 async def _cmd_worker(args: argparse.Namespace) -> int:
     from agenttui.backends import make_backend
-    from agenttui.orchestrator import Orchestrator
-    from agenttui.store import Store
+    from agenttui.engine.orchestrator import Orchestrator
+    from agenttui.engine.store import Store
 
     settings = _settings(args)
     store = await Store.open(settings.resolved_db_url, log_max_bytes=settings.log_max_bytes)
@@ -520,8 +520,8 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     failed = 0
-    if settings.backend == "ecs":  # each AWS resource the settings name (agenttui.aws_doctor)
-        from agenttui.aws_doctor import aws_checks
+    if settings.backend == "ecs":  # each AWS resource the settings name (agenttui.backends.ecs.doctor)
+        from agenttui.backends.ecs.doctor import aws_checks
 
         for check in await aws_checks(settings):
             mark = "ok" if check.ok and not check.warning else ("warn" if check.ok else "FAIL")
@@ -545,9 +545,9 @@ async def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 async def doctor_provider(args: argparse.Namespace, settings: Any) -> int:
-    """The provider part of `agenttui doctor` (agenttui.preflight); returns how many failed."""
-    from agenttui.domain import InvalidRequest, ProviderConfig
-    from agenttui.preflight import provider_checks
+    """The provider part of `agenttui doctor` (agenttui.sandbox.preflight); returns how many failed."""
+    from agenttui.core.domain import InvalidRequest, ProviderConfig
+    from agenttui.sandbox.preflight import provider_checks
 
     try:
         config = ProviderConfig(name=args.provider, model_id=args.model, options=_options_from_args(args))
@@ -602,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     except Exception as exc:
-        from agenttui.errors import InfraError, SettingsError
+        from agenttui.core.errors import InfraError, SettingsError
 
         if isinstance(exc, SettingsError):  # a personal server refused its settings
             print(f"agenttui: {exc}", file=sys.stderr)

@@ -9,8 +9,8 @@ import pytest
 from agenttui.client.errors import NotActionable, NotFound
 from agenttui.client.local import LocalClient
 from agenttui.client.remote import SocketClient
-from agenttui.config import load_settings
-from agenttui.domain import InvalidRequest, Status, TestRequest
+from agenttui.core.config import load_settings
+from agenttui.core.domain import InvalidRequest, Status, TestRequest
 
 
 def request(query="hello", **extra):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from agenttui.client import service as service_module
-from agenttui.client.service import Service
-from agenttui.config import load_settings
-from agenttui.domain import Status, TestRequest
-from agenttui.store import Fence, Owner, Store
+from agenttui.engine import service as service_module
+from agenttui.engine.service import Service
+from agenttui.core.config import load_settings
+from agenttui.core.domain import Status, TestRequest
+from agenttui.engine.store import Fence, Owner, Store
 
 OWNER = Owner(1000, "alice")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agenttui.backends.base import RunSpec
-from agenttui.domain import TestRequest
+from agenttui.core.domain import TestRequest
 from agenttui.harness import new_nonce
 
 from ..helpers import wait_for  # noqa: F401  (used by the tests that import it from here)
@@ -45,14 +45,14 @@ def cli(agenttui_cmd):
 
 def store_id() -> str:
     """The id of this test's store (test ids repeat across stores; this label does not)."""
-    from agenttui.config import data_dir
+    from agenttui.core.config import data_dir
 
     conn = sqlite3.connect(data_dir() / "agenttui.db")
     return conn.execute("select value from store_meta where key='store_id'").fetchone()[0]
 
 
 def container_filters(test_id: int) -> list[str]:
-    return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.store={store_id()}"]
+    return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.engine.store={store_id()}"]
 
 
 def containers_of(test_id: int) -> list[str]:

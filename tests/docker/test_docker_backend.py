@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from agenttui.backends.base import BuildError, InfraError, LogLine, RunSpec
-from agenttui.backends.docker import DockerBackend
-from agenttui.config import load_settings
-from agenttui.domain import TestRequest
+from agenttui.backends.docker.backend import DockerBackend
+from agenttui.core.config import load_settings
+from agenttui.core.domain import TestRequest
 from agenttui.harness import parse_result_line
 
 from .conftest import TEST_IDS, new_spec
@@ -42,7 +42,7 @@ async def backend():
 def _sweep(store_id: str) -> None:
     """Remove anything a failed test left (the suite also fails on leaks)."""
     ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=agenttui.store={store_id}"],
+        ["docker", "ps", "-aq", "--filter", f"label=agenttui.engine.store={store_id}"],
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -182,7 +182,7 @@ async def test_limits_and_hardening_are_applied(backend, launch):
     assert host["NetworkMode"] == "none" and "host.docker.internal:127.0.0.1" in host["ExtraHosts"]
     assert info["Config"]["User"] == "65534:65534"
     labels = info["Config"]["Labels"]
-    assert labels["agenttui"] == "1" and labels["agenttui.store"] == STORE_ID
+    assert labels["agenttui"] == "1" and labels["agenttui.engine.store"] == STORE_ID
     for key, value in load_settings().extra_labels.items():  # the suite's session label
         assert labels[key] == value
     assert labels["agenttui.test_id"] == str(run.spec.test_id)
@@ -325,7 +325,7 @@ async def test_memory_hog_is_oom_killed_and_its_peak_seen(backend, launch):
 
 async def test_stats_through_the_engine_api(backend, launch, monkeypatch):
     """Where the host cannot read the container's cgroup (remote engine), the API answers."""
-    import agenttui.backends.docker as docker_module
+    import agenttui.backends.docker.backend as docker_module
 
     monkeypatch.setattr(docker_module, "_host_cgroup_stats", lambda pid, container_id: None)
     run = await launch("import time\ndef run(q):\n    time.sleep(3)\n")

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from agenttui.client.local import LocalClient
-from agenttui.config import data_dir, load_settings
-from agenttui.domain import Status, TestRequest
+from agenttui.core.config import data_dir, load_settings
+from agenttui.core.domain import Status, TestRequest
 
 from .conftest import container_filters, containers_of, show_json, wait_for
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from agenttui.domain import ProviderConfig, Status, TestRequest
+from agenttui.core.domain import ProviderConfig, Status, TestRequest
 from agenttui.harness import new_nonce, parse_result_line, runner_source
 from agenttui.packaging import build_package, lookup_image_id
-from agenttui.providers import container_env
-from agenttui.store import Fence, Owner, Store
+from agenttui.core.providers import container_env
+from agenttui.engine.store import Fence, Owner, Store
 
 from ..conftest import TEST_BASE_IMAGE
 from ..unit.test_packaging_build import package_record

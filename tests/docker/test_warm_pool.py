@@ -12,10 +12,10 @@ import uuid
 import pytest
 
 from agenttui.backends.base import RunSpec
-from agenttui.backends.docker import DockerBackend
-from agenttui.backends.docker_pool import POOL_LABEL
-from agenttui.config import load_settings
-from agenttui.domain import TestRequest
+from agenttui.backends.docker.backend import DockerBackend
+from agenttui.backends.docker.pool import POOL_LABEL
+from agenttui.core.config import load_settings
+from agenttui.core.domain import TestRequest
 from agenttui.harness import parse_result_line
 
 from .conftest import new_spec
@@ -45,7 +45,7 @@ def waiting_containers(owner: str | None = None) -> list[str]:
     label = f"{POOL_LABEL}={owner}" if owner else POOL_LABEL
     out = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}", "--filter", f"label={label}",
-         "--filter", f"label=agenttui.store={STORE_ID}"],
+         "--filter", f"label=agenttui.engine.store={STORE_ID}"],
         capture_output=True, text=True, check=True,
     ).stdout
     return [line.split()[0] for line in out.splitlines() if "-pool-" in line.split()[1]]

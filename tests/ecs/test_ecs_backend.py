@@ -4,9 +4,9 @@ task id leaves only the deterministic name; another process must still find and 
 from __future__ import annotations
 
 from agenttui.backends.base import RunSpec
-from agenttui.backends.ecs import EcsBackend
-from agenttui.config import load_settings
-from agenttui.domain import TestRequest
+from agenttui.backends.ecs.backend import EcsBackend
+from agenttui.core.config import load_settings
+from agenttui.core.domain import TestRequest
 
 from .conftest import Sim
 

@@ -46,9 +46,9 @@ async def test_submit_in_process_then_package_with_a_presigned_url(world, fargat
     assert any(name.endswith("/cdk/app.py") for name in names)
 
     # Expired packages are deleted (here: as seen 24 h and a bit later).
-    from agenttui.aws import AwsClients
-    from agenttui.aws_packages import cleanup_expired_packages
-    from agenttui.config import load_settings
+    from agenttui.backends.ecs.aws import AwsClients
+    from agenttui.backends.ecs.packages import cleanup_expired_packages
+    from agenttui.core.config import load_settings
 
     settings = load_settings()
     aws = AwsClients(settings)
@@ -92,8 +92,8 @@ async def test_doctor_reports_each_missing_resource_then_all_ok(aws_env, monkeyp
     assert "Container Insights off" in out  # said so, as a warning
 
     # A task definition that logs elsewhere than the settings say is caught.
-    from agenttui.aws_doctor import aws_checks
-    from agenttui.config import load_settings
+    from agenttui.backends.ecs.doctor import aws_checks
+    from agenttui.core.config import load_settings
 
     checks = await aws_checks(load_settings(ecs_log_stream_prefix="other", ecs_runner_image="other:1"))
     (bad,) = [c for c in checks if not c.ok]

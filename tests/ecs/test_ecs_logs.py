@@ -6,8 +6,8 @@ import base64
 import json
 import time
 
-from agenttui.backends.ecs import EcsBackend
-from agenttui.config import load_settings
+from agenttui.backends.ecs.backend import EcsBackend
+from agenttui.core.config import load_settings
 
 from .conftest import CLUSTER, CONTAINER, LOG_GROUP, STREAM_PREFIX, TASK_FAMILY, client
 

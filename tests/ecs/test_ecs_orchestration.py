@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from agenttui.backends.ecs import OVERRIDES_MAX_CHARS, TASK_PHASES, EcsBackend
-from agenttui.config import load_settings
-from agenttui.domain import FailureKind, Status, TestRequest
-from agenttui.orchestrator import Orchestrator
-from agenttui.store import Owner, Store
+from agenttui.backends.ecs.backend import OVERRIDES_MAX_CHARS, TASK_PHASES, EcsBackend
+from agenttui.core.config import load_settings
+from agenttui.core.domain import FailureKind, Status, TestRequest
+from agenttui.engine.orchestrator import Orchestrator
+from agenttui.engine.store import Owner, Store
 
 from .conftest import BUCKET, Sim, bundle_env_of
 
@@ -130,7 +130,7 @@ async def test_completed_with_cloudwatch_logs_in_order_and_parsed_response(world
     # The task: tagged with the test and attempt, overrides small, the agent via S3.
     (sim,) = fargate.sims_of(test_id)
     assert sim.tags["agenttui.test_id"] == str(test_id) and sim.tags["agenttui.attempt"] == "1"
-    assert sim.tags["agenttui.store"] == h.store.store_id
+    assert sim.tags["agenttui.engine.store"] == h.store.store_id
     assert sim.tags["agenttui.test-session"]  # extra labels become tags
     assert len(json.dumps(sim.overrides, separators=(",", ":"))) < OVERRIDES_MAX_CHARS
     assert "what is up" not in json.dumps(sim.overrides)  # the query travels in the bundle

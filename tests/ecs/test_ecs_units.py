@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from agenttui.backends.base import InfraError, LogLine
-from agenttui.backends.ecs import (
+from agenttui.backends.ecs.backend import (
     OVERRIDES_MAX_CHARS,
     LogCursor,
     OverridesTooLarge,
@@ -212,10 +212,10 @@ def test_a_short_record_passes_as_it_is():
 
 def test_a_task_gets_endpoint_urls_as_configured_not_the_docker_tunnels():
     from agenttui.backends.base import RunSpec
-    from agenttui.backends.ecs import task_env
-    from agenttui.domain import Egress, ProviderConfig, TestRequest
-    from agenttui.egress import plan_network
-    from agenttui.providers import container_env, endpoints
+    from agenttui.backends.ecs.backend import task_env
+    from agenttui.core.domain import Egress, ProviderConfig, TestRequest
+    from agenttui.sandbox.egress import plan_network
+    from agenttui.core.providers import container_env, endpoints
 
     config = ProviderConfig(name="openai", model_id="m", options={"OPENAI_BASE_URL": "http://10.1.2.3:8000/v1"})
     plan, urls = plan_network(Egress.PROVIDER_ONLY, endpoints(config, ollama_url="http://127.0.0.1:11434"))

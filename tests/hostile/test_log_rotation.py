@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from agenttui.backends.docker import DockerBackend, LogDecoder
-from agenttui.config import load_settings
+from agenttui.backends.docker.backend import DockerBackend, LogDecoder
+from agenttui.core.config import load_settings
 
 from ..conftest import PROJECT_LABEL, SESSION_LABEL, TEST_BASE_IMAGE
 

@@ -122,7 +122,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # what a terminal could 
 
 
 def test_invalid_utf8_and_control_sequences_are_stored_safely_and_shown_escaped(server, tmp_path):
-    from agenttui.store import LogRecord
+    from agenttui.engine.store import LogRecord
     from agenttui.tui.formatting import log_lines
 
     agent = write_agent(tmp_path, JUNK_OUTPUT)

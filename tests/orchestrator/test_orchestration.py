@@ -9,10 +9,10 @@ import time
 
 from agenttui.backends.base import InfraError, LogBatch
 from agenttui.backends.noop import NoopBackend
-from agenttui.config import load_settings
-from agenttui.domain import FailureKind, Status, TestRequest
-from agenttui.orchestrator import Orchestrator
-from agenttui.store import Owner, Store
+from agenttui.core.config import load_settings
+from agenttui.core.domain import FailureKind, Status, TestRequest
+from agenttui.engine.orchestrator import Orchestrator
+from agenttui.engine.store import Owner, Store
 
 
 class FlakyBackend(NoopBackend):
@@ -100,8 +100,8 @@ def test_two_processes_never_run_the_same_test(tmp_path):
            "AGENTTUI_MAX_CONCURRENT": "4", "AGENTTUI_POLL_S": "0.01"}
     seed = (
         "import asyncio\n"
-        "from agenttui.store import Store, Owner\n"
-        "from agenttui.domain import TestRequest\n"
+        "from agenttui.engine.store import Store, Owner\n"
+        "from agenttui.core.domain import TestRequest\n"
         "async def main():\n"
         f"    s = await Store.open('sqlite+aiosqlite:///{db}')\n"
         "    r = TestRequest.parse(agent_code='def run(q): return q', query='race')\n"

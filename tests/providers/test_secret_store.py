@@ -1,15 +1,15 @@
-"""Where secret values live between submit and container start (agenttui.secrets): sealed
+"""Where secret values live between submit and container start (agenttui.core.secrets): sealed
 beside the test with a key outside the store, names only in the request, gone at the end."""
 
 from __future__ import annotations
 
 import pytest
 
-from agenttui.client.service import Service
-from agenttui.config import load_settings
-from agenttui.domain import InvalidRequest, Status, TestRequest
-from agenttui.secrets import SecretBox, SecretsUnavailable
-from agenttui.store import Fence, Owner, Store
+from agenttui.engine.service import Service
+from agenttui.core.config import load_settings
+from agenttui.core.domain import InvalidRequest, Status, TestRequest
+from agenttui.core.secrets import SecretBox, SecretsUnavailable
+from agenttui.engine.store import Fence, Owner, Store
 
 KEY = "sk-sealed-" + "Qx9" * 10
 

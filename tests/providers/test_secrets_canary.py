@@ -106,7 +106,7 @@ def test_secrets_never_leave_the_sandbox(run_cli, tmp_path):
     assert [leaks(text) for text in outputs] == [[]] * len(outputs)
     # The store's files, byte for byte (with its write-ahead log), hold no secret value; the
     # stored request keeps the secret's name only and the sealed copy is gone with the test.
-    from agenttui.config import data_dir
+    from agenttui.core.config import data_dir
 
     for path in data_dir().glob("agenttui.db*"):
         assert leaks(path.read_bytes()) == [], path
@@ -122,7 +122,7 @@ def assert_tui_shows_no_secret(ids: list[int]) -> None:
     import asyncio
 
     from agenttui.client.local import LocalClient
-    from agenttui.config import load_settings
+    from agenttui.core.config import load_settings
 
     from ..tui.conftest import make_app, screen_text, wait_until
 
@@ -166,7 +166,7 @@ def test_invalid_provider_configs_are_refused_field_by_field(run_cli, tmp_path):
         assert result.returncode == 2, (flags, result.stderr)
         for fragment in expected:
             assert fragment in result.stderr, (flags, result.stderr)
-    from agenttui.config import data_dir
+    from agenttui.core.config import data_dir
 
     db = data_dir() / "agenttui.db"
     assert not db.exists() or sqlite3.connect(db).execute("select count(*) from tests").fetchone()[0] == 0

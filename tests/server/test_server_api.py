@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agenttui.config import data_dir
+from agenttui.core.config import data_dir
 
 from .conftest import ensure_user, wait_for
 
@@ -121,7 +121,7 @@ def test_a_personal_server_starts_on_demand_and_exits_when_idle(agenttui_cmd, mo
     import os
     import subprocess
 
-    from agenttui.config import runtime_dir
+    from agenttui.core.config import runtime_dir
 
     monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
     monkeypatch.setenv("AGENTTUI_SERVER_IDLE_EXIT_S", "3")
@@ -148,7 +148,7 @@ def test_a_personal_server_running_older_code_is_replaced(agenttui_cmd, monkeypa
     from pathlib import Path
 
     import agenttui
-    from agenttui.config import runtime_dir
+    from agenttui.core.config import runtime_dir
 
     monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
     first = subprocess.run([*agenttui_cmd, "queue", "--json"], capture_output=True, text=True, timeout=60)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agenttui.client.remote import SocketClient
-from agenttui.config import load_settings, runtime_dir
+from agenttui.core.config import load_settings, runtime_dir
 
 from ..docker.conftest import containers_of
 from .conftest import wait_for

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from agenttui.store import Store
+from agenttui.engine.store import Store
 
 from ..conftest import IN_CI
 

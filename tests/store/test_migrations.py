@@ -9,8 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from agenttui.domain import TestRequest
-from agenttui.store import BASELINE_REVISION, MIGRATIONS_DIR, Owner, Store
+from agenttui.core.domain import TestRequest
+from agenttui.engine.store import BASELINE_REVISION, MIGRATIONS_DIR, Owner, Store
 
 FIRST_VERSION_ROWS = [
     """INSERT INTO tests (request_json, query, status, priority, owner_uid, owner_name, attempt, backend,

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from agenttui.domain import Status, TestRequest
-from agenttui.store import Owner, Store
+from agenttui.core.domain import Status, TestRequest
+from agenttui.engine.store import Owner, Store
 
 COUNTS = {"sqlite": (2, 300), "postgresql": (3, 2000)}  # (servers, tests); 3 × 2000 on PostgreSQL
 

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from agenttui.domain import IllegalTransition, Status, TestRequest
-from agenttui.store import Fence, Owner, Store
+from agenttui.core.domain import IllegalTransition, Status, TestRequest
+from agenttui.engine.store import Fence, Owner, Store
 
 ALICE = Owner(1001, "alice")
 

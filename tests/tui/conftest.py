@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
 from agenttui.client.local import LocalClient  # noqa: E402
-from agenttui.config import Settings, load_settings  # noqa: E402
+from agenttui.core.config import Settings, load_settings  # noqa: E402
 from agenttui.tui.app import AgentTUI  # noqa: E402
 
 from .seed import ALICE, NOW  # noqa: E402

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import update
 
-from agenttui.config import Settings
-from agenttui.domain import Status, TestRequest
-from agenttui.store import TESTS, Owner, Store
+from agenttui.core.config import Settings
+from agenttui.core.domain import Status, TestRequest
+from agenttui.engine.store import TESTS, Owner, Store
 
 # 2026-01-15 09:00:00 UTC: the snapshot clock reads T0 + NOW_OFFSET.
 T0 = 1768467600.0

@@ -15,9 +15,9 @@ import zipfile
 from textual.widgets import Input, TextArea
 
 from agenttui.client.local import LocalClient
-from agenttui.config import load_settings
-from agenttui.domain import Status
-from agenttui.store import Owner, Store
+from agenttui.core.config import load_settings
+from agenttui.core.domain import Status
+from agenttui.engine.store import Owner, Store
 from agenttui.tui.screens.confirm import ConfirmScreen
 from agenttui.tui.screens.detail import DetailScreen
 

@@ -87,7 +87,7 @@ async def test_reopening_shows_the_running_test_and_its_log(noop_settings):
 
 async def test_a_capped_log_says_so(noop_settings):
     """R-19: past the per-test cap the store writes one notice; the pane shows it and says so."""
-    from agenttui.domain import Status
+    from agenttui.core.domain import Status
 
     from .seed import Seed
 
@@ -168,7 +168,7 @@ async def test_an_unreachable_server_is_shown_not_fatal(noop_settings, tmp_path)
     """A shared server that is down: the status bar says so, actions say why they cannot run,
     and the app keeps working (and retrying)."""
     from agenttui.client.remote import SocketClient
-    from agenttui.config import load_settings
+    from agenttui.core.config import load_settings
 
     settings = load_settings(backend="noop", socket_path=tmp_path / "nobody-listens.sock")
     app = make_app(settings, client=SocketClient(settings))

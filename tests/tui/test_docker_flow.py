@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, TextArea
 
-from agenttui.config import load_settings
+from agenttui.core.config import load_settings
 
 from .conftest import make_app, screen_text, status_of, type_text, wait_until
 

@@ -21,8 +21,8 @@ from textual.widgets import Input
 
 from agenttui.client.local import LocalClient
 from agenttui.client.remote import SocketClient
-from agenttui.config import load_settings
-from agenttui.store import Owner
+from agenttui.core.config import load_settings
+from agenttui.engine.store import Owner
 from agenttui.tui.screens.help import HelpScreen
 
 from .conftest import make_app, status_of, wait_until
@@ -72,7 +72,7 @@ def _report(label: str, latencies: list[float], lines: int, seconds: float) -> s
 
 WRITER = """
 import asyncio, sys, time
-from agenttui.store import Store
+from agenttui.engine.store import Store
 
 async def main(url, test_id, total):
     store = await Store.open(url)

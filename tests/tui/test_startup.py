@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from agenttui.client.remote import SocketClient
 from agenttui.client.settings import load_client_settings
-from agenttui.domain import KNOWN_PROVIDERS
+from agenttui.core.domain import KNOWN_PROVIDERS
 from agenttui.tui.launch import prefetch_snapshot
 from agenttui.tui.widgets.editor import PROVIDERS, EditorDefaults, EditorPane, OptionsForm
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from agenttui.config import SettingsError, config_file, data_dir, load_settings
+from agenttui.core.config import SettingsError, config_file, data_dir, load_settings
 
 
 def test_defaults_follow_xdg(isolated_env):
@@ -50,7 +50,7 @@ def test_client_settings_have_the_settings_defaults_and_bounds():
     import annotated_types
 
     from agenttui.client.settings import FIELDS
-    from agenttui.config import Settings
+    from agenttui.core.config import Settings
 
     for name, (_kind, default, gt, ge, le) in FIELDS.items():
         field = Settings.model_fields[name]
@@ -91,7 +91,7 @@ def test_client_settings_choices_are_the_settings_literals(monkeypatch):
     import typing
 
     from agenttui.client.settings import CHOICES, load_client_settings
-    from agenttui.config import Settings
+    from agenttui.core.config import Settings
 
     for name, choices in CHOICES.items():
         assert typing.get_args(Settings.model_fields[name].annotation) == choices, name

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from agenttui.config import Settings
+from agenttui.core.config import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from agenttui.domain import (
+from agenttui.core.domain import (
     ALLOWED_TRANSITIONS,
     IllegalTransition,
     InvalidRequest,

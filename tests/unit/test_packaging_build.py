@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from agenttui import packaging
-from agenttui.domain import ProviderConfig, TestRequest
+from agenttui.core.domain import ProviderConfig, TestRequest
 from agenttui.packaging import PackageError, build_package, render_template
-from agenttui.providers import PROVIDERS
-from agenttui.store import TestRecord
+from agenttui.core.providers import PROVIDERS
+from agenttui.engine.store import TestRecord
 
 FIXED_NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 REQUIRED = {

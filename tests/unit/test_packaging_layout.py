@@ -27,7 +27,7 @@ def test_plain_install_finds_styles_and_templates(tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True
     )
     probe = (
-        "import json, agenttui.resources as r\n"
+        "import json, agenttui.core.resources as r\n"
         "t = r.resource_dir('templates'); s = r.resource_dir('styles')\n"
         "print(json.dumps({'mod': r.__file__, 't': str(t), 's': str(s), "
         "'tfiles': sorted(p.name for p in t.rglob('*') if p.is_file())}))\n"
@@ -46,8 +46,8 @@ def test_plain_install_finds_styles_and_templates(tmp_path):
 def test_engine_and_headless_cli_do_not_import_textual():
     probe = (
         "import sys\n"
-        "import agenttui.cli, agenttui.store, agenttui.orchestrator, agenttui.client.local\n"
-        "import agenttui.backends.docker, agenttui.harness, agenttui.config, agenttui.domain\n"
+        "import agenttui.cli, agenttui.engine.store, agenttui.engine.orchestrator, agenttui.client.local\n"
+        "import agenttui.backends.docker.backend, agenttui.harness, agenttui.core.config, agenttui.core.domain\n"
         "from agenttui.cli import build_parser\n"
         "build_parser().parse_args(['queue'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"

@@ -1,6 +1,6 @@
-from agenttui.domain import ProviderConfig
-from agenttui.providers import container_env
-from agenttui.redact import Redactor
+from agenttui.core.domain import ProviderConfig
+from agenttui.core.providers import container_env
+from agenttui.core.redact import Redactor
 
 
 def test_standard_variable_names_per_provider():
@@ -31,9 +31,9 @@ import json  # noqa: E402
 import pytest  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
-from agenttui.domain import Egress, InvalidRequest, TestRequest  # noqa: E402
-from agenttui.egress import NetworkPlan, plan_network  # noqa: E402
-from agenttui.providers import (  # noqa: E402
+from agenttui.core.domain import Egress, InvalidRequest, TestRequest  # noqa: E402
+from agenttui.sandbox.egress import NetworkPlan, plan_network  # noqa: E402
+from agenttui.core.providers import (  # noqa: E402
     endpoints,
     resolve_request,
     retry_secrets,

@@ -1,8 +1,8 @@
 """How many containers the warm pool keeps waiting per kind (no engine needed)."""
 
-from agenttui.backends import docker_pool
-from agenttui.backends.docker import DockerBackend
-from agenttui.config import load_settings
+from agenttui.backends.docker import pool as docker_pool
+from agenttui.backends.docker.backend import DockerBackend
+from agenttui.core.config import load_settings
 
 
 def test_after_a_burst_as_many_wait_as_it_had_then_back_to_the_base_when_it_is_old(monkeypatch):
@@ -31,7 +31,7 @@ def test_the_burst_size_never_exceeds_the_global_cap():
 
 def test_warm_pool_zero_pools_nothing_whatever_the_bursts():
     from agenttui.backends.base import RunSpec
-    from agenttui.domain import TestRequest
+    from agenttui.core.domain import TestRequest
 
     request = TestRequest.parse(agent_code="def run(q): return q", query="q", egress="none")
     spec = RunSpec(test_id=1, attempt=1, store_id="s" * 32, request=request, env={})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agenttui.backends.base import Backend
-from agenttui.config import Settings
+from agenttui.core.config import Settings
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -12,9 +12,9 @@ def make_backend(settings: Settings) -> Backend:
 
         return NoopBackend(run_s=settings.noop_run_s)
     if settings.backend == "ecs":
-        from agenttui.backends.ecs import EcsBackend
+        from agenttui.backends.ecs.backend import EcsBackend
 
         return EcsBackend(settings)
-    from agenttui.backends.docker import DockerBackend
+    from agenttui.backends.docker.backend import DockerBackend
 
     return DockerBackend(settings)

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
 
-from agenttui.domain import TestRequest
+from agenttui.core.domain import TestRequest
 
 # Defined without the engine's imports, so light clients can catch them too.
-from agenttui.errors import BuildError, InfraError  # noqa: F401
+from agenttui.core.errors import BuildError, InfraError  # noqa: F401
 
 if TYPE_CHECKING:
-    from agenttui.egress import NetworkPlan
+    from agenttui.sandbox.egress import NetworkPlan
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class RunSpec:
     request: TestRequest
     env: dict[str, str]  # environment for the container (query, provider settings, ...)
     labels: dict[str, str] = field(default_factory=dict)
-    # What the sandbox may reach (agenttui.egress); None: the request's egress, no tunnels.
+    # What the sandbox may reach (agenttui.sandbox.egress); None: the request's egress, no tunnels.
     network: NetworkPlan | None = None
 
     @property
@@ -82,6 +82,9 @@ BuildLog = Callable[[str], Any]  # receives build output lines
 
 
 class Backend(Protocol):
+    """What the orchestrator needs of an execution backend. Backends subclass it explicitly,
+    so the optional capabilities below (defaults that do nothing) are inherited."""
+
     name: str
 
     async def check(self) -> None:
@@ -112,3 +115,18 @@ class Backend(Protocol):
         """Its state, or None when it no longer exists."""
 
     async def close(self) -> None: ...
+
+    # Optional capabilities: a backend overrides those it has.
+    async def start_up(self) -> None:
+        """Work to do once when an orchestrator starts (e.g. starting containers ahead)."""
+        return None
+
+    def take_notes(self, name: str) -> list[str]:
+        """Lines worth showing in the log of the test run as `name`, gathered while starting it
+        (e.g. what the sandbox's preflight found). Taken once."""
+        return []
+
+    async def last_lines(self, handle: str, count: int) -> list[LogLine]:
+        """The last `count` lines of the output, read apart from the log stream (which can
+        lose the end of a log that rotated under a flood); empty when the backend cannot."""
+        return []

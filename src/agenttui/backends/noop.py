@@ -11,11 +11,11 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from agenttui.backends.base import ExitInfo, HandleState, LogBatch, LogLine, RunSpec, Stats
+from agenttui.backends.base import Backend, ExitInfo, HandleState, LogBatch, LogLine, RunSpec, Stats
 from agenttui.harness import RESULT_TAG
 
 
-class NoopBackend:
+class NoopBackend(Backend):
     name = "noop"
 
     def __init__(self, run_s: float = 0.0):

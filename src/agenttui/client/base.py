@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agenttui.client.models import QueueView, TestView
 
 if TYPE_CHECKING:
-    from agenttui.domain import TestRequest
+    from agenttui.core.domain import TestRequest
     from agenttui.packaging import PackageResult
-    from agenttui.store import LogRecord
+    from agenttui.engine.store import LogRecord
 
 
 class Client(Protocol):

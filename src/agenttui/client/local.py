@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from agenttui.backends import make_backend
 from agenttui.backends.base import Backend
 from agenttui.client.models import QueueView, TestView
-from agenttui.client.service import AccessDenied, NotActionable, NotFound, Service
-from agenttui.config import Settings
-from agenttui.domain import TestRequest
-from agenttui.orchestrator import Orchestrator
-from agenttui.store import LogRecord, Owner, Store
+from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
+from agenttui.core.config import Settings
+from agenttui.core.domain import TestRequest
+from agenttui.engine.orchestrator import Orchestrator
+from agenttui.engine.store import LogRecord, Owner, Store
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
@@ -99,7 +99,7 @@ class LocalClient:
     async def submit(
         self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
     ) -> TestView:
-        from agenttui.providers import resolve_for_submit
+        from agenttui.core.providers import resolve_for_submit
 
         if isinstance(request, dict):
             request = TestRequest.parse(**request)
@@ -122,7 +122,7 @@ class LocalClient:
         return await self._svc.cancel(self.owner, test_id)
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        from agenttui.providers import resolve_for_retry
+        from agenttui.core.providers import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets)

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agenttui.lifecycle import Priority, Status
+from agenttui.core.lifecycle import Priority, Status
 
 if TYPE_CHECKING:  # the socket client uses these models without loading the store
-    from agenttui.store import QueueStatus, TestRecord
+    from agenttui.engine.store import QueueStatus, TestRecord
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

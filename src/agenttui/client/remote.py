@@ -26,14 +26,14 @@ from agenttui.client import unix_http
 from agenttui.client.errors import AccessDenied, NotActionable, NotFound
 from agenttui.client.models import LogEntry, QueueView, TestView
 from agenttui.client.unix_http import ConnectionLost
-from agenttui.errors import InfraError, SettingsError
-from agenttui.lifecycle import InvalidRequest
-from agenttui.paths import server_log_file
+from agenttui.core.errors import InfraError, SettingsError
+from agenttui.core.lifecycle import InvalidRequest
+from agenttui.core.paths import server_log_file
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
-    from agenttui.config import Settings
-    from agenttui.domain import TestRequest
+    from agenttui.core.config import Settings
+    from agenttui.core.domain import TestRequest
     from agenttui.packaging import PackageResult
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class SocketClient:
         """A dict is sent as it is: the server validates it, and no credentials are resolved
         here (the headless CLI resolves them itself when the provider needs any)."""
         if not isinstance(request, dict):
-            from agenttui.providers import resolve_for_submit
+            from agenttui.core.providers import resolve_for_submit
 
             # Credentials are resolved here, in the user's own process, and sent over the socket;
             # the server seals them and stores names only (docs/providers.md).
@@ -192,7 +192,7 @@ class SocketClient:
         return TestView.from_json(await self._call("POST", f"/tests/{test_id}/cancel"))
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        from agenttui.providers import resolve_for_retry
+        from agenttui.core.providers import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}
@@ -200,7 +200,7 @@ class SocketClient:
         return TestView.from_json(data)
 
     async def request(self, test_id: int) -> TestRequest:
-        from agenttui.domain import TestRequest
+        from agenttui.core.domain import TestRequest
 
         return TestRequest.model_validate(await self._call("GET", f"/tests/{test_id}/request"))
 

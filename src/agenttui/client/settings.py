@@ -1,6 +1,6 @@
 """The few settings a socket client needs, read without pydantic.
 
-Same sources and order as agenttui.config.Settings (flags > AGENTTUI_* > config.toml >
+Same sources and order as agenttui.core.config.Settings (flags > AGENTTUI_* > config.toml >
 defaults) and the same bounds (a unit test compares them), but only these fields: importing
 pydantic-settings costs a headless command ~200 ms. The server validates all its settings
 when it starts; a personal server that refuses to start for a bad setting is reported by the
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agenttui.errors import SettingsError
-from agenttui.paths import config_file, runtime_dir
+from agenttui.core.errors import SettingsError
+from agenttui.core.paths import config_file, runtime_dir
 
 # name -> (type, default, exclusive minimum, inclusive minimum, inclusive maximum)
 FIELDS: dict[str, tuple[type, Any, float | None, float | None, float | None]] = {

@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from agenttui import __version__, build_id
 from agenttui.backends.base import Backend, InfraError
-from agenttui.client.service import AccessDenied, NotActionable, NotFound, Service
-from agenttui.domain import InvalidRequest, TestRequest
-from agenttui.store import Owner
+from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
+from agenttui.core.domain import InvalidRequest, TestRequest
+from agenttui.engine.store import Owner
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from aiohttp import web
 
 from agenttui.backends import make_backend
-from agenttui.client.service import Service
-from agenttui.config import Settings
-from agenttui.orchestrator import Orchestrator
+from agenttui.engine.service import Service
+from agenttui.core.config import Settings
+from agenttui.engine.orchestrator import Orchestrator
 from agenttui.server.api import Api
-from agenttui.store import Owner, Store
+from agenttui.engine.store import Owner, Store
 
 log = logging.getLogger("agenttui.server")
 
@@ -156,7 +156,7 @@ async def _exit_when_idle(
 
 
 def run_server(settings: Settings, *, foreground_log: bool) -> int:
-    from agenttui.config import server_log_file
+    from agenttui.core.config import server_log_file
 
     socket_path = settings.resolved_socket_path
     log_file = server_log_file()

@@ -32,9 +32,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.client.models import QueueView, TestView
-from agenttui.lifecycle import InvalidRequest
-from agenttui.paths import config_file
-from agenttui.resources import resource_dir
+from agenttui.core.lifecycle import InvalidRequest
+from agenttui.core.paths import config_file
+from agenttui.core.resources import resource_dir
 from agenttui.tui.follow import follow
 from agenttui.tui.formatting import LocalTime, log_lines, printable_text
 from agenttui.tui.launch import HISTORY_LIMIT
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
     from agenttui.client.base import Client
     from agenttui.client.settings import ClientSettings
-    from agenttui.config import Settings
+    from agenttui.core.config import Settings
     from agenttui.tui.launch import Snapshot
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agenttui.client.models import LogEntry, TestView
-from agenttui.lifecycle import Status
+from agenttui.core.lifecycle import Status
 
 # Rows per read. Turning stored rows into records costs tens of µs each (in the server, or on
 # this very loop for the in-process client), so a read of BATCH rows keeps the UI loop busy for

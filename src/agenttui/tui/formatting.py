@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agenttui.display import printable
+from agenttui.core.display import printable
 
 LocalTime = Callable[[float], time.struct_time]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agenttui.client.models import QueueView, TestView
     from agenttui.client.settings import ClientSettings
-    from agenttui.config import Settings
+    from agenttui.core.config import Settings
 
     Snapshot = tuple[QueueView, list[TestView]]
 

@@ -15,7 +15,7 @@ from textual.message import Message
 from agenttui.client.models import LogEntry, QueueView, TestView
 
 if TYPE_CHECKING:
-    from agenttui.domain import TestRequest
+    from agenttui.core.domain import TestRequest
 
 
 class QueueUpdated(Message):

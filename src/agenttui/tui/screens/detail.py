@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from agenttui.client.models import TestView
-from agenttui.display import printable
+from agenttui.core.display import printable
 from agenttui.tui.follow import follow
 from agenttui.tui.formatting import LocalTime, clock_time, duration, log_lines, printable_text, size
 from agenttui.tui.messages import ActionFailed, DetailLoaded, LogEnded, LogLines, LogUnavailable

@@ -21,12 +21,12 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
-from agenttui.lifecycle import InvalidRequest, Priority
+from agenttui.core.lifecycle import InvalidRequest, Priority
 
 if TYPE_CHECKING:
-    from agenttui.domain import TestRequest
+    from agenttui.core.domain import TestRequest
 
-# agenttui.domain.KNOWN_PROVIDERS (a test checks): the domain's models (pydantic) load only
+# agenttui.core.domain.KNOWN_PROVIDERS (a test checks): the domain's models (pydantic) load only
 # when a request is collected, not for the first frame.
 PROVIDERS = ("ollama", "bedrock", "openai")
 
@@ -234,7 +234,7 @@ class EditorPane(Vertical):
     # ------------------------------------------------------------------ validation
     def collect(self) -> TestRequest:
         """The request the fields describe. Raises InvalidRequest naming each bad field."""
-        from agenttui.domain import TestRequest  # pydantic: not needed for the first frame
+        from agenttui.core.domain import TestRequest  # pydantic: not needed for the first frame
 
         errors: dict[str, str] = {}
         try:

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agenttui.aws import AwsClients, RateLimiter, describe_error, error_code
+from agenttui.backends.ecs.aws import AwsClients, RateLimiter, describe_error, error_code
 from agenttui.backends.base import (
+    Backend,
     BuildError,
     BuildLog,
     ExitInfo,
@@ -43,7 +44,7 @@ from agenttui.backends.base import (
     RunSpec,
     Stats,
 )
-from agenttui.config import Settings
+from agenttui.core.config import Settings
 from agenttui.harness import RUNNER_FILENAME, runner_source
 
 log = logging.getLogger(__name__)
@@ -431,7 +432,7 @@ class TaskPoller:
 # --------------------------------------------------------------------------------------
 
 
-class EcsBackend:
+class EcsBackend(Backend):
     name = "ecs"
 
     def __init__(self, settings: Settings, *, aws: AwsClients | None = None):
@@ -522,7 +523,7 @@ class EcsBackend:
         tags.update(
             {
                 PROJECT_TAG: "1",
-                "agenttui.store": spec.store_id,
+                "agenttui.engine.store": spec.store_id,
                 "agenttui.test_id": str(spec.test_id),
                 "agenttui.attempt": str(spec.attempt),
                 "agenttui.timeout_s": str(spec.request.timeout_s),
@@ -978,7 +979,7 @@ class EcsBackend:
     async def _delete_old_bundles(self, now: float) -> int:
         if not self.settings.s3_bucket:
             return 0
-        from agenttui.aws_packages import delete_older_than
+        from agenttui.backends.ecs.packages import delete_older_than
 
         return await delete_older_than(
             self.aws, self.settings.s3_bucket, f"{self.settings.s3_prefix}bundles/", now - BUNDLE_MAX_AGE_S

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from agenttui.backends.base import InfraError, RunSpec
 
 if TYPE_CHECKING:
-    from agenttui.backends.docker import DockerBackend
+    from agenttui.backends.docker.backend import DockerBackend
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class WarmPool:
         return container_id
 
     async def _hand_over(self, waiting: _Waiting, spec: RunSpec, kind: str) -> str | None:
-        from agenttui.backends.docker import _engine_status
+        from agenttui.backends.docker.backend import _engine_status
 
         backend = self.backend
         if waiting.expiry is not None:
@@ -251,7 +251,7 @@ class WarmPool:
         return f"agenttui-{spec.store_id}-pool-{self.owner}-"
 
     async def _start_waiting(self, spec: RunSpec, image: str) -> _Waiting:
-        from agenttui.backends.docker import CONTAINER_ID_MARKER
+        from agenttui.backends.docker.backend import CONTAINER_ID_MARKER
 
         backend = self.backend
         name = f"{self._prefix(spec)}{next(self._numbers)}"
@@ -294,13 +294,13 @@ class WarmPool:
                 await asyncio.sleep(0.01)
 
     def _labels(self, spec: RunSpec) -> dict[str, str]:
-        from agenttui.backends.docker import PROJECT_LABEL
+        from agenttui.backends.docker.backend import PROJECT_LABEL
 
         return {
             **self.settings.extra_labels,
             **spec.labels,
             PROJECT_LABEL: "1",
-            "agenttui.store": spec.store_id,
+            "agenttui.engine.store": spec.store_id,
             POOL_LABEL: self.owner,
             POOL_HOME_LABEL: str(self.home),
         }

@@ -1,4 +1,4 @@
-"""The host side of a sandbox's tunnels (agenttui.egress): one Unix socket per endpoint, each
+"""The host side of a sandbox's tunnels (agenttui.sandbox.egress): one Unix socket per endpoint, each
 connection forwarded to that endpoint's configured address and nowhere else.
 
 It runs in the process that runs the test (the server, or the headless command with
@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from agenttui.egress import NetworkPlan, Tunnel
+from agenttui.sandbox.egress import NetworkPlan, Tunnel
 
 log = logging.getLogger(__name__)
 

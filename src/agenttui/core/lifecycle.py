@@ -1,7 +1,7 @@
 """The life cycle of a test (Status + allowed transitions), priorities and request errors.
 
 Plain Python, no pydantic: the headless client imports this without the engine's models
-(agenttui.domain re-exports everything here).
+(agenttui.core.domain re-exports everything here).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   A small helper container (the "net sidecar") owns the sandbox's network namespace, which has
   nothing but loopback; it listens on a loopback address of that namespace for each endpoint
   and carries every connection over a Unix socket, bind-mounted from the host, to agenttui's
-  forwarder (agenttui.forwarder), which connects to the configured endpoint and nothing else.
+  forwarder (agenttui.sandbox.forwarder), which connects to the configured endpoint and nothing else.
   The agent's container joins the sidecar's namespace (network mode "container:<sidecar>"), and
   the endpoint's host name is pinned to that loopback address in the sandbox's /etc/hosts, so the
   URL the agent is given works unchanged (TLS included: the bytes pass through untouched).
@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from agenttui.domain import Egress
-from agenttui.providers import HOST_ALIAS, Endpoint
+from agenttui.core.domain import Egress
+from agenttui.core.providers import HOST_ALIAS, Endpoint
 
 FIRST_TUNNEL_OCTET = 2  # 127.0.0.1 stays the sandbox's own loopback
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agenttui.domain import InvalidRequest, ProviderConfig, TestRequest
+from agenttui.core.domain import InvalidRequest, ProviderConfig, TestRequest
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def submit_errors(config: ProviderConfig) -> dict[str, str]:
 # ---------------------------------------------------------------------- secrets
 def split_secrets(config: ProviderConfig) -> tuple[ProviderConfig, dict[str, str]]:
     """(the config with secret values taken out — their names kept in `secrets` —, the values).
-    What is stored and shown is the first; the values travel separately (agenttui.secrets)."""
+    What is stored and shown is the first; the values travel separately (agenttui.core.secrets)."""
     provider = provider_for(config)
     values = {k: v for k, v in config.options.items() if provider.is_secret(k)}
     if not values:

@@ -1,4 +1,4 @@
-"""agenttui sandbox network helper: runs in a test's net sidecar (see agenttui.egress).
+"""agenttui sandbox network helper: runs in a test's net sidecar (see agenttui.sandbox.egress).
 
 Copied into the sidecar container, so it uses the standard library only, Python 3.9-compatible
 syntax, and never imports agenttui. Usage: python3 sandbox_net.py /agenttui-net/plan.json

@@ -1,6 +1,6 @@
 """Preflight: is the model endpoint reachable from inside the sandbox network?
 
-Before a test's agent starts, its net sidecar (agenttui.egress) checks every endpoint through
+Before a test's agent starts, its net sidecar (agenttui.sandbox.egress) checks every endpoint through
 the very tunnel the agent will use; when one does not answer, the test fails at once with an
 actionable message, as an infrastructure failure (retried like one, R-8), never blamed on the
 agent. `agenttui doctor` runs the same check on demand (`provider_checks`).
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agenttui.backends.base import InfraError
-from agenttui.domain import ProviderConfig
-from agenttui.egress import NetworkPlan
-from agenttui.providers import Endpoint, ollama_model_warning, unreachable_message
+from agenttui.core.domain import ProviderConfig
+from agenttui.sandbox.egress import NetworkPlan
+from agenttui.core.providers import Endpoint, ollama_model_warning, unreachable_message
 
 
 class PreflightError(InfraError):
@@ -71,9 +71,9 @@ def failure_of(checks: list[Check]) -> PreflightError | None:
 async def provider_checks(settings: Any, config: ProviderConfig | None = None) -> list[Check]:
     """What `agenttui doctor` reports about a provider: the configuration (credentials resolved
     as a submit would) and, with the docker backend, reachability from a sandbox like a test's."""
-    from agenttui.domain import Egress, InvalidRequest, TestRequest
-    from agenttui.egress import plan_network
-    from agenttui.providers import endpoints, resolve_for_submit
+    from agenttui.core.domain import Egress, InvalidRequest, TestRequest
+    from agenttui.sandbox.egress import plan_network
+    from agenttui.core.providers import endpoints, resolve_for_submit
 
     config = config or ProviderConfig()
     checks: list[Check] = []
@@ -89,7 +89,7 @@ async def provider_checks(settings: Any, config: ProviderConfig | None = None) -
     )
     if settings.backend != "docker" or not plan.tunnels:
         return checks
-    from agenttui.backends.docker import DockerBackend
+    from agenttui.backends.docker.backend import DockerBackend
 
     backend = DockerBackend(settings)
     try:

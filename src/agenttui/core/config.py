@@ -1,6 +1,6 @@
 """Settings: command-line flags > AGENTTUI_* environment > config.toml > defaults.
 
-Paths follow XDG through platformdirs (agenttui.paths), so setting XDG_CONFIG_HOME /
+Paths follow XDG through platformdirs (agenttui.core.paths), so setting XDG_CONFIG_HOME /
 XDG_DATA_HOME / XDG_STATE_HOME / XDG_RUNTIME_DIR isolates a whole run (the test suite relies
 on it). The headless client reads its few settings without pydantic: agenttui.client.settings.
 """
@@ -21,8 +21,8 @@ from pydantic_settings import (
 )
 
 # Re-exported from the light modules the headless client uses.
-from agenttui.errors import SettingsError  # noqa: F401
-from agenttui.paths import (  # noqa: F401
+from agenttui.core.errors import SettingsError  # noqa: F401
+from agenttui.core.paths import (  # noqa: F401
     APP_NAME,
     config_dir,
     config_file,
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     @field_validator("ollama_url")
     @classmethod
     def _ollama_url(cls, value: str) -> str:
-        from agenttui.providers import check_url
+        from agenttui.core.providers import check_url
 
         problem = check_url(value)
         if problem:

@@ -40,6 +40,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from agenttui.backends.base import (
+    Backend,
     BuildError,
     BuildLog,
     ExitInfo,
@@ -50,9 +51,9 @@ from agenttui.backends.base import (
     RunSpec,
     Stats,
 )
-from agenttui.config import Settings
+from agenttui.core.config import Settings
 from agenttui.harness import RESULT_TAG, RUNNER_FILENAME, runner_source
-from agenttui.resources import resource_dir
+from agenttui.core.resources import resource_dir
 
 log = logging.getLogger(__name__)
 
@@ -657,7 +658,7 @@ def _engine_status(exc: InfraError) -> int | None:
     return cause.status if isinstance(cause, DockerError) else None
 
 
-class DockerBackend:
+class DockerBackend(Backend):
     """Backend protocol (agenttui.backends.base.Backend) on a local Docker engine."""
 
     name = "docker"
@@ -668,10 +669,10 @@ class DockerBackend:
         self._where = os.environ.get("DOCKER_HOST") or "the default Docker socket"
         self._build_locks: dict[str, asyncio.Lock] = {}
         self._stopped: set[str] = set()  # handles this backend signalled itself
-        from agenttui.backends.docker_net import SandboxNetwork
+        from agenttui.backends.docker.network import SandboxNetwork
 
         self.net = SandboxNetwork(self)  # egress policy, net sidecar, tunnels, preflight
-        from agenttui.backends.docker_pool import WarmPool
+        from agenttui.backends.docker.pool import WarmPool
 
         self.pool = WarmPool(self)  # containers started ahead of their tests (warm_pool)
 
@@ -949,7 +950,7 @@ class DockerBackend:
         """The labels that say which test attempt a container belongs to."""
         return {
             PROJECT_LABEL: "1",
-            "agenttui.store": spec.store_id,
+            "agenttui.engine.store": spec.store_id,
             "agenttui.test_id": str(spec.test_id),
             "agenttui.attempt": str(spec.attempt),
         }
@@ -975,7 +976,7 @@ class DockerBackend:
             env = dict(spec.env)
             env.setdefault("AGENTTUI_QUERY", spec.request.query)
         else:
-            from agenttui.backends.docker_pool import JOB_FILE, JOB_SIGNAL
+            from agenttui.backends.docker.pool import JOB_FILE, JOB_SIGNAL
 
             env = {
                 "AGENTTUI_JOB_SIGNAL": f"{MOUNT_POINT}/{JOB_SIGNAL}",

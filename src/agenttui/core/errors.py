@@ -1,5 +1,5 @@
 """Failures every layer reports, in a module light enough for the headless client
-(agenttui.backends.base and agenttui.config re-export them)."""
+(agenttui.backends.base and agenttui.core.config re-export them)."""
 
 
 class InfraError(Exception):

@@ -1,5 +1,5 @@
 """What a user submits (TestRequest), validated field by field; the life cycle of a test (Status +
-allowed transitions) is in agenttui.lifecycle and re-exported here."""
+allowed transitions) is in agenttui.core.lifecycle and re-exported here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # The life cycle lives in a module without pydantic, so light clients (the headless CLI) can
 # use it; re-exported here, where the rest of the engine looks for it.
-from agenttui.lifecycle import (  # noqa: F401
+from agenttui.core.lifecycle import (  # noqa: F401
     ACTIVE,
     ALLOWED_TRANSITIONS,
     TERMINAL,
@@ -77,7 +77,7 @@ class ProviderConfig(BaseModel):
     # send secret values here; they are taken out before anything is stored (see `secrets`).
     options: dict[str, str] = Field(default_factory=dict)
     # Names of the secret options of this test; their values are never part of the request that
-    # is stored or shown (agenttui.secrets keeps them, encrypted, until the test ends).
+    # is stored or shown (agenttui.core.secrets keeps them, encrypted, until the test ends).
     secrets: tuple[str, ...] = ()
 
     @field_validator("name")
@@ -90,7 +90,7 @@ class ProviderConfig(BaseModel):
 
     @model_validator(mode="after")
     def _options(self) -> ProviderConfig:
-        from agenttui.providers import config_errors  # providers builds on this module
+        from agenttui.core.providers import config_errors  # providers builds on this module
 
         errors = config_errors(self)
         if errors:

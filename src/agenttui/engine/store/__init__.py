@@ -33,7 +33,7 @@ from sqlalchemy.orm import configure_mappers
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel
 
-from agenttui.domain import (
+from agenttui.core.domain import (
     ACTIVE,
     IllegalTransition,
     Status,
@@ -170,7 +170,7 @@ class PackageRecord(SQLModel, table=True):
 
 
 class TestSecretRecord(SQLModel, table=True):
-    """A queued or running test's secret values, sealed (agenttui.secrets: encrypted with a key
+    """A queued or running test's secret values, sealed (agenttui.core.secrets: encrypted with a key
     kept outside the store). Deleted when the test ends; the request itself keeps names only."""
 
     __test__ = False

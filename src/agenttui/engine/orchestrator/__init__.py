@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agenttui.backends.base import Backend, BuildError, ExitInfo, InfraError, RunSpec
-from agenttui.config import Settings
-from agenttui.domain import Egress, FailureKind, Status
-from agenttui.egress import plan_network
+from agenttui.core.config import Settings
+from agenttui.core.domain import Egress, FailureKind, Status
+from agenttui.sandbox.egress import plan_network
 from agenttui.harness import RESULT_TAG, new_nonce, parse_result_line
-from agenttui.providers import container_env, endpoints, provider_for
-from agenttui.redact import Redactor
-from agenttui.store import Fence, Store, TestRecord
+from agenttui.core.providers import container_env, endpoints, provider_for
+from agenttui.core.redact import Redactor
+from agenttui.engine.store import Fence, Store, TestRecord
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,9 @@ class Orchestrator:
     # ------------------------------------------------------------------ main loop
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work the queue until `until()` is true (checked each tick) or stop() is called."""
-        start_up = getattr(self.backend, "start_up", None)  # e.g. Docker's warm pool
-        if start_up is not None and self.only_ids is None:
+        if self.only_ids is None:
             try:
-                await start_up()
+                await self.backend.start_up()
             except Exception as exc:  # an engine that is down now is met again per test
                 log.warning("backend start-up: %s", exc)
         try:
@@ -325,7 +324,7 @@ class Orchestrator:
         # still leaves the container findable by whoever adopts the test.
         await self._write(run, note=image_note, handle=spec.name, image=image)
         handle = await self.backend.start(spec, image)
-        notes = [f"[agenttui] {note}" for note in getattr(self.backend, "take_notes", lambda name: [])(spec.name)]
+        notes = [f"[agenttui] {note}" for note in self.backend.take_notes(spec.name)]
         notes.append(f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
         await self._mark_running(run, handle, notes)
         return handle
@@ -426,11 +425,8 @@ class Orchestrator:
     async def _recover_result(self, run: _Run, handle: str, redact: Redactor) -> None:
         """Docker's log stream can lose the end of a log whose file rotated under a flood, and
         the harness record with it; the end of the log's file still has it."""
-        last_lines = getattr(self.backend, "last_lines", None)
-        if last_lines is None:
-            return
         try:
-            lines = await last_lines(handle, RECOVERY_TAIL_LINES)
+            lines = await self.backend.last_lines(handle, RECOVERY_TAIL_LINES)
         except Exception as exc:  # the outcome is then decided without the record
             log.warning("test %s: could not read the end of its log: %s", run.test.id, exc)
             return
@@ -684,7 +680,7 @@ class Orchestrator:
         """The test's secret values, unsealed right before the container needs them."""
         if not test.request.provider.secrets:
             return {}
-        from agenttui.secrets import SecretBox, SecretsUnavailable
+        from agenttui.core.secrets import SecretBox, SecretsUnavailable
 
         sealed = await self.store.sealed_secrets(test.id)  # type: ignore[arg-type]
         if sealed is None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agenttui.aws import AwsClients, describe_error, error_code
-from agenttui.config import Settings
-from agenttui.preflight import Check
+from agenttui.backends.ecs.aws import AwsClients, describe_error, error_code
+from agenttui.core.config import Settings
+from agenttui.sandbox.preflight import Check
 
 
 async def aws_checks(settings: Settings, aws: AwsClients | None = None) -> list[Check]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def resource_dir(name: str) -> Path:
     """The folder `name` (e.g. "templates"): the repository's top-level copy in a source
     checkout or editable install, else the copy packaged inside agenttui/."""
-    # src/agenttui/resources.py -> the repository root is two levels above the package.
+    # src/agenttui/core/resources.py -> the repository root is two levels above the package.
     if _PACKAGE_DIR.parent.name == "src":
         checkout = _PACKAGE_DIR.parent.parent / name
         if checkout.is_dir():

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from agenttui.client.errors import AccessDenied, NotActionable, NotFound
 from agenttui.client.models import QueueView, TestView
-from agenttui.config import Settings
-from agenttui.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
-from agenttui.store import LogRecord, Owner, Store, TestRecord
+from agenttui.core.config import Settings
+from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
+from agenttui.engine.store import LogRecord, Owner, Store, TestRecord
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
@@ -116,9 +116,9 @@ class Service:
 
     def _prepare_submit(self, request: TestRequest) -> tuple[TestRequest, str | None]:
         """Check what the provider needs, fill in the default egress, and take the secret values
-        out of the request (sealed for the store; agenttui.secrets explains the life cycle)."""
-        from agenttui.providers import strip_secrets, submit_errors
-        from agenttui.secrets import SecretBox
+        out of the request (sealed for the store; agenttui.core.secrets explains the life cycle)."""
+        from agenttui.core.providers import strip_secrets, submit_errors
+        from agenttui.core.secrets import SecretBox
 
         # Names without values (a stored request being retried) carry nothing: start afresh.
         request = request.model_copy(update={"provider": request.provider.model_copy(update={"secrets": ()})})
@@ -190,7 +190,7 @@ class Service:
             )
         except PackageError as exc:
             raise NotActionable(str(exc)) from None
-        from agenttui.aws_packages import publish_package, wants_s3_packages
+        from agenttui.backends.ecs.packages import publish_package, wants_s3_packages
 
         if wants_s3_packages(self.settings):  # R-23: also in S3, with a 24-hour presigned URL
             result = await publish_package(self.settings, result)

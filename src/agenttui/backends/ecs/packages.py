@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agenttui.aws import AwsClients, describe_error
-from agenttui.config import Settings
+from agenttui.backends.ecs.aws import AwsClients, describe_error
+from agenttui.core.config import Settings
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult

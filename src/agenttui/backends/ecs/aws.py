@@ -11,7 +11,7 @@ import contextlib
 import time
 from typing import Any
 
-from agenttui.config import Settings
+from agenttui.core.config import Settings
 
 MAX_ATTEMPTS = 8  # botocore's own retries (adaptive mode) before an error reaches us
 CONNECT_TIMEOUT_S = 10

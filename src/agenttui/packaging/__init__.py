@@ -42,12 +42,12 @@ import jinja2
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from agenttui.domain import TERMINAL, Status, TestRequest
+from agenttui.core.domain import TERMINAL, Status, TestRequest
 from agenttui.harness import RUNNER_FILENAME, runner_source
-from agenttui.providers import PROVIDERS, EnvVar, Provider, container_env, provider_for
-from agenttui.redact import Redactor
-from agenttui.resources import resource_dir
-from agenttui.store import TestRecord
+from agenttui.core.providers import PROVIDERS, EnvVar, Provider, container_env, provider_for
+from agenttui.core.redact import Redactor
+from agenttui.core.resources import resource_dir
+from agenttui.engine.store import TestRecord
 
 # Pinned pair, tested together: the registry's aws-cdk 3.x CLI refuses the cloud assembly
 # (schema 55) that aws-cdk-lib 2.275 writes; aws-cdk 2.1148.1 reads it.

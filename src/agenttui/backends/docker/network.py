@@ -1,8 +1,8 @@
 """The Docker backend's sandbox networking: egress policy, the net sidecar and its tunnels,
-and the preflight from inside the sandbox (agenttui.egress explains the design).
+and the preflight from inside the sandbox (agenttui.sandbox.egress explains the design).
 
 Per test with tunnels: a folder <runtime dir>/net/<container name>/ holds the sidecar script,
-the plan and one Unix socket per endpoint (served by agenttui.forwarder in this process); the
+the plan and one Unix socket per endpoint (served by agenttui.sandbox.forwarder in this process); the
 sidecar `<container name>-net` runs with network mode none (provider-only) or bridge (full),
 owns the sandbox's network namespace and pins the endpoint names in its /etc/hosts; the agent's
 container joins it with network mode container:<sidecar>.
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from agenttui.backends.base import InfraError, RunSpec
-from agenttui.config import runtime_dir
-from agenttui.domain import Egress, ProviderConfig
-from agenttui.egress import NetworkPlan, plan_network
-from agenttui.forwarder import TunnelHost
+from agenttui.core.config import runtime_dir
+from agenttui.core.domain import Egress, ProviderConfig
+from agenttui.sandbox.egress import NetworkPlan, plan_network
+from agenttui.sandbox.forwarder import TunnelHost
 
 if TYPE_CHECKING:
-    from agenttui.backends.docker import DockerBackend
-    from agenttui.preflight import Check
+    from agenttui.backends.docker.backend import DockerBackend
+    from agenttui.sandbox.preflight import Check
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SIDECAR_PIDS = 128
 
 
 def sandbox_script() -> str:
-    return (Path(__file__).resolve().parent.parent / "sandbox_net.py").read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "sandbox" / "sidecar.py").read_text(encoding="utf-8")
 
 
 def sidecar_name(name: str) -> str:
@@ -110,7 +110,7 @@ class SandboxNetwork:
         except BaseException:
             await asyncio.shield(self.discard(name))
             raise
-        from agenttui.preflight import evaluate, failure_of
+        from agenttui.sandbox.preflight import evaluate, failure_of
 
         checks = evaluate(spec.request.provider, plan, reports, host.last_error)
         failure = failure_of(checks) if plan.preflight else None
@@ -149,7 +149,7 @@ class SandboxNetwork:
             **self.settings.extra_labels,
             **spec.labels,
             "agenttui": "1",
-            "agenttui.store": spec.store_id,
+            "agenttui.engine.store": spec.store_id,
             ROLE_LABEL: "net",
             NET_FOR_LABEL: spec.name,
         }
@@ -204,7 +204,7 @@ class SandboxNetwork:
 
     async def _reports(self, sidecar: str, plan: NetworkPlan) -> dict[str, dict[str, Any]]:
         """Follow the sidecar's output until it has checked every endpoint."""
-        from agenttui.backends.docker import split_frames
+        from agenttui.backends.docker.backend import split_frames
 
         limit = self.settings.preflight_timeout_s * (len(plan.tunnels) + 1) + 10
         reports: dict[str, dict[str, Any]] = {}
@@ -311,8 +311,8 @@ class SandboxNetwork:
         """The preflight on demand: a throw-away sidecar (no agent) checks the endpoints."""
         import uuid
 
-        from agenttui.domain import TestRequest
-        from agenttui.preflight import evaluate
+        from agenttui.core.domain import TestRequest
+        from agenttui.sandbox.preflight import evaluate
 
         request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="doctor", provider=config)
         spec = RunSpec(test_id=0, attempt=0, store_id=f"doctor{uuid.uuid4().hex[:6]}", request=request, env={},
