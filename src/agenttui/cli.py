@@ -549,13 +549,16 @@ async def doctor_provider(args: argparse.Namespace, settings: Any) -> int:
     from agenttui.core.domain import InvalidRequest, ProviderConfig
     from agenttui.sandbox.preflight import provider_checks
 
+    probe = None
+    if settings.backend == "docker":  # reachability from a sandbox like a test's
+        from agenttui.backends.docker.network import probe_from_sandbox as probe
     try:
         config = ProviderConfig(name=args.provider, model_id=args.model, options=_options_from_args(args))
     except ValueError as exc:
         print(f"FAIL  provider: {exc}")
         return 1
     try:
-        checks = await provider_checks(settings, config)
+        checks = await provider_checks(settings, config, probe)
     except InvalidRequest as exc:
         print(f"FAIL  {args.provider} configuration: {exc}")
         return 1

@@ -325,7 +325,7 @@ async def test_memory_hog_is_oom_killed_and_its_peak_seen(backend, launch):
 
 async def test_stats_through_the_engine_api(backend, launch, monkeypatch):
     """Where the host cannot read the container's cgroup (remote engine), the API answers."""
-    import agenttui.backends.docker.backend as docker_module
+    import agenttui.backends.docker.stats as docker_module
 
     monkeypatch.setattr(docker_module, "_host_cgroup_stats", lambda pid, container_id: None)
     run = await launch("import time\ndef run(q):\n    time.sleep(3)\n")

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from agenttui.backends.docker.backend import DockerBackend, LogDecoder
-from agenttui.core.config import load_settings
+from agenttui.backends.docker.client import DockerEngine
+from agenttui.backends.docker.logstream import LogDecoder, read_batches
 
 from ..conftest import PROJECT_LABEL, SESSION_LABEL, TEST_BASE_IMAGE
 
@@ -34,23 +34,23 @@ os.write(1, b"THE END\n")
 
 
 async def read_after_rotation(container: str) -> tuple[list[str], list[str]]:
-    backend = DockerBackend(load_settings())
+    engine = DockerEngine()
     try:
         decoder = LogDecoder(16_384)
         first: list[str] = []
-        async for batch in backend._read_logs(container, decoder, follow=True):
+        async for batch in read_batches(engine, container, decoder, follow=True):
             first += [line.text for line in batch.lines]
             if "A 199" in first:
                 break  # the reader falls behind here; the container floods and exits
         async with asyncio.timeout(60):
-            while (await backend._inspect_raw(container))["State"]["Running"]:
+            while (await engine.inspect(container))["State"]["Running"]:
                 await asyncio.sleep(0.1)
         rest: list[str] = []
-        async for batch in backend._read_logs(container, decoder.continuation(), follow=False):
+        async for batch in read_batches(engine, container, decoder.continuation(), follow=False):
             rest += [line.text for line in batch.lines]
         return first, rest
     finally:
-        await backend.close()
+        await engine.close()
 
 
 def test_the_end_of_a_rotated_log_is_read_after_the_reader_fell_behind():

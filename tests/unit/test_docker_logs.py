@@ -8,13 +8,12 @@ import random
 import pytest
 
 from agenttui.backends.base import BuildError, InfraError
-from agenttui.backends.docker.backend import (
+from agenttui.backends.docker.images import classify_build_failure, normalize_requirements
+from agenttui.backends.docker.logstream import (
     STDERR,
     STDOUT,
     LogDecoder,
-    classify_build_failure,
     format_docker_time,
-    normalize_requirements,
     parse_docker_time,
     split_frames,
 )
@@ -203,7 +202,7 @@ def test_a_never_ending_line_does_not_pin_memory(monkeypatch):
     """A line without newline on one stream while the other floods: Docker stamps all its
     pieces with its start, so it pins the resume point. Bookkeeping stays bounded; a resume
     may then repeat lines but never loses one."""
-    import agenttui.backends.docker.backend as docker_module
+    import agenttui.backends.docker.logstream as docker_module
 
     monkeypatch.setattr(docker_module, "MAX_TRACKED_FRAMES", 50)
     messages = [(STDOUT, T0, b"progress 1%")]

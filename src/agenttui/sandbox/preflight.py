@@ -3,19 +3,20 @@
 Before a test's agent starts, its net sidecar (agenttui.sandbox.egress) checks every endpoint through
 the very tunnel the agent will use; when one does not answer, the test fails at once with an
 actionable message, as an infrastructure failure (retried like one, R-8), never blamed on the
-agent. `agenttui doctor` runs the same check on demand (`provider_checks`).
+agent. `agenttui doctor` runs the same check on demand (`provider_checks`, through the
+NetworkProbe a backend gives).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from agenttui.backends.base import InfraError
 from agenttui.core.domain import ProviderConfig
-from agenttui.sandbox.egress import NetworkPlan
+from agenttui.core.errors import InfraError
 from agenttui.core.providers import Endpoint, ollama_model_warning, unreachable_message
+from agenttui.sandbox.egress import NetworkPlan
 
 
 class PreflightError(InfraError):
@@ -28,6 +29,12 @@ class Check:
     ok: bool
     message: str
     warning: bool = False
+
+
+class NetworkProbe(Protocol):
+    """Checks the endpoints of `plan` from inside a sandbox like a test's (a backend's own)."""
+
+    async def __call__(self, settings: Any, config: ProviderConfig, plan: NetworkPlan) -> list[Check]: ...
 
 
 def evaluate(
@@ -68,9 +75,12 @@ def failure_of(checks: list[Check]) -> PreflightError | None:
     return PreflightError("preflight: " + "; ".join(failed))
 
 
-async def provider_checks(settings: Any, config: ProviderConfig | None = None) -> list[Check]:
+async def provider_checks(
+    settings: Any, config: ProviderConfig | None = None, probe: NetworkProbe | None = None
+) -> list[Check]:
     """What `agenttui doctor` reports about a provider: the configuration (credentials resolved
-    as a submit would) and, with the docker backend, reachability from a sandbox like a test's."""
+    as a submit would) and, given a `probe` (the docker backend has one), reachability from a
+    sandbox like a test's."""
     from agenttui.core.domain import Egress, InvalidRequest, TestRequest
     from agenttui.sandbox.egress import plan_network
     from agenttui.core.providers import endpoints, resolve_for_submit
@@ -87,15 +97,10 @@ async def provider_checks(settings: Any, config: ProviderConfig | None = None) -
     plan, _urls = plan_network(
         Egress.PROVIDER_ONLY, endpoints(request.provider, ollama_url=settings.ollama_url)
     )
-    if settings.backend != "docker" or not plan.tunnels:
+    if probe is None or not plan.tunnels:
         return checks
-    from agenttui.backends.docker.backend import DockerBackend
-
-    backend = DockerBackend(settings)
     try:
-        checks += await backend.probe_network(request.provider, plan)
+        checks += await probe(settings, request.provider, plan)
     except InfraError as exc:
         checks.append(Check(f"{config.name} endpoint", False, str(exc)))
-    finally:
-        await backend.close()
     return checks

@@ -15,20 +15,21 @@ import contextlib
 import json
 import logging
 import shutil
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from agenttui.backends.base import InfraError, RunSpec
-from agenttui.core.config import runtime_dir
-from agenttui.core.domain import Egress, ProviderConfig
+from agenttui.backends.docker.client import DockerEngine
+from agenttui.backends.docker.containers import PROJECT_LABEL
+from agenttui.backends.docker.logstream import split_frames
+from agenttui.core.config import Settings, runtime_dir
+from agenttui.core.domain import Egress, ProviderConfig, TestRequest
 from agenttui.sandbox.egress import NetworkPlan, plan_network
 from agenttui.sandbox.forwarder import TunnelHost
-
-if TYPE_CHECKING:
-    from agenttui.backends.docker.backend import DockerBackend
-    from agenttui.sandbox.preflight import Check
+from agenttui.sandbox.preflight import Check, evaluate, failure_of
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ def sidecar_name(name: str) -> str:
 
 
 class SandboxNetwork:
-    def __init__(self, backend: DockerBackend):
-        self.backend = backend
-        self.settings = backend.settings
+    """The sidecars and tunnels of the tests this process runs."""
+
+    def __init__(self, engine: DockerEngine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
         self.tunnels: dict[str, TunnelHost] = {}  # container name → its tunnels' host side
         self.notes: dict[str, list[str]] = {}  # container name → preflight notes for the test log
 
@@ -90,16 +93,16 @@ class SandboxNetwork:
         if not plan.tunnels:
             return None
         name = spec.name
-        existing = await self.backend._inspect_raw(sidecar_name(name))
+        existing = await self.engine.inspect(sidecar_name(name))
         if existing is not None:
-            if await self.backend._inspect_raw(name) is not None:
+            if await self.engine.inspect(name) is not None:
                 # The agent's container exists already (a crash between create and record):
                 # keep its sidecar, restart what is missing.
                 await self._serve(name, Path(_mount_source(existing)), plan)
                 if not existing["State"].get("Running"):
                     await self._start(existing["Id"], name)
                 return existing["Id"]
-            await self.backend._delete_container(existing["Id"])
+            await self.engine.delete(existing["Id"])
         folder = self.folder(name)
         await asyncio.to_thread(self._write_folder, folder, plan)
         host = await self._serve(name, folder, plan)
@@ -110,8 +113,6 @@ class SandboxNetwork:
         except BaseException:
             await asyncio.shield(self.discard(name))
             raise
-        from agenttui.sandbox.preflight import evaluate, failure_of
-
         checks = evaluate(spec.request.provider, plan, reports, host.last_error)
         failure = failure_of(checks) if plan.preflight else None
         if failure is not None:
@@ -148,13 +149,13 @@ class SandboxNetwork:
         labels = {
             **self.settings.extra_labels,
             **spec.labels,
-            "agenttui": "1",
+            PROJECT_LABEL: "1",
             "agenttui.engine.store": spec.store_id,
             ROLE_LABEL: "net",
             NET_FOR_LABEL: spec.name,
         }
         image = self.settings.base_image
-        if await self.backend._image_id(image) is None:
+        if await self.engine.image_id(image) is None:
             raise InfraError(
                 f"the base image {image} (which runs the sandbox's network helper) is not in the Docker "
                 "engine; build or pull it, or set AGENTTUI_BASE_IMAGE"
@@ -186,68 +187,37 @@ class SandboxNetwork:
                 "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}},
             },
         }
-        docker = await self.backend._client()
-        async with self.backend._engine_errors(f"create the network sidecar of {spec.name}"):
-            async with asyncio.timeout(60):
-                created = await docker._query_json(
-                    "containers/create", "POST", data=config, params={"name": sidecar_name(spec.name)}
-                )
-        await asyncio.to_thread((folder / MARKER).write_text, created["Id"])
-        return created["Id"]
+        sidecar = await self.engine.create(
+            sidecar_name(spec.name), config, f"create the network sidecar of {spec.name}"
+        )
+        await asyncio.to_thread((folder / MARKER).write_text, sidecar)
+        return sidecar
 
     async def _start(self, sidecar: str, name: str) -> None:
-        docker = await self.backend._client()
-        async with self.backend._engine_errors(f"start the network sidecar of {name}"):
-            async with asyncio.timeout(60):
-                async with docker._query(f"containers/{sidecar}/start", "POST"):
-                    pass
+        await self.engine.start(sidecar, f"start the network sidecar of {name}")
 
     async def _reports(self, sidecar: str, plan: NetworkPlan) -> dict[str, dict[str, Any]]:
         """Follow the sidecar's output until it has checked every endpoint."""
-        from agenttui.backends.docker.backend import split_frames
-
         limit = self.settings.preflight_timeout_s * (len(plan.tunnels) + 1) + 10
-        reports: dict[str, dict[str, Any]] = {}
-        docker = await self.backend._client()
+        action = "read the network sidecar's report"
         lines: list[str] = []
+        reports = None
         try:
-            async with self.backend._engine_errors("read the network sidecar's report"):
+            async with self.engine.errors(action):
                 async with asyncio.timeout(limit):
-                    response = await docker._do_query(
-                        f"containers/{sidecar}/logs",
-                        "GET",
-                        params={"stdout": "1", "stderr": "1", "follow": "1"},
-                        timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10),
-                    )
-                    try:
-                        buffer = bytearray()
-                        text = ""
-                        while True:
-                            chunk = await response.content.read(65536)
-                            if not chunk:
-                                break
-                            buffer += chunk
-                            frames, used = split_frames(buffer)
-                            del buffer[:used]
-                            for _stream, payload in frames:
-                                text += payload.decode("utf-8", "replace")
-                            *complete, text = text.split("\n")
-                            for line in complete:
-                                lines.append(line)
-                                try:
-                                    record = json.loads(line)
-                                except ValueError:
-                                    continue
-                                if "probe" in record:
-                                    reports[record["probe"]] = record
-                                if record.get("probes_done"):
-                                    return reports
-                    finally:
-                        response.close()
+                    params = {"stdout": "1", "stderr": "1", "follow": "1"}
+                    response = await self.engine.open_logs(sidecar, params, action)
+                    if response is not None:
+                        try:
+                            reports = await _follow_reports(response, lines)
+                        finally:
+                            response.close()
         except InfraError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 raise InfraError(f"the sandbox's network helper did not report within {limit:.0f} s") from exc
             raise
+        if reports is not None:
+            return reports
         tail = " | ".join(lines[-5:]) or "no output"
         raise InfraError(f"the sandbox's network helper stopped before it was ready: {tail}")
 
@@ -260,7 +230,7 @@ class SandboxNetwork:
         name = info["Name"].lstrip("/")
         if name in self.tunnels:
             return
-        sidecar = await self.backend._inspect_raw(mode.split(":", 1)[1])
+        sidecar = await self.engine.inspect(mode.split(":", 1)[1])
         if sidecar is None:
             return
         folder = Path(_mount_source(sidecar))
@@ -278,7 +248,7 @@ class SandboxNetwork:
     async def discard(self, name: str) -> None:
         """Remove the sidecar, its tunnels and its folder (never raises)."""
         with contextlib.suppress(Exception):
-            await self.backend._delete_container(sidecar_name(name))
+            await self.engine.delete(sidecar_name(name))
         host = self.tunnels.pop(name, None)
         if host is not None:
             with contextlib.suppress(Exception):
@@ -309,11 +279,6 @@ class SandboxNetwork:
     # ------------------------------------------------------------------ doctor
     async def probe(self, config: ProviderConfig, plan: NetworkPlan) -> list[Check]:
         """The preflight on demand: a throw-away sidecar (no agent) checks the endpoints."""
-        import uuid
-
-        from agenttui.core.domain import TestRequest
-        from agenttui.sandbox.preflight import evaluate
-
         request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="doctor", provider=config)
         spec = RunSpec(test_id=0, attempt=0, store_id=f"doctor{uuid.uuid4().hex[:6]}", request=request, env={},
                        network=plan)
@@ -330,8 +295,47 @@ class SandboxNetwork:
             await self.discard(name)
 
 
+async def probe_from_sandbox(settings: Settings, config: ProviderConfig, plan: NetworkPlan) -> list[Check]:
+    """The preflight on demand for `agenttui doctor` (agenttui.sandbox.preflight.NetworkProbe)."""
+    engine = DockerEngine()
+    network = SandboxNetwork(engine, settings)
+    try:
+        return await network.probe(config, plan)
+    finally:
+        await network.close()
+        await engine.close()
+
+
 def _mount_source(info: dict[str, Any]) -> str:
     for mount in info.get("Mounts") or []:
         if mount.get("Destination") == NET_MOUNT:
             return mount["Source"]
     raise InfraError(f"container {info.get('Name')} has no {NET_MOUNT} mount")
+
+
+async def _follow_reports(response: aiohttp.ClientResponse, lines: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The sidecar's probe reports, once it says it is done; None when its output ends
+    before (`lines` gets every line it printed)."""
+    reports: dict[str, dict[str, Any]] = {}
+    buffer = bytearray()
+    text = ""
+    while True:
+        chunk = await response.content.read(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+        frames, used = split_frames(buffer)
+        del buffer[:used]
+        for _stream, payload in frames:
+            text += payload.decode("utf-8", "replace")
+        *complete, text = text.split("\n")
+        for line in complete:
+            lines.append(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if "probe" in record:
+                reports[record["probe"]] = record
+            if record.get("probes_done"):
+                return reports

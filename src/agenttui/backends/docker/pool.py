@@ -33,19 +33,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from agenttui.backends.base import InfraError, RunSpec
-
-if TYPE_CHECKING:
-    from agenttui.backends.docker.backend import DockerBackend
+from agenttui.backends.docker.client import DockerEngine, engine_status
+from agenttui.backends.docker.containers import PROJECT_LABEL, container_config
+from agenttui.backends.docker.network import SandboxNetwork
+from agenttui.backends.docker.staging import JOB_FILE, JOB_SIGNAL, Staging
+from agenttui.core.config import Settings
 
 log = logging.getLogger(__name__)
 
 POOL_LABEL = "agenttui.pool"  # the owning pool's id; removed from nothing: a used container keeps it
 POOL_HOME_LABEL = "agenttui.pool_home"  # the staging folder of the pool's server
-JOB_SIGNAL = "job.signal"  # the named pipe the waiting runner reads one byte from
-JOB_FILE = "job.json"  # the test's environment, written before the signal
 MAX_KINDS = 4  # kinds kept warm at once (least recently used goes)
 READY_TIMEOUT_S = 20.0  # a started container reaches its pipe well within this
 EXPIRY_MARGIN_S = 5.0  # replaced this long before the runner would give up by itself
@@ -63,9 +62,13 @@ class _Waiting:
 
 
 class WarmPool:
-    def __init__(self, backend: DockerBackend):
-        self.backend = backend
-        self.settings = backend.settings
+    """The containers waiting for a test, per kind, of one server."""
+
+    def __init__(self, engine: DockerEngine, settings: Settings, staging: Staging, network: SandboxNetwork):
+        self.engine = engine
+        self.settings = settings
+        self.staging = staging
+        self.network = network
         self.size = self.settings.warm_pool
         self.max_size = max(self.size, min(self.settings.warm_pool_max, self.settings.max_concurrent))
         self.idle_s = self.settings.warm_pool_idle_s
@@ -76,7 +79,7 @@ class WarmPool:
         self._filling: dict[str, asyncio.Task[None]] = {}
         self._numbers = itertools.count(1)
         self._notes: dict[str, list[str]] = {}
-        self.cold_starts = 0  # tests being started without a waiting container (docker.py counts)
+        self.cold_starts = 0  # tests being started without a waiting container (backend.py counts)
         self._starts: dict[str, list[float]] = {}  # kind -> recent start times (BURST_WINDOW_S)
         self._peaks: dict[str, tuple[int, float]] = {}  # kind -> (biggest recent burst, when)
         self._lock_fd: int | None = None
@@ -87,10 +90,10 @@ class WarmPool:
         """What a waiting container must match to serve `spec`; None: never pooled."""
         if self.size <= 0 or self._closed or spec.request.dockerfile.strip():
             return None
-        if self.backend.net.plan(spec).tunnels:  # provider-only: a sidecar of its own
+        if self.network.plan(spec).tunnels:  # provider-only: a sidecar of its own
             return None
         limits = spec.request.limits
-        network = self.backend.net.agent_network(spec, None)
+        network = self.network.agent_network(spec, None)
         return json.dumps([image, network, limits.memory_mb, limits.cpus, limits.pids], sort_keys=True)
 
     # ------------------------------------------------------------------ serving a test
@@ -117,21 +120,13 @@ class WarmPool:
         return container_id
 
     async def _hand_over(self, waiting: _Waiting, spec: RunSpec, kind: str) -> str | None:
-        from agenttui.backends.docker.backend import _engine_status
-
-        backend = self.backend
         if waiting.expiry is not None:
             waiting.expiry.cancel()
-        docker = await backend._client()
         try:
-            async with backend._engine_errors(f"rename container {waiting.name}"):
-                async with docker._query(
-                    f"containers/{waiting.container_id}/rename", "POST", params={"name": spec.name}
-                ):
-                    pass
+            await self.engine.rename(waiting.container_id, spec.name, f"rename container {waiting.name}")
         except InfraError as exc:
             log.info("warm container %s not used for %s: %s", waiting.name, spec.name, exc)
-            if _engine_status(exc) == 409:  # this attempt has a container already: the cold path adopts it
+            if engine_status(exc) == 409:  # this attempt has a container already: the cold path adopts it
                 self._ready.setdefault(kind, []).insert(0, waiting)
                 self._keep_until_expiry(waiting, kind)
             else:  # gone
@@ -142,7 +137,7 @@ class WarmPool:
         except OSError as exc:
             # The runner is not waiting (it died or gave up): nothing ran; start cold.
             log.info("warm container %s did not take %s: %s", waiting.name, spec.name, exc)
-            await self._discard(waiting, folder=backend._staging(spec.name))
+            await self._discard(waiting, folder=self.staging.path(spec.name))
             return None
         self._notes[spec.name] = [f"container started ahead of the test (warm pool, waited {time.monotonic() - waiting.started:.0f} s)"]
         return waiting.container_id
@@ -151,7 +146,7 @@ class WarmPool:
         """When a container started ahead got its test (the job file's time; it outlives a
         restart of the server), None for a container started cold."""
         try:
-            return (self.backend._staging(name) / JOB_FILE).stat().st_mtime
+            return (self.staging.path(name) / JOB_FILE).stat().st_mtime
         except OSError:
             return None
 
@@ -159,12 +154,11 @@ class WarmPool:
         return self._notes.pop(name, [])
 
     def _write_job(self, waiting: _Waiting, spec: RunSpec) -> None:
-        backend = self.backend
-        folder = backend._staging(spec.name)
+        folder = self.staging.path(spec.name)
         if folder.exists():  # left by an earlier try of this attempt
             shutil.rmtree(folder, ignore_errors=True)
         waiting.folder.rename(folder)  # the container's mount follows the directory
-        backend.write_agent_files(folder, spec)
+        self.staging.write_agent_files(folder, spec)
         env = dict(spec.env)
         env.setdefault("AGENTTUI_QUERY", spec.request.query)
         job = folder / JOB_FILE
@@ -251,32 +245,25 @@ class WarmPool:
         return f"agenttui-{spec.store_id}-pool-{self.owner}-"
 
     async def _start_waiting(self, spec: RunSpec, image: str) -> _Waiting:
-        from agenttui.backends.docker.backend import CONTAINER_ID_MARKER
-
-        backend = self.backend
         name = f"{self._prefix(spec)}{next(self._numbers)}"
-        folder = backend._staging(name)
+        folder = self.staging.path(name)
         await asyncio.to_thread(self._prepare_folder, folder)
-        config = backend._container_config(spec, image, folder, waiting_labels=self._labels(spec))
-        docker = await backend._client()
+        network = self.network.agent_network(spec, None)
+        config = container_config(self.settings, spec, image, folder, network, waiting_labels=self._labels(spec))
         try:
-            async with backend._engine_errors(f"create container {name}"):
-                created = await docker._query_json("containers/create", "POST", data=config, params={"name": name})
-            waiting = _Waiting(created["Id"], name, folder)
-            (folder / CONTAINER_ID_MARKER).write_text(waiting.container_id)
-            async with backend._engine_errors(f"start container {name}"):
-                async with docker._query(f"containers/{waiting.container_id}/start", "POST"):
-                    pass
+            waiting = _Waiting(await self.engine.create(name, config, f"create container {name}"), name, folder)
+            self.staging.record_container(folder, waiting.container_id)
+            await self.engine.start(waiting.container_id, f"start container {name}")
             await self._until_listening(waiting)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(backend._delete_container(name))
+                await asyncio.shield(self.engine.delete(name))
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
         return waiting
 
     def _prepare_folder(self, folder: Path) -> None:
-        self.backend.prepare_folder(folder)
+        self.staging.prepare_folder(folder)
         os.mkfifo(folder / JOB_SIGNAL, 0o644)
         os.chmod(folder / JOB_SIGNAL, 0o644)  # the runner reads it as nobody
 
@@ -294,8 +281,6 @@ class WarmPool:
                 await asyncio.sleep(0.01)
 
     def _labels(self, spec: RunSpec) -> dict[str, str]:
-        from agenttui.backends.docker.backend import PROJECT_LABEL
-
         return {
             **self.settings.extra_labels,
             **spec.labels,
@@ -307,7 +292,7 @@ class WarmPool:
 
     async def _discard(self, waiting: _Waiting, folder: Path | None = None) -> None:
         with contextlib.suppress(Exception):
-            await self.backend._delete_container(waiting.container_id)
+            await self.engine.delete(waiting.container_id)
         for path in {waiting.folder, folder or waiting.folder}:
             await asyncio.to_thread(shutil.rmtree, path, True)
 
@@ -326,10 +311,7 @@ class WarmPool:
         return self.home / f"pool-{owner}.lock"
 
     async def _sweep(self) -> None:
-        docker = await self.backend._client()
-        filters = json.dumps({"label": [POOL_LABEL, f"{POOL_HOME_LABEL}={self.home}"]})
-        async with docker._query("containers/json", "GET", params={"all": "1", "filters": filters}) as response:
-            containers: list[dict[str, Any]] = await response.json()
+        containers = await self.engine.list_containers([POOL_LABEL, f"{POOL_HOME_LABEL}={self.home}"])
         dead: set[str] = set()
         for info in containers:
             owner = (info.get("Labels") or {}).get(POOL_LABEL, "")
@@ -340,9 +322,9 @@ class WarmPool:
             dead.add(owner)
             log.info("warm pool: removing %s, left by a server that is gone", names[0] if names else info["Id"])
             with contextlib.suppress(Exception):
-                await self.backend._delete_container(info["Id"])
+                await self.engine.delete(info["Id"])
             for n in names:
-                await asyncio.to_thread(shutil.rmtree, self.backend._staging(n), True)
+                await asyncio.to_thread(shutil.rmtree, self.staging.path(n), True)
         for owner in dead:
             with contextlib.suppress(OSError):
                 self._lock_path(owner).unlink()

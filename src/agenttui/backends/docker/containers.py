@@ -1,0 +1,149 @@
+"""An agent's container as the engine sees it: its locked-down configuration, the labels that
+say whose it is, and its exit read back from the engine's state.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from agenttui.backends.base import ExitInfo, RunSpec
+from agenttui.backends.docker.logstream import epoch_or_none
+from agenttui.backends.docker.staging import (
+    AGENT_FILENAME,
+    CA_FILENAME,
+    JOB_FILE,
+    JOB_SIGNAL,
+    MOUNT_POINT,
+)
+from agenttui.core.config import Settings
+from agenttui.harness import RUNNER_FILENAME
+
+PROJECT_LABEL = "agenttui"
+NOBODY = "65534:65534"
+
+# A custom image whose configuration cannot start (the user's Dockerfile, not retried).
+USER_IMAGE_START_FAILURES = (
+    "executable file not found",
+    "no such file or directory",
+    "unable to find user",
+    "unable to find group",
+)
+
+
+def identity_labels(spec: RunSpec) -> dict[str, str]:
+    """The labels that say which test attempt a container belongs to."""
+    return {
+        PROJECT_LABEL: "1",
+        "agenttui.engine.store": spec.store_id,
+        "agenttui.test_id": str(spec.test_id),
+        "agenttui.attempt": str(spec.attempt),
+    }
+
+
+def container_labels(settings: Settings, spec: RunSpec) -> dict[str, str]:
+    # The identity labels win: extra labels cannot disguise whose container it is.
+    return {**settings.extra_labels, **spec.labels, **identity_labels(spec)}
+
+
+def is_ours(info: dict[str, Any], spec: RunSpec) -> bool:
+    """Whether an inspected container carries the identity labels of `spec`'s attempt."""
+    labels = info.get("Config", {}).get("Labels") or {}
+    return all(labels.get(key) == value for key, value in identity_labels(spec).items())
+
+
+def exit_info(state: dict[str, Any]) -> ExitInfo:
+    """The exit of a stopped container, from its inspect record's State."""
+    return ExitInfo(
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        reason=state.get("Error") or "",
+        started_at=epoch_or_none(state.get("StartedAt")),
+        finished_at=epoch_or_none(state.get("FinishedAt")),
+    )
+
+
+def container_config(
+    settings: Settings,
+    spec: RunSpec,
+    image: str,
+    staging: Path,
+    network: dict[str, Any],
+    *,
+    waiting_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The container of `spec`; with `waiting_labels`, a warm-pool container of its kind
+    instead: no test's environment, and a runner that waits for its job (pool.py).
+    `network` holds its HostConfig network entries (network.py)."""
+    env = _environment(settings, spec, waiting=waiting_labels is not None)
+    host_config = _host_config(settings, spec, staging, network)
+    config: dict[str, Any] = {
+        "Image": image,
+        "Labels": container_labels(settings, spec) if waiting_labels is None else waiting_labels,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,  # keeps stdout and stderr apart in the log stream
+        "OpenStdin": False,
+        "HostConfig": host_config,
+    }
+    if spec.request.dockerfile.strip():
+        # The user's image runs its own CMD, as its own user; the root stays writable.
+        host_config["ReadonlyRootfs"] = False
+    else:
+        env["HOME"] = "/tmp"
+        env["AGENTTUI_AGENT_PATH"] = f"{MOUNT_POINT}/{AGENT_FILENAME}"
+        host_config["ReadonlyRootfs"] = True
+        host_config["Tmpfs"] = {
+            "/tmp": f"rw,nosuid,nodev,size={settings.scratch_mb}m,mode=1777"
+        }
+        config["User"] = NOBODY
+        config["WorkingDir"] = "/tmp"
+        # Set as the entrypoint so a base image's own ENTRYPOINT/CMD cannot interfere.
+        config["Entrypoint"] = ["python3", f"{MOUNT_POINT}/{RUNNER_FILENAME}"]
+        config["Cmd"] = []
+    config["Env"] = [f"{key}={value}" for key, value in env.items()]
+    return config
+
+
+def _environment(settings: Settings, spec: RunSpec, waiting: bool) -> dict[str, str]:
+    if not waiting:
+        env = dict(spec.env)
+        env.setdefault("AGENTTUI_QUERY", spec.request.query)
+    else:
+        env = {
+            "AGENTTUI_JOB_SIGNAL": f"{MOUNT_POINT}/{JOB_SIGNAL}",
+            "AGENTTUI_JOB_FILE": f"{MOUNT_POINT}/{JOB_FILE}",
+            "AGENTTUI_JOB_WAIT_S": str(int(settings.warm_pool_idle_s)),
+        }
+    if settings.extra_ca_bundle is not None:
+        env.setdefault("SSL_CERT_FILE", f"{MOUNT_POINT}/{CA_FILENAME}")
+        env.setdefault("REQUESTS_CA_BUNDLE", f"{MOUNT_POINT}/{CA_FILENAME}")
+    env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _host_config(settings: Settings, spec: RunSpec, staging: Path, network: dict[str, Any]) -> dict[str, Any]:
+    limits = spec.request.limits
+    memory = limits.memory_mb * 1024 * 1024
+    log_file_mb = max(1, math.ceil(settings.log_max_bytes / 1_000_000))
+    return {
+        "NanoCpus": int(limits.cpus * 1e9),
+        "Memory": memory,
+        "MemorySwap": memory,  # equal to Memory: no swap
+        "PidsLimit": limits.pids,
+        "Init": True,  # reaps zombies and forwards signals to the agent
+        "Privileged": False,
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges:true"],
+        # Egress policy (network.py): no network, the net sidecar's, or the bridge.
+        **network,
+        "Mounts": [
+            {"Type": "bind", "Source": str(staging), "Target": MOUNT_POINT, "ReadOnly": True}
+        ],
+        # Bounded on disk: a flooding agent cannot fill it (the store caps what it keeps).
+        "LogConfig": {
+            "Type": "json-file",
+            "Config": {"max-size": f"{log_file_mb}m", "max-file": "3"},
+        },
+    }
