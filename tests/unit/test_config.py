@@ -1,4 +1,5 @@
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,20 +46,48 @@ def test_malformed_toml_is_a_clear_error():
 
 
 # ---------------------------------------------------------------- the client's own few settings
-def test_client_settings_have_the_settings_defaults_and_bounds():
-    """The lean loader (no pydantic) must agree with Settings on every field it reads."""
-    import annotated_types
-
-    from agenttui.client.settings import FIELDS
+def test_settings_has_exactly_the_schemas_settings():
+    """Every setting is defined once, in the schema the client's loader reads too: none in Settings alone."""
     from agenttui.core.config import Settings
+    from agenttui.core.settings_schema import SETTINGS
 
-    for name, (_kind, default, gt, ge, le) in FIELDS.items():
-        field = Settings.model_fields[name]
-        assert field.default == default, name
-        bounds = {kind.__name__: getattr(m, attr) for m in field.metadata
-                  for kind, attr in ((annotated_types.Gt, "gt"), (annotated_types.Ge, "ge"), (annotated_types.Le, "le"))
-                  if isinstance(m, kind)}
-        assert bounds == {k: v for k, v in (("Gt", gt), ("Ge", ge), ("Le", le)) if v is not None}, name
+    assert list(Settings.model_fields) == list(SETTINGS)
+
+
+def test_the_client_reads_what_settings_reads_from_the_same_sources(monkeypatch, tmp_path):
+    """Every client setting from config.toml, some of them overridden by AGENTTUI_*, some of
+    those by flags: both loaders end with the same values, and the same bad value is reported
+    alike."""
+    from agenttui.client.settings import load_client_settings
+    from agenttui.core.settings_schema import CLIENT_SETTINGS
+
+    assert all(getattr(load_client_settings(), name) == getattr(load_settings(), name) for name in CLIENT_SETTINGS)
+    in_file = {
+        "socket_path": f'"{tmp_path / "file.sock"}"', "in_process": "true", "default_cpus": "0.5",
+        "default_memory_mb": "512", "default_pids": "64", "default_timeout_s": "30",
+        "aws_session_duration_s": "900", "poll_s": "0.25", "backend": '"noop"', "default_egress": '"none"',
+    }
+    assert set(in_file) == set(CLIENT_SETTINGS)  # a new client setting needs a line here
+    config_file().parent.mkdir(parents=True, exist_ok=True)
+    config_file().write_text("".join(f"{name} = {value}\n" for name, value in in_file.items()))
+    monkeypatch.setenv("AGENTTUI_DEFAULT_CPUS", "2")
+    monkeypatch.setenv("agenttui_poll_s", "0.5")
+    monkeypatch.setenv("AGENTTUI_IN_PROCESS", "no")
+    monkeypatch.setenv("AGENTTUI_DEFAULT_EGRESS", "full")
+    flags = dict(socket_path=tmp_path / "flag.sock", default_cpus=4.0, default_timeout_s=60)
+    client, settings = load_client_settings(**flags), load_settings(**flags)
+    values = {name: getattr(client, name) for name in CLIENT_SETTINGS}
+    assert values == {name: getattr(settings, name) for name in CLIENT_SETTINGS}
+    assert values == {
+        "socket_path": tmp_path / "flag.sock", "in_process": False, "default_cpus": 4.0,
+        "default_memory_mb": 512, "default_pids": 64, "default_timeout_s": 60,
+        "aws_session_duration_s": 900, "poll_s": 0.5, "backend": "noop", "default_egress": "full",
+    }
+    monkeypatch.setenv("AGENTTUI_DEFAULT_MEMORY_MB", "10")
+    where = f"setting 'default_memory_mb' (AGENTTUI_DEFAULT_MEMORY_MB or {config_file()}): "
+    for load in (load_client_settings, load_settings):
+        with pytest.raises(SettingsError, match=re.escape(where)):
+            load()
 
 
 def test_client_settings_precedence_and_errors(monkeypatch, tmp_path):
@@ -86,15 +115,10 @@ def test_client_settings_precedence_and_errors(monkeypatch, tmp_path):
         load_client_settings()
 
 
-def test_client_settings_choices_are_the_settings_literals(monkeypatch):
-    """The TUI's backend and default_egress: same choices as Settings, same error when wrong."""
-    import typing
+def test_client_settings_choices(monkeypatch):
+    """The TUI's backend and default_egress: the choices of Settings, an error naming them."""
+    from agenttui.client.settings import load_client_settings
 
-    from agenttui.client.settings import CHOICES, load_client_settings
-    from agenttui.core.config import Settings
-
-    for name, choices in CHOICES.items():
-        assert typing.get_args(Settings.model_fields[name].annotation) == choices, name
     monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
     monkeypatch.setenv("AGENTTUI_DEFAULT_EGRESS", "none")
     settings = load_client_settings()
