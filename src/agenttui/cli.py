@@ -222,7 +222,7 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
     if not settings.in_process and args.provider.strip().lower() == "ollama":
         return fields
     from agenttui.core.domain import TestRequest
-    from agenttui.core.providers import resolve_request
+    from agenttui.engine.credentials import resolve_request
 
     # Credentials are resolved here, in the user's own process (docs/providers.md).
     def warn(message: str) -> None:
@@ -548,6 +548,7 @@ async def doctor_provider(args: argparse.Namespace, settings: Any) -> int:
     """The provider part of `agenttui doctor` (agenttui.sandbox.preflight); returns how many failed."""
     from agenttui.core.domain import InvalidRequest, ProviderConfig
     from agenttui.sandbox.preflight import provider_checks
+    from agenttui.engine.credentials import resolve_for_submit
 
     probe = None
     if settings.backend == "docker":  # reachability from a sandbox like a test's
@@ -558,7 +559,7 @@ async def doctor_provider(args: argparse.Namespace, settings: Any) -> int:
         print(f"FAIL  provider: {exc}")
         return 1
     try:
-        checks = await provider_checks(settings, config, probe)
+        checks = await provider_checks(settings, config, probe, resolve=resolve_for_submit)
     except InvalidRequest as exc:
         print(f"FAIL  {args.provider} configuration: {exc}")
         return 1

@@ -33,13 +33,8 @@ from botocore.stub import Stubber  # noqa: E402
 
 from agenttui.core.domain import Egress, InvalidRequest, TestRequest  # noqa: E402
 from agenttui.sandbox.egress import NetworkPlan, plan_network  # noqa: E402
-from agenttui.core.providers import (  # noqa: E402
-    endpoints,
-    resolve_request,
-    retry_secrets,
-    split_secrets,
-    submit_errors,
-)
+from agenttui.core.providers import endpoints, split_secrets, submit_errors  # noqa: E402
+from agenttui.engine.credentials import resolve_request, retry_secrets  # noqa: E402
 
 
 def request(**provider):

@@ -99,7 +99,7 @@ class LocalClient:
     async def submit(
         self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
     ) -> TestView:
-        from agenttui.core.providers import resolve_for_submit
+        from agenttui.engine.credentials import resolve_for_submit
 
         if isinstance(request, dict):
             request = TestRequest.parse(**request)
@@ -122,7 +122,7 @@ class LocalClient:
         return await self._svc.cancel(self.owner, test_id)
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        from agenttui.core.providers import resolve_for_retry
+        from agenttui.engine.credentials import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets)

@@ -166,7 +166,7 @@ class SocketClient:
         """A dict is sent as it is: the server validates it, and no credentials are resolved
         here (the headless CLI resolves them itself when the provider needs any)."""
         if not isinstance(request, dict):
-            from agenttui.core.providers import resolve_for_submit
+            from agenttui.engine.credentials import resolve_for_submit
 
             # Credentials are resolved here, in the user's own process, and sent over the socket;
             # the server seals them and stores names only (docs/providers.md).
@@ -192,7 +192,7 @@ class SocketClient:
         return TestView.from_json(await self._call("POST", f"/tests/{test_id}/cancel"))
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        from agenttui.core.providers import resolve_for_retry
+        from agenttui.engine.credentials import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}

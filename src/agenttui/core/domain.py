@@ -1,5 +1,6 @@
 """What a user submits (TestRequest), validated field by field; the life cycle of a test (Status +
-allowed transitions) is in agenttui.core.lifecycle and re-exported here."""
+allowed transitions) is in agenttui.core.lifecycle and the provider part (ProviderConfig) in
+agenttui.core.providers, both re-exported here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import enum
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # The life cycle lives in a module without pydantic, so light clients (the headless CLI) can
 # use it; re-exported here, where the rest of the engine looks for it.
@@ -17,12 +18,15 @@ from agenttui.core.lifecycle import (  # noqa: F401
     ALLOWED_TRANSITIONS,
     TERMINAL,
     FailureKind,
+    FieldErrors,
     IllegalTransition,
     InvalidRequest,
     Priority,
     Status,
     check_transition,
 )
+# A test's provider is checked against the catalogue, which lives beside it; re-exported here.
+from agenttui.core.providers import KNOWN_PROVIDERS, ProviderConfig, split_secrets  # noqa: F401
 
 MAX_QUERY_CHARS = 2000
 MAX_AGENT_BYTES = 100 * 1024
@@ -30,7 +34,6 @@ MAX_REQUIREMENTS_BYTES = 10 * 1024
 MAX_DOCKERFILE_BYTES = 5 * 1024
 MIN_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 600
-KNOWN_PROVIDERS = ("ollama", "bedrock", "openai")
 
 
 class Limits(BaseModel):
@@ -58,44 +61,6 @@ class Egress(str, enum.Enum):
                 if member.value == key:
                     return member
         raise ValueError("must be none, provider-only or full")
-
-
-class FieldErrors(ValueError):
-    """Several field-level errors found by one validator; keys are relative to where it runs."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))
-
-
-class ProviderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "ollama"
-    model_id: str = Field(default="llama3.2", min_length=1, max_length=200)
-    # Settings of the provider, given to the container as environment variables. A client may
-    # send secret values here; they are taken out before anything is stored (see `secrets`).
-    options: dict[str, str] = Field(default_factory=dict)
-    # Names of the secret options of this test; their values are never part of the request that
-    # is stored or shown (agenttui.core.secrets keeps them, encrypted, until the test ends).
-    secrets: tuple[str, ...] = ()
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in KNOWN_PROVIDERS:
-            raise ValueError(f"unknown provider {value!r}; known: {', '.join(KNOWN_PROVIDERS)}")
-        return value
-
-    @model_validator(mode="after")
-    def _options(self) -> ProviderConfig:
-        from agenttui.core.providers import config_errors  # providers builds on this module
-
-        errors = config_errors(self)
-        if errors:
-            raise FieldErrors(errors)
-        return self
 
 
 def _check_requirements(text: str) -> None:
@@ -216,3 +181,11 @@ class TestRequest(BaseModel):
     def replace(self, **changes: Any) -> TestRequest:
         """A copy with some fields changed, validated again (used by edit-and-retry)."""
         return TestRequest.parse(**{**self.model_dump(), **changes})
+
+
+def strip_secrets(request: TestRequest) -> tuple[TestRequest, dict[str, str]]:
+    """(the request as stored — secret values taken out, their names kept —, the values)."""
+    config, values = split_secrets(request.provider)
+    if not values:
+        return request, {}
+    return request.model_copy(update={"provider": config}), values

@@ -96,3 +96,11 @@ class InvalidRequest(ValueError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))
+
+
+class FieldErrors(ValueError):
+    """Several field-level errors found by one validator; keys are relative to where it runs."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))

@@ -2,7 +2,7 @@
 
 - The submitting client resolves them in the user's own process (AWS default chain, the user's
   OPENAI_API_KEY) and sends them with the request over the server's socket.
-- The server takes them out of the request (`providers.split_secrets`): the stored request keeps
+- The server takes them out of the request (`domain.strip_secrets`): the stored request keeps
   their names only. The values are sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key
   kept outside the store — the file `secrets_key_file` (default: state dir/secrets.key, mode
   0600, created on first use) — and the sealed blob is stored beside the test, so the test can
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from agenttui.backends.base import InfraError
+from agenttui.core.errors import InfraError
 
 
 class SecretsUnavailable(InfraError):

@@ -117,7 +117,8 @@ class Service:
     def _prepare_submit(self, request: TestRequest) -> tuple[TestRequest, str | None]:
         """Check what the provider needs, fill in the default egress, and take the secret values
         out of the request (sealed for the store; agenttui.core.secrets explains the life cycle)."""
-        from agenttui.core.providers import strip_secrets, submit_errors
+        from agenttui.core.domain import strip_secrets
+        from agenttui.core.providers import submit_errors
         from agenttui.core.secrets import SecretBox
 
         # Names without values (a stored request being retried) carry nothing: start afresh.

@@ -9,7 +9,7 @@ NetworkProbe a backend gives).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,20 +76,24 @@ def failure_of(checks: list[Check]) -> PreflightError | None:
 
 
 async def provider_checks(
-    settings: Any, config: ProviderConfig | None = None, probe: NetworkProbe | None = None
+    settings: Any,
+    config: ProviderConfig | None = None,
+    probe: NetworkProbe | None = None,
+    *,
+    resolve: Callable[[Any, int], Awaitable[Any]],
 ) -> list[Check]:
     """What `agenttui doctor` reports about a provider: the configuration (credentials resolved
-    as a submit would) and, given a `probe` (the docker backend has one), reachability from a
-    sandbox like a test's."""
+    as a submit would, by `resolve`: agenttui.engine.credentials.resolve_for_submit) and, given a
+    `probe` (the docker backend has one), reachability from a sandbox like a test's."""
     from agenttui.core.domain import Egress, InvalidRequest, TestRequest
     from agenttui.sandbox.egress import plan_network
-    from agenttui.core.providers import endpoints, resolve_for_submit
+    from agenttui.core.providers import endpoints
 
     config = config or ProviderConfig()
     checks: list[Check] = []
     request = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="doctor", provider=config)
     try:
-        request = await resolve_for_submit(request, settings.aws_session_duration_s)
+        request = await resolve(request, settings.aws_session_duration_s)
         checks.append(Check(f"{config.name} configuration", True, "credentials and settings are complete"))
     except InvalidRequest as exc:
         checks.append(Check(f"{config.name} configuration", False, "; ".join(f"{k}: {v}" for k, v in exc.errors.items())))
