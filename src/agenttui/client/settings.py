@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agenttui.core.errors import SettingsError
-from agenttui.core.paths import runtime_dir
 from agenttui.core.settings_schema import (
     CLIENT_SETTINGS,
     ENV_PREFIX,
@@ -26,6 +25,7 @@ from agenttui.core.settings_schema import (
     Setting,
     describe_problem,
     read_config_file,
+    socket_path_or_personal,
 )
 
 # As pydantic reads a boolean from text.
@@ -38,7 +38,7 @@ class _ClientSettingsPaths:
 
     @property
     def resolved_socket_path(self) -> Path:
-        return self.socket_path or runtime_dir() / "agenttui.sock"
+        return socket_path_or_personal(self.socket_path)
 
 
 ClientSettings = dataclasses.make_dataclass(

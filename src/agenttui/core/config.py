@@ -30,7 +30,14 @@ from agenttui.core.paths import (  # noqa: F401
     server_log_file,
     state_dir,
 )
-from agenttui.core.settings_schema import ENV_PREFIX, SETTINGS, Setting, describe_problem, read_config_file
+from agenttui.core.settings_schema import (
+    ENV_PREFIX,
+    SETTINGS,
+    Setting,
+    describe_problem,
+    read_config_file,
+    socket_path_or_personal,
+)
 
 
 def _pydantic_field(setting: Setting) -> tuple[Any, Any]:
@@ -130,7 +137,7 @@ class Settings(_SchemaFields):
 
     @property
     def resolved_socket_path(self) -> Path:
-        return self.socket_path or runtime_dir() / "agenttui.sock"
+        return socket_path_or_personal(self.socket_path)
 
     @property
     def socket_mode_bits(self) -> int:

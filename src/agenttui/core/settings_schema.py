@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple
 
 from agenttui.core.errors import SettingsError
-from agenttui.core.paths import config_file
+from agenttui.core.paths import config_file, runtime_dir
 
 ENV_PREFIX = "AGENTTUI_"
 
@@ -189,6 +189,11 @@ CLIENT_SETTINGS = (
 
 def env_var(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()}"
+
+
+def socket_path_or_personal(socket_path: Path | None) -> Path:
+    """The server's socket: the setting, else the personal server's in the runtime dir."""
+    return socket_path or runtime_dir() / "agenttui.sock"
 
 
 def describe_problem(name: str, problem: str) -> str:
