@@ -41,6 +41,27 @@ def printable_text(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
+def log_title(test_id: int | None, view: Any) -> str:
+    """The log pane's border title: the test it shows, with its status and owner once known."""
+    if test_id is None:
+        return "log · F5"
+    title = f"log · test {test_id}"
+    if view is not None:
+        title += f" · {view.status.value} · {view.owner_name}"
+        if view.log_truncated:
+            title += " · truncated"
+    return title
+
+
+def outcome_lines(view: Any) -> list[str]:
+    """What the log pane appends when a test ends: its response, else its error."""
+    if view.response is not None:
+        return ["[agenttui] response:", *printable_text(view.response).split("\n")]
+    if view.error:
+        return [f"[agenttui] error: {printable_text(view.error)}"]
+    return []
+
+
 def duration(seconds: float | None) -> str:
     """1.2s, 42s, 3m04s, 1h02m; '-' when unknown."""
     if seconds is None:

@@ -15,14 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agenttui.tui.snapshot import HISTORY_LIMIT
+
 if TYPE_CHECKING:
-    from agenttui.client.models import QueueView, TestView
     from agenttui.client.settings import ClientSettings
     from agenttui.core.config import Settings
-
-    Snapshot = tuple[QueueView, list[TestView]]
-
-HISTORY_LIMIT = 200  # finished tests the history pane shows
+    from agenttui.tui.snapshot import Snapshot
 
 
 def prefetch_snapshot(settings: Settings | ClientSettings) -> Future[Snapshot] | None:

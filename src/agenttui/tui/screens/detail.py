@@ -1,7 +1,8 @@
 """The detail screen of one test: full response, error, metrics (R-16) and the full log.
 
-Loads through the client in a worker; results arrive as messages. A test that is still running
-keeps streaming into the log here, and the summary is refreshed when it ends.
+Once mounted it asks the app (by message) to load its test: the app's engine link reads it in a
+worker of this screen and the results arrive as messages. A test that is still running keeps
+streaming into the log here, and the summary is refreshed when it ends.
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from agenttui.client.models import TestView
 from agenttui.core.display import printable
-from agenttui.tui.follow import follow
 from agenttui.tui.formatting import LocalTime, clock_time, duration, log_lines, printable_text, size
-from agenttui.tui.messages import ActionFailed, DetailLoaded, LogEnded, LogLines, LogUnavailable
+from agenttui.tui.messages import DetailLoaded, LogEnded, LogLines, LogUnavailable
 from agenttui.tui.widgets.log_view import LogView
 
 
@@ -54,6 +55,13 @@ class DetailScreen(Screen[None]):
                 tooltip="Write this test's deployment package"),
     ]
 
+    class Mounted(Message):
+        """The screen is up: the app loads its test into it (DetailLoaded, then the log)."""
+
+        def __init__(self, screen: DetailScreen) -> None:
+            super().__init__()
+            self.screen = screen
+
     def __init__(self, test_id: int, *, localtime: LocalTime = time.localtime) -> None:
         super().__init__()
         self.test_id = test_id
@@ -79,31 +87,15 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(LogView).reset(self.test_id)
-        self._load()
-
-    @work(group="detail", exclusive=True, exit_on_error=False)
-    async def _load(self) -> None:
-        app = self.app
-        client = app.client  # type: ignore[attr-defined]
-        call = app.call  # type: ignore[attr-defined]
-        try:
-            self.post_message(DetailLoaded(await call(client.show(self.test_id))))
-            try:
-                async for item in follow(call, client, self.test_id, keep_going=lambda: self.is_attached):
-                    if isinstance(item, TestView):
-                        self.post_message(DetailLoaded(item))
-                        self.post_message(LogEnded(self.test_id, 0, item))
-                    else:
-                        self.post_message(LogLines(self.test_id, 0, item))
-            except PermissionError as exc:  # another user's test: its log is theirs
-                self.post_message(LogUnavailable(self.test_id, 0, str(exc)))
-        except Exception as exc:  # shown, never a crash: the engine may be unreachable
-            self.post_message(ActionFailed("load test", str(exc) or type(exc).__name__))
+        self.post_message(self.Mounted(self))
 
     @on(DetailLoaded)
-    def _show(self, message: DetailLoaded) -> None:
+    def _loaded(self, message: DetailLoaded) -> None:
         message.stop()
-        view = self.view = message.view
+        self._show(message.view)
+
+    def _show(self, view: TestView) -> None:
+        self.view = view
         lt = self.localtime
         header = (
             f"{view.status.value} · owner {view.owner_name} · priority {view.priority} · "
@@ -143,6 +135,8 @@ class DetailScreen(Screen[None]):
     @on(LogEnded)
     def _ended(self, message: LogEnded) -> None:
         message.stop()
+        if message.view is not None:  # the test's final state
+            self._show(message.view)
         self.query_one(LogView).mark_ended()
         self.loaded = True
 

@@ -17,6 +17,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
+from agenttui.tui.screens.detail import DetailScreen
+from agenttui.tui.widgets.history_table import HistoryTable
+from agenttui.tui.widgets.log_view import LogView
+
 EDITOR_KEYS: Sequence[tuple[str, str]] = (
     ("tab / shift+tab", "move between fields (in agent.py, tab indents: press esc first)"),
     ("esc", "leave the code editor (then tab moves on)"),
@@ -27,6 +31,18 @@ EDITOR_KEYS: Sequence[tuple[str, str]] = (
 KEYMAP_HINT = 'Remap any key by its [id] in config.toml:  [keymap]  submit = "ctrl+s"  cancel = "k"'
 
 Rows = Iterable[Binding] | Sequence[tuple[str, str]]
+
+
+def help_sections(app_bindings: Iterable[Binding]) -> list[tuple[str, Rows]]:
+    """Every key: the app's own (`app_bindings`), then each pane's and screen's."""
+    return [
+        ("Everywhere", app_bindings),
+        ("Editor", EDITOR_KEYS),
+        ("Queue & history", HistoryTable.BINDINGS),
+        ("Log pane", LogView.BINDINGS),
+        ("Detail screen", DetailScreen.BINDINGS),
+        ("Command palette", (("ctrl+p", "every action above, searchable (and Maximize a pane)"),)),
+    ]
 
 
 class HelpTable(Static):
@@ -82,12 +98,13 @@ class HelpScreen(Screen[None]):
         Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close", tooltip="Close the help"),
     ]
 
-    def __init__(self, sections: Sequence[tuple[str, Rows]]) -> None:
+    def __init__(self, sections: Sequence[tuple[str, Rows]], keymap: dict[str, str]) -> None:
         super().__init__()
         self.sections = sections
+        self.keymap = keymap  # binding id -> keys, from config.toml
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
             body.border_title = "agenttui keys"
             body.border_subtitle = "esc closes"
-            yield HelpTable(self.sections, getattr(self.app, "keymap_overrides", {}), self.app.get_key_display)
+            yield HelpTable(self.sections, self.keymap, self.app.get_key_display)
