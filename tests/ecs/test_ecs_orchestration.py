@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from agenttui.backends.ecs.backend import OVERRIDES_MAX_CHARS, TASK_PHASES, EcsBackend
+from agenttui.backends.ecs.backend import EcsBackend
+from agenttui.backends.ecs.description import TASK_PHASES
+from agenttui.backends.ecs.task import OVERRIDES_MAX_CHARS
 from agenttui.core.config import load_settings
 from agenttui.core.domain import FailureKind, Status, TestRequest
 from agenttui.engine.orchestrator import Orchestrator
@@ -397,7 +399,7 @@ async def test_container_insights_memory_reaches_the_metrics(aws_env, monkeypatc
         await sim.log("working")
 
         async def sampled():  # the orchestrator asks for stats once a second
-            cached = h.backend._stats.get(sim.task_id)
+            cached = h.backend.insights.samples.get(sim.task_id)
             return cached and cached[1].peak_memory_bytes
 
         await wait_until(sampled, timeout=30)

@@ -12,15 +12,9 @@ import threading
 import pytest
 
 from agenttui.backends.base import InfraError, LogLine
-from agenttui.backends.ecs.backend import (
-    OVERRIDES_MAX_CHARS,
-    LogCursor,
-    OverridesTooLarge,
-    PartJoiner,
-    check_overrides,
-    exit_info_from_task,
-    started_by,
-)
+from agenttui.backends.ecs.description import exit_info_from_task
+from agenttui.backends.ecs.logs import LogCursor, PartJoiner
+from agenttui.backends.ecs.task import OVERRIDES_MAX_CHARS, OverridesTooLarge, check_overrides, started_by
 from agenttui.harness import parse_result_line
 
 from .conftest import ENTRYPOINT
@@ -212,7 +206,7 @@ def test_a_short_record_passes_as_it_is():
 
 def test_a_task_gets_endpoint_urls_as_configured_not_the_docker_tunnels():
     from agenttui.backends.base import RunSpec
-    from agenttui.backends.ecs.backend import task_env
+    from agenttui.backends.ecs.bundles import task_env
     from agenttui.core.domain import Egress, ProviderConfig, TestRequest
     from agenttui.sandbox.egress import plan_network
     from agenttui.core.providers import container_env, endpoints

@@ -16,6 +16,7 @@ from agenttui.core.config import Settings
 MAX_ATTEMPTS = 8  # botocore's own retries (adaptive mode) before an error reaches us
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
+ERROR_BUDGET_S = 300.0  # AWS errors tolerated this long before a test is given up
 
 
 def botocore_config(settings: Settings) -> Any:
