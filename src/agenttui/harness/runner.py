@@ -336,20 +336,21 @@ def describe(exc):
     return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
-def main():
-    _unbuffer_std_streams()
-    nonce = os.environ.get("AGENTTUI_RESULT_NONCE") or "-"
-    query = os.environ.get("AGENTTUI_QUERY", "")
-    agent_path = os.environ.get("AGENTTUI_AGENT_PATH") or os.path.join(
+def _agent_path():
+    return os.environ.get("AGENTTUI_AGENT_PATH") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "agent.py"
     )
-    explicit = os.environ.get("AGENTTUI_ENTRYPOINT", "").strip() or None
+
+
+def _set_sigterm(handler):
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, handler)
     except (ValueError, OSError):
         pass
 
-    record = {
+
+def _empty_record():
+    return {
         "success": False,
         "response": None,
         "error": None,
@@ -360,7 +361,52 @@ def main():
         "peak_memory_bytes": None,
         "cpu_s": None,
     }
-    exit_code = EXIT_AGENT_FAILED
+
+
+def _since(started):
+    return round(time.monotonic() - started, 6)
+
+
+def _set_response(record, response):
+    if response is not None and len(response) > MAX_RESPONSE_CHARS:
+        record["response_truncated_chars"] = len(response) - MAX_RESPONSE_CHARS
+        response = response[:MAX_RESPONSE_CHARS]
+    record["success"] = True
+    record["response"] = response
+
+
+def _record_failure(record, exc, phase):
+    """Say in the record why the agent did not answer; the exit code that tells the same.
+    Called while `exc` is being handled (the traceback printed is its own)."""
+    if isinstance(exc, NoEntryPoint):
+        record["error"] = str(exc)
+        record["error_type"] = "NoEntryPoint"
+        progress(str(exc))
+        return EXIT_NO_ENTRYPOINT
+    if isinstance(exc, Terminated):
+        record["error"] = describe(exc)
+        record["error_type"] = "Terminated"
+        progress("stopped by SIGTERM")
+        return EXIT_TERMINATED
+    if isinstance(exc, SystemExit):
+        # An agent calling sys.exit() never returned a response.
+        record["error"] = "SystemExit: the agent called sys.exit(%r) during %s" % (exc.code, phase)
+        record["error_type"] = "SystemExit"
+        progress(record["error"])
+        return EXIT_AGENT_FAILED
+    record["error"] = describe(exc)
+    record["error_type"] = type(exc).__name__
+    try:
+        sys.stderr.write("[agenttui] the agent raised during %s:\n" % phase)
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+    except Exception:
+        os.write(2, traceback.format_exc().encode("utf-8", "replace"))
+    return EXIT_AGENT_FAILED
+
+
+def run_agent(record, agent_path, explicit, query):
+    """Load the agent, call its entry point with the query, and fill in `record`; the exit code."""
     phase = "load"
     started = time.monotonic()
     try:
@@ -368,55 +414,23 @@ def main():
         module = load_agent(agent_path)
         name, entrypoint = find_entrypoint(module, explicit)
         record["entrypoint"] = name
-        record["load_s"] = round(time.monotonic() - started, 6)
+        record["load_s"] = _since(started)
         phase = "run"
         progress("calling %s(query)" % name)
         started = time.monotonic()
         response = to_response(entrypoint(query))
-        record["run_s"] = round(time.monotonic() - started, 6)
-        if response is not None and len(response) > MAX_RESPONSE_CHARS:
-            record["response_truncated_chars"] = len(response) - MAX_RESPONSE_CHARS
-            response = response[:MAX_RESPONSE_CHARS]
-        record["success"] = True
-        record["response"] = response
+        record["run_s"] = _since(started)
+        _set_response(record, response)
         exit_code = EXIT_OK
         progress("%s returned in %.3f s" % (name, record["run_s"]))
-    except NoEntryPoint as exc:
-        record["error"] = str(exc)
-        record["error_type"] = "NoEntryPoint"
-        exit_code = EXIT_NO_ENTRYPOINT
-        progress(str(exc))
-    except Terminated as exc:
-        record["error"] = describe(exc)
-        record["error_type"] = "Terminated"
-        exit_code = EXIT_TERMINATED
-        progress("stopped by SIGTERM")
-    except SystemExit as exc:
-        # An agent calling sys.exit() never returned a response.
-        record["error"] = "SystemExit: the agent called sys.exit(%r) during %s" % (exc.code, phase)
-        record["error_type"] = "SystemExit"
-        exit_code = EXIT_AGENT_FAILED
-        progress(record["error"])
     except BaseException as exc:  # KeyboardInterrupt too: always report
-        record["error"] = describe(exc)
-        record["error_type"] = type(exc).__name__
-        exit_code = EXIT_AGENT_FAILED
-        try:
-            sys.stderr.write("[agenttui] the agent raised during %s:\n" % phase)
-            traceback.print_exc(file=sys.stderr)
-            sys.stderr.flush()
-        except Exception:
-            os.write(2, traceback.format_exc().encode("utf-8", "replace"))
-    if phase == "load" and record["load_s"] is None:
-        record["load_s"] = round(time.monotonic() - started, 6)
-    elif phase == "run" and record["run_s"] is None:
-        record["run_s"] = round(time.monotonic() - started, 6)
+        exit_code = _record_failure(record, exc, phase)
+    if record[phase + "_s"] is None:  # the phase that failed: how long it ran
+        record[phase + "_s"] = _since(started)
+    return exit_code
 
-    # A late SIGTERM must not cut the record in half; the exit follows right after.
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except (ValueError, OSError):
-        pass
+
+def _add_resource_use(record):
     record["peak_memory_bytes"], record["cpu_s"] = cgroup_usage()
     if not record["success"]:
         limit = process_limit_reached()
@@ -425,6 +439,20 @@ def main():
             record["process_limit"] = limit
             record["error"] = "%s (the container reached its limit of %s processes and threads; " \
                 "raise the limit (--pids) or start fewer)" % (record["error"], limit)
+
+
+def main():
+    _unbuffer_std_streams()
+    nonce = os.environ.get("AGENTTUI_RESULT_NONCE") or "-"
+    query = os.environ.get("AGENTTUI_QUERY", "")
+    agent_path = _agent_path()
+    explicit = os.environ.get("AGENTTUI_ENTRYPOINT", "").strip() or None
+    _set_sigterm(_on_sigterm)
+    record = _empty_record()
+    exit_code = run_agent(record, agent_path, explicit, query)
+    # A late SIGTERM must not cut the record in half; the exit follows right after.
+    _set_sigterm(signal.SIG_IGN)
+    _add_resource_use(record)
     report(nonce, record)
     try:
         threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
