@@ -1,8 +1,9 @@
 """Command line: the TUI (no arguments) and the headless commands (R-25).
 
-Exit codes: 0 completed, 1 agent failed, 2 invalid input, 3 infrastructure failure,
-4 timed out, 5 cancelled. This module must stay free of Textual (a test checks it) and light
-to import: heavy modules load inside the commands that need them.
+Exit codes come from the table in agenttui.core.errors (0 completed, 1 agent failed, 2 invalid
+input, 3 infrastructure failure, 4 timed out, 5 cancelled). This module must stay free of
+Textual (a test checks it) and light to import: heavy modules load inside the commands that
+need them.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agenttui.core import errors as codes
+
 if TYPE_CHECKING:
     from agenttui.client.base import Client
     from agenttui.client.models import TestView
     from agenttui.core.lifecycle import InvalidRequest
 
-EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = range(6)
+EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = (
+    code.exit for code in (codes.OK, codes.AGENT_FAILED, codes.INVALID_REQUEST, codes.INFRA, codes.TIMED_OUT,
+                           codes.CANCELLED)
+)
+EXIT_CODES_HELP = (
+    f"Exit codes: {EXIT_OK} completed, {EXIT_AGENT} agent failed, {EXIT_INVALID} invalid input, "
+    f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled."
+)
 
 
 class UserError(Exception):
@@ -29,17 +39,7 @@ class UserError(Exception):
 
 
 def exit_code_for(view: TestView) -> int:
-    from agenttui.core.lifecycle import FailureKind, Status
-
-    if view.status is Status.COMPLETED:
-        return EXIT_OK
-    if view.status is Status.TIMED_OUT:
-        return EXIT_TIMEOUT
-    if view.status is Status.CANCELLED:
-        return EXIT_CANCELLED
-    if view.failure_kind == FailureKind.INFRA.value:
-        return EXIT_INFRA
-    return EXIT_AGENT
+    return codes.outcome_of(view.status, view.failure_kind).exit
 
 
 # ---------------------------------------------------------------------- argument parsing
@@ -84,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agenttui",
         description="Test AI agents in isolated containers, watch them live, package them.",
-        epilog="Exit codes: 0 completed, 1 agent failed, 2 invalid input, 3 infrastructure failure, "
-        "4 timed out, 5 cancelled.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--max-concurrent", type=int, help="global cap on running tests")
     parser.add_argument("--base-image", help="image agents run on")
@@ -96,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run without a server (the test stops when this command does)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_test_commands(sub)
+    _add_engine_commands(sub)
+    return parser
 
+
+def _add_test_commands(sub: Any) -> None:
+    """The commands about tests: queue one, read one, act on one."""
     submit = sub.add_parser("submit", help="run an agent on a query, stream its log, exit with its outcome")
     submit.add_argument("agent", type=Path, help="the agent's Python file")
     _add_request_options(submit)
@@ -133,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("-o", "--output", type=Path, help="folder for the zip (default: setting package_dir)")
     package.add_argument("--json", action="store_true")
 
+
+def _add_engine_commands(sub: Any) -> None:
+    """The commands that run or check the engine itself."""
     server = sub.add_parser("server", help="run the agenttui server (started automatically when needed)")
     server.add_argument("--foreground", action="store_true", help="also log to stderr")
 
@@ -143,7 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="work the queue in the foreground without a server")
     worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
-    return parser
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -596,26 +603,19 @@ def main(argv: list[str] | None = None) -> int:
         return _run_server(args)
     try:
         return asyncio.run(COMMANDS[args.command](args))
-    except UserError as exc:
-        print(f"agenttui: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except (LookupError, PermissionError, ValueError) as exc:
-        # NotFound, AccessDenied, NotActionable: the user asked for something impossible.
-        print(f"agenttui: {exc}", file=sys.stderr)
-        return EXIT_INVALID
     except KeyboardInterrupt:
         return EXIT_CANCELLED
-    except Exception as exc:
-        from agenttui.core.errors import InfraError, SettingsError
+    except (UserError, LookupError, PermissionError, ValueError, codes.SettingsError, codes.InfraError) as exc:
+        # Bad input, something impossible asked (NotFound, AccessDenied, NotActionable), a personal
+        # server that refused its settings, or the infrastructure down: said without a traceback.
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return _exit_code_of(exc)
 
-        if isinstance(exc, SettingsError):  # a personal server refused its settings
-            print(f"agenttui: {exc}", file=sys.stderr)
-            return EXIT_INVALID
 
-        if isinstance(exc, InfraError):
-            print(f"agenttui: {exc}", file=sys.stderr)
-            return EXIT_INFRA
-        raise
+def _exit_code_of(error: Exception) -> int:
+    """The error table's exit code; any other error caught here is the user's input."""
+    code = codes.code_of(error)
+    return code.exit if code is not None else EXIT_INVALID
 
 
 def _run_server(args: argparse.Namespace) -> int:

@@ -1,16 +1,6 @@
-"""What a client call can fail with, besides InvalidRequest and InfraError (kept light: the
-socket client imports it without the store)."""
+"""What a client call can fail with, besides InvalidRequest and InfraError: defined with the
+error table in agenttui.core.errors (light: the socket client imports it without the store)."""
 
+from agenttui.core.errors import AccessDenied, NotActionable, NotFound
 
-class NotFound(LookupError):
-    def __init__(self, test_id: int | str):
-        message = test_id if isinstance(test_id, str) else f"no test with id {test_id}; `agenttui history` lists them"
-        super().__init__(message)
-
-
-class AccessDenied(PermissionError):
-    pass
-
-
-class NotActionable(ValueError):
-    """The request makes no sense in the test's state (cancel a finished test, ...)."""
+__all__ = ["AccessDenied", "NotActionable", "NotFound"]

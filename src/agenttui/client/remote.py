@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -18,17 +17,18 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 # Only light modules here (no pydantic, no store): the headless commands import this.
 from agenttui import __version__, build_id
-from agenttui.client import unix_http
-from agenttui.client.errors import AccessDenied, NotActionable, NotFound
-from agenttui.client.models import LogEntry, QueueView, TestView
-from agenttui.client.unix_http import ConnectionLost
-from agenttui.core.errors import InfraError, SettingsError
-from agenttui.core.lifecycle import InvalidRequest
+from agenttui.client import transport
+from agenttui.client.transport import ConnectionLost
+from agenttui.core import wire
+from agenttui.core.errors import BAD_SETTING, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
+from agenttui.core.wire import ErrorAnswer, FollowEnd, FollowRecord, LogEntry, QueueView, TestView
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVER_START_TIMEOUT_S = 20.0
 RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
@@ -44,7 +45,6 @@ RECONNECT_DELAY_S = 0.5
 # The server sends ~256 KB lines; one record alone may be longer (a huge build-log line), so
 # allow far more before giving up on the stream.
 MAX_FOLLOW_LINE_BYTES = 256 * 1024 * 1024
-EXIT_INVALID = 2  # `agenttui server`'s exit code for bad settings (agenttui.cli)
 
 
 class ServerUnavailable(InfraError):
@@ -56,6 +56,7 @@ class SocketClient:
         self.settings = settings
         self.socket_path = settings.resolved_socket_path
         self.personal = settings.socket_path is None
+        self._ended: dict[int, TestView] = {}  # final views that ended a follow stream, for wait()
 
     async def __aenter__(self) -> SocketClient:
         await self.open()
@@ -71,11 +72,22 @@ class SocketClient:
         pass  # one connection per request: nothing stays open
 
     # ------------------------------------------------------------------ connection
+    def _exchange(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes]:
+        """One request and its whole answer, on the calling thread (blocking)."""
+        payload = wire.encode(body) if body is not None else None
+        with transport.request(
+            str(self.socket_path), method, f"/v1{path}", params=params, body=payload, timeout=timeout
+        ) as response:
+            return response.status, response.read()
+
     async def _health(self) -> dict[str, Any] | None:
         try:
-            async with unix_http.request(str(self.socket_path), "GET", "/v1/health", timeout=5) as response:
-                return await response.json() if response.status == 200 else None
-        except (ConnectionLost, ValueError):
+            status, data = await asyncio.to_thread(self._exchange, "GET", "/health", timeout=5)
+            return wire.decode(data, dict[str, Any]) if status == 200 else None
+        except (ConnectionLost, msgspec.DecodeError):
             return None
 
     async def _ensure_server(self) -> None:
@@ -103,7 +115,7 @@ class SocketClient:
             await asyncio.sleep(0.1)
             if await self._health() is not None:
                 return
-            if server.poll() == EXIT_INVALID:
+            if server.poll() == BAD_SETTING.exit:
                 # It refused its settings (the client reads only the few it needs itself).
                 raise SettingsError(_server_said(log_start) or f"the agenttui server refused its settings; see {server_log_file()}")
         raise ServerUnavailable(
@@ -140,21 +152,23 @@ class SocketClient:
                 env=os.environ.copy(),
             ), start
 
-    async def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, kind: type[T] | Any = Any, *, body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> T:
+        """The server's answer decoded as `kind`; its error raised as the exception it names."""
         for attempt in range(3):
             try:
-                async with unix_http.request(
-                    str(self.socket_path), method, f"/v1{path}", params=params, body=body
-                ) as response:
-                    payload = await response.json()
+                status, data = await asyncio.to_thread(self._exchange, method, path, params=params, body=body)
             except ConnectionLost as exc:
                 if attempt == 2:
                     raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}: {exc}") from None
                 await self._ensure_server()
                 continue
-            if response.status >= 400:
-                raise _error_from(payload, response.status)
-            return payload
+            if status >= 400:
+                raise _error_from(data, status)
+            return wire.decode(data, kind)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ the Client API
     async def check_backend(self) -> None:
@@ -173,31 +187,29 @@ class SocketClient:
             request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
             request = request.model_dump(mode="json")
         body = {"request": request, "parent_id": parent_id, **({"check_backend": True} if check_backend else {})}
-        data = await self._call("POST", "/tests", body=body)
-        return TestView.from_json(data)
+        return await self._call("POST", "/tests", TestView, body=body)
 
     async def show(self, test_id: int) -> TestView:
-        return TestView.from_json(await self._call("GET", f"/tests/{test_id}"))
+        return await self._call("GET", f"/tests/{test_id}", TestView)
 
     async def queue(self) -> QueueView:
-        return QueueView.from_json(await self._call("GET", "/queue"))
+        return await self._call("GET", "/queue", QueueView)
 
     async def history(self, *, search: str | None = None, limit: int = 50, mine: bool = False) -> list[TestView]:
         params: dict[str, Any] = {"limit": limit, "mine": "1" if mine else "0"}
         if search:
             params["search"] = search
-        return [TestView.from_json(v) for v in await self._call("GET", "/history", params=params)]
+        return await self._call("GET", "/history", list[TestView], params=params)
 
     async def cancel(self, test_id: int) -> TestView:
-        return TestView.from_json(await self._call("POST", f"/tests/{test_id}/cancel"))
+        return await self._call("POST", f"/tests/{test_id}/cancel", TestView)
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
         from agenttui.engine.credentials import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}
-        data = await self._call("POST", f"/tests/{test_id}/retry", body=body)
-        return TestView.from_json(data)
+        return await self._call("POST", f"/tests/{test_id}/retry", TestView, body=body)
 
     async def request(self, test_id: int) -> TestRequest:
         from agenttui.core.domain import TestRequest
@@ -206,7 +218,7 @@ class SocketClient:
 
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         params = {"after": after_seq, **({"limit": limit} if limit else {})}
-        return [LogEntry.from_json(r) for r in await self._call("GET", f"/tests/{test_id}/logs", params=params)]
+        return await self._call("GET", f"/tests/{test_id}/logs", list[LogEntry], params=params)
 
     async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Stream new lines until the test ends; reconnect and resume after a dropped link."""
@@ -214,24 +226,13 @@ class SocketClient:
         failures = 0
         while True:
             try:
-                async with unix_http.request(
-                    str(self.socket_path), "GET", f"/v1/tests/{test_id}/logs",
-                    params={"after": position, "follow": "1"},
-                ) as response:
-                    if response.status >= 400:
-                        raise _error_from(await response.json(), response.status)
-                    async for raw in response.lines(MAX_FOLLOW_LINE_BYTES):
-                        item = json.loads(raw)
-                        if isinstance(item, dict) and item.get("end"):
-                            return
-                        batch = [LogEntry.from_json(r) for r in item]
-                        if batch:
-                            position = batch[-1].seq
-                            failures = 0
-                            yield batch
-                # The stream closed without its end marker: the server went away mid-stream.
-                raise ConnectionLost("stream closed early")
-            except (ConnectionLost, json.JSONDecodeError):
+                async with contextlib.aclosing(self._follow_once(test_id, position)) as batches:
+                    async for batch in batches:
+                        position = batch[-1].seq
+                        failures = 0
+                        yield batch
+                return
+            except (ConnectionLost, msgspec.DecodeError):
                 failures += 1
                 if failures > RECONNECT_TRIES:
                     raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}") from None
@@ -241,7 +242,34 @@ class SocketClient:
                 except ServerUnavailable:
                     continue
 
+    async def _follow_once(self, test_id: int, after_seq: int) -> AsyncIterator[list[LogEntry]]:
+        """One follow stream's non-empty batches; ConnectionLost when it breaks off before its end."""
+        params = {"after": after_seq, "follow": "1"}
+        response = await asyncio.to_thread(
+            transport.request, str(self.socket_path), "GET", f"/v1/tests/{test_id}/logs", params=params
+        )
+        try:  # each read blocks a worker thread; closing the response wakes it when we stop early
+            if response.status >= 400:
+                raise _error_from(await asyncio.to_thread(response.read), response.status)
+            lines = response.lines(MAX_FOLLOW_LINE_BYTES)
+            while (raw := await asyncio.to_thread(next, lines, None)) is not None:
+                record = wire.decode(raw, FollowRecord)
+                if isinstance(record, FollowEnd):
+                    if record.test is not None:
+                        self._ended[test_id] = record.test
+                    return
+                if record:
+                    yield record
+            # The stream closed without its end record: the server went away mid-stream.
+            raise ConnectionLost("stream closed early")
+        finally:
+            response.close()
+
     async def wait(self, test_id: int) -> TestView:
+        """The test's final view: the one its follow stream ended with, else polled for."""
+        ended = self._ended.pop(test_id, None)
+        if ended is not None:
+            return ended
         while True:
             view = await self.show(test_id)
             if view.status.is_terminal:
@@ -249,13 +277,14 @@ class SocketClient:
             await asyncio.sleep(self.settings.poll_s)
 
     async def clear_history(self, older_than_s: float) -> int:
-        return int((await self._call("POST", "/history/clear", body={"older_than_s": older_than_s}))["archived"])
+        answer = await self._call("POST", "/history/clear", dict[str, int], body={"older_than_s": older_than_s})
+        return answer["archived"]
 
     async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
         from agenttui.packaging import PackageResult
 
-        data = await self._call("POST", f"/tests/{test_id}/package", body={"out_dir": str(out_dir) if out_dir else None})
-        return PackageResult(**{**data, "path": Path(data["path"])})
+        body = {"out_dir": str(out_dir) if out_dir else None}
+        return await self._call("POST", f"/tests/{test_id}/package", PackageResult, body=body)
 
 
 def _server_said(offset: int) -> str | None:
@@ -270,17 +299,10 @@ def _server_said(offset: int) -> str | None:
     return said[-1] if said else None
 
 
-def _error_from(payload: Any, status: int) -> Exception:
-    message = payload.get("error", f"server error {status}") if isinstance(payload, dict) else f"server error {status}"
-    kind = payload.get("kind") if isinstance(payload, dict) else None
-    if kind == "not_found":
-        return NotFound(message)
-    if kind == "access_denied":
-        return AccessDenied(message)
-    if kind == "not_actionable":
-        return NotActionable(message)
-    if kind == "invalid_request":
-        return InvalidRequest(payload.get("fields") or {"request": message})
-    if kind == "infra":
-        return InfraError(message)
-    return RuntimeError(message)
+def _error_from(data: bytes, status: int) -> Exception:
+    """The exception an error answer stands for (agenttui.core.errors)."""
+    try:
+        answer = wire.decode(data, ErrorAnswer)
+    except msgspec.DecodeError:
+        return RuntimeError(f"server error {status}")
+    return error_of(answer.kind, answer.error or f"server error {status}", answer.fields)

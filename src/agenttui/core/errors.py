@@ -1,5 +1,16 @@
-"""Failures every layer reports, in a module light enough for the headless client
-(agenttui.backends.base and agenttui.core.config re-export them)."""
+"""Failures every layer reports, and the one table of how each error and outcome is told.
+
+Light enough for the headless client (agenttui.backends.base and agenttui.core.config re-export
+the failures). Every HTTP status, JSON `kind` and CLI exit code is defined here: the server
+answers with them (agenttui.server.api), the socket client turns them back into exceptions
+(agenttui.client.remote), and the CLI exits with them (agenttui.cli).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agenttui.core.lifecycle import FailureKind, InvalidRequest, Status
 
 
 class InfraError(Exception):
@@ -18,3 +29,100 @@ class BuildError(Exception):
 
 class SettingsError(Exception):
     """A setting has a bad value; the message names the setting and the source to fix."""
+
+
+class NotFound(LookupError):
+    def __init__(self, test_id: int | str):
+        message = test_id if isinstance(test_id, str) else f"no test with id {test_id}; `agenttui history` lists them"
+        super().__init__(message)
+
+
+class AccessDenied(PermissionError):
+    pass
+
+
+class NotActionable(ValueError):
+    """The request makes no sense in the test's state (cancel a finished test, ...)."""
+
+
+class BadRequest(RuntimeError):
+    """A call the API cannot parse (a client's bug, never the user's input)."""
+
+
+@dataclass(frozen=True)
+class Code:
+    """How one error or outcome is told: the JSON `kind`, the HTTP status of an API answer
+    that carries it (None: it is never an API answer) and the CLI exit code."""
+
+    kind: str
+    http: int | None
+    exit: int
+    reserved_for: str = ""  # the feature (of another issue) that will use a code defined ahead
+
+
+# Outcomes of a test, as `agenttui submit` (and the commands that wait) exit.
+OK = Code("ok", 200, 0)
+AGENT_FAILED = Code("agent_failed", None, 1)
+TIMED_OUT = Code("timed_out", None, 4)
+CANCELLED = Code("cancelled", None, 5)
+# Errors: the user asked for something impossible (exit 2), or the infrastructure failed (exit 3).
+INVALID_REQUEST = Code("invalid_request", 422, 2)
+BAD_REQUEST = Code("bad_request", 400, 2)
+NOT_FOUND = Code("not_found", 404, 2)
+ACCESS_DENIED = Code("access_denied", 403, 2)
+NOT_ACTIONABLE = Code("not_actionable", 409, 2)
+BAD_SETTING = Code("bad_setting", None, 2)
+INFRA = Code("infra", 503, 3)
+INTERNAL = Code("internal", 500, 3)
+# Defined now so that no two features pick the same number.
+DETACHED = Code("detached", None, 6, reserved_for="an interrupt that only detaches from a running test")
+BUDGET_EXHAUSTED = Code("budget_exhausted", 402, 7, reserved_for="a used-up budget")
+REGRESSIONS_FOUND = Code("regressions_found", None, 8, reserved_for="a comparison that finds regressions")
+REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a call it did not record")
+
+CODES = (
+    OK, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
+    NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
+)
+
+# Each error a call can fail with, most specific first (isinstance decides).
+ERRORS: tuple[tuple[type[Exception], Code], ...] = (
+    (NotFound, NOT_FOUND),
+    (AccessDenied, ACCESS_DENIED),
+    (NotActionable, NOT_ACTIONABLE),
+    (InvalidRequest, INVALID_REQUEST),
+    (BadRequest, BAD_REQUEST),
+    (SettingsError, BAD_SETTING),
+    (InfraError, INFRA),
+)
+
+
+def code_of(error: BaseException) -> Code | None:
+    """The table's row for an error, or None for an error it does not know."""
+    for error_type, code in ERRORS:
+        if isinstance(error, error_type):
+            return code
+    return None
+
+
+def error_of(kind: str | None, message: str, fields: dict[str, str] | None = None) -> Exception:
+    """The exception an API answer of `kind` stands for (the inverse of `code_of`)."""
+    for error_type, code in ERRORS:
+        if code.kind == kind:
+            if error_type is InvalidRequest:
+                return InvalidRequest(fields or {"request": message})
+            return error_type(message)
+    return RuntimeError(message)
+
+
+def outcome_of(status: Status, failure_kind: str | None) -> Code:
+    """The outcome of a finished test (its exit code)."""
+    if status is Status.COMPLETED:
+        return OK
+    if status is Status.TIMED_OUT:
+        return TIMED_OUT
+    if status is Status.CANCELLED:
+        return CANCELLED
+    if failure_kind == FailureKind.INFRA.value:
+        return INFRA
+    return AGENT_FAILED

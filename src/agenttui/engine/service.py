@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agenttui.client.errors import AccessDenied, NotActionable, NotFound
-from agenttui.client.models import QueueView, TestView
+from agenttui.core.errors import AccessDenied, NotActionable, NotFound
+from agenttui.core.wire import QueueView, TestView
 from agenttui.core.config import Settings
 from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
 from agenttui.engine.store import LogRecord, Owner, Store, TestRecord

@@ -21,9 +21,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from agenttui import __version__, build_id
-from agenttui.backends.base import Backend, InfraError
-from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
+from agenttui.backends.base import Backend
+from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest
+from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, AccessDenied, BadRequest, Code, code_of
+from agenttui.core.wire import ErrorAnswer, FollowEnd, LogEntry
+from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,6 @@ FOLLOW_LINE_BYTES = 256 * 1024
 API_PREFIX = "/v1"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class BadRequest(Exception):
-    pass
 
 
 def peer_owner(request: web.Request) -> Owner:
@@ -56,18 +55,13 @@ def peer_owner(request: web.Request) -> Owner:
     return Owner(uid, name)
 
 
-ERRORS: list[tuple[type[BaseException], int, str]] = [
-    (NotFound, 404, "not_found"),
-    (AccessDenied, 403, "access_denied"),
-    (NotActionable, 409, "not_actionable"),
-    (InvalidRequest, 422, "invalid_request"),
-    (InfraError, 503, "infra"),
-    (BadRequest, 400, "bad_request"),
-]
+def answer(value: Any, status: int = OK.http or 200) -> web.Response:
+    """A JSON answer of the wire schema (agenttui.core.wire)."""
+    return web.Response(body=wire.encode(value), status=status, content_type="application/json")
 
 
-def error_response(status: int, kind: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, "kind": kind, **extra}, status=status)
+def error_response(code: Code, message: str, *, status: int | None = None, **extra: Any) -> web.Response:
+    return answer(ErrorAnswer(error=message, kind=code.kind, **extra), status=status or code.http or 500)
 
 
 @web.middleware
@@ -77,14 +71,14 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, "bad_request", exc.reason or "bad request")
+        return error_response(BAD_REQUEST, exc.reason or "bad request", status=exc.status)
     except Exception as exc:
-        for exc_type, status, kind in ERRORS:
-            if isinstance(exc, exc_type):
-                extra = {"fields": exc.errors} if isinstance(exc, InvalidRequest) else {}
-                return error_response(status, kind, str(exc), **extra)
+        code = code_of(exc)
+        if code is not None and code.http is not None:
+            extra = {"fields": exc.errors} if isinstance(exc, InvalidRequest) else {}
+            return error_response(code, str(exc), **extra)
         log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(500, "internal", f"internal error: {type(exc).__name__}: {exc}")
+        return error_response(INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -119,23 +113,19 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     return value
 
 
-def _log_json(records: list[Any]) -> list[dict[str, Any]]:
-    return [{"test_id": r.test_id, "seq": r.seq, "ts": r.ts, "stream": r.stream, "text": r.text} for r in records]
-
-
 def _ndjson_chunks(records: list[Any], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
-    """Records as NDJSON lines (JSON arrays) of about `budget` bytes each, one at a time."""
-    parts: list[str] = []
+    """Records as NDJSON lines (arrays of LogEntry) of about `budget` bytes each, one at a time."""
+    parts: list[bytes] = []
     size = 0
-    for item in _log_json(records):
-        part = json.dumps(item)
+    for record in records:
+        part = wire.encode(LogEntry.from_record(record))
         if parts and size + len(part) > budget:
-            yield ("[" + ", ".join(parts) + "]\n").encode()
+            yield b"[" + b", ".join(parts) + b"]\n"
             parts, size = [], 0
         parts.append(part)
         size += len(part) + 2
     if parts:
-        yield ("[" + ", ".join(parts) + "]\n").encode()
+        yield b"[" + b", ".join(parts) + b"]\n"
 
 
 class Api:
@@ -173,7 +163,7 @@ class Api:
 
     async def health(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        return web.json_response(
+        return answer(
             {
                 "ok": True,
                 "you": {"uid": caller.uid, "name": caller.name},
@@ -185,7 +175,7 @@ class Api:
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
-        return web.json_response({"ok": True})
+        return answer({"ok": True})
 
     async def submit(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -200,20 +190,20 @@ class Api:
         if body.get("check_backend"):  # after validation: a bad request says so whatever the engine
             await self.backend.check()
         view = await self.service.submit(caller, test_request, parent_id=parent_id)
-        return web.json_response(view.to_json(), status=201)
+        return answer(view, status=201)
 
     async def show(self, request: web.Request) -> web.Response:
         peer_owner(request)
         view = await self.service.show(_test_id(request))
-        return web.json_response(view.to_json())
+        return answer(view)
 
     async def request_of(self, request: web.Request) -> web.Response:
         test_request = await self.service.request(peer_owner(request), _test_id(request))
-        return web.json_response(test_request.model_dump(mode="json"))
+        return answer(test_request.model_dump(mode="json"))
 
     async def cancel(self, request: web.Request) -> web.Response:
         view = await self.service.cancel(peer_owner(request), _test_id(request))
-        return web.json_response(view.to_json())
+        return answer(view)
 
     async def retry(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -228,7 +218,7 @@ class Api:
         ):
             raise BadRequest("'secrets' must be an object of strings")
         view = await self.service.retry(caller, _test_id(request), **changes, secrets=secrets)
-        return web.json_response(view.to_json(), status=201)
+        return answer(view, status=201)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
@@ -237,7 +227,7 @@ class Api:
         if request.query.get("follow") not in ("1", "true"):
             limit = _int_param(request, "limit", 0) or None
             records = await self.service.logs(caller, test_id, after_seq=after, limit=limit)
-            return web.json_response(_log_json(records))
+            return answer([LogEntry.from_record(r) for r in records])
         await self.service.logs(caller, test_id, limit=0)  # access check before streaming starts
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
@@ -246,7 +236,9 @@ class Api:
             async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
                 for line in _ndjson_chunks(batch):
                     await response.write(line)
-            await response.write(b'{"end": true}\n')
+            # The final view ends the stream: the follower needs no call of its own to learn it.
+            final = await self.service.show(test_id)
+            await response.write(wire.encode(FollowEnd(end=True, test=final)) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away; it resumes from its own position
         finally:
@@ -260,25 +252,12 @@ class Api:
 
         out_dir = body.get("out_dir")
         result = await self.service.package(caller, _test_id(request), out_dir=Path(out_dir) if out_dir else None)
-        return web.json_response(
-            {
-                "path": str(result.path),
-                "size": result.size,
-                "files": list(result.files),
-                "elapsed": result.elapsed,
-                "top_folder": result.top_folder,
-                "image_name": result.image_name,
-                "warnings": list(result.warnings),
-                "url": result.url,
-                "url_expires_at": result.url_expires_at,
-                "s3_key": result.s3_key,
-            }
-        )
+        return answer(result)
 
     async def queue(self, request: web.Request) -> web.Response:
         peer_owner(request)
         view = await self.service.queue()
-        return web.json_response(view.to_json())
+        return answer(view)
 
     async def history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -288,7 +267,7 @@ class Api:
             limit=min(_int_param(request, "limit", 50), 1000),
             mine=request.query.get("mine") in ("1", "true"),
         )
-        return web.json_response([v.to_json() for v in views])
+        return answer(views)
 
     async def clear_history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
@@ -296,7 +275,7 @@ class Api:
         older = body.get("older_than_s")
         if not isinstance(older, (int, float)) or older < 0:
             raise BadRequest("'older_than_s' must be a non-negative number of seconds")
-        return web.json_response({"archived": await self.service.clear_history(caller, float(older))})
+        return answer({"archived": await self.service.clear_history(caller, float(older))})
 
 
 __all__ = ["Api", "peer_owner", "ValidationError"]

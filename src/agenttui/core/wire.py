@@ -1,0 +1,208 @@
+"""What crosses the server's socket: one definition for the server that encodes it and the
+client that decodes it (msgspec, over these dataclasses).
+
+Test views, the queue, log entries and the follow stream are defined here; a package's result
+is agenttui.packaging.PackageResult, encoded the same way. Dataclasses rather than pydantic
+models: the headless client decodes them, and pydantic would cost it ~100 ms of start-up. The
+engine is their only source. A newer server may send fields an older client does not know:
+decoding ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, TypeVar, Union
+
+import msgspec
+
+from agenttui.core.lifecycle import Priority, Status
+
+T = TypeVar("T")
+
+
+@dataclass
+class TestView:
+    __test__ = False
+
+    id: int
+    status: Status
+    owner_name: str
+    owner_uid: int
+    priority: str
+    query: str
+    provider: str
+    model_id: str
+    attempt: int
+    parent_id: int | None
+    created_at: float
+    claimed_at: float | None
+    running_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    oom_killed: bool
+    failure_kind: str | None
+    error: str | None
+    response: str | None
+    metrics: dict[str, Any]
+    log_lines: int
+    log_truncated: bool
+    cancel_requested: bool
+    packages: list[dict[str, Any]] = field(default_factory=list)  # deployment packages: path, size, created_at
+    position: int | None = None  # 1-based place in the queue when QUEUED
+    eta_s: float | None = None  # estimated wait before it starts
+
+    def to_json(self) -> dict[str, Any]:
+        return to_builtins(self)
+
+    @property
+    def duration_s(self) -> float | None:
+        wall = self.metrics.get("wall_s")
+        if wall is not None:
+            return wall
+        if self.running_at and self.finished_at:
+            return round(self.finished_at - self.running_at, 3)
+        return None
+
+    @classmethod
+    def from_record(cls, test: Any, *, position: int | None = None, eta_s: float | None = None) -> TestView:
+        """The view of a stored test (an agenttui.engine.store.TestRecord)."""
+        request = json.loads(test.request_json)
+        return cls(
+            id=test.id or 0,
+            status=Status(test.status),
+            owner_name=test.owner_name,
+            owner_uid=test.owner_uid,
+            priority=Priority(test.priority).name.lower(),
+            query=test.query,
+            provider=request.get("provider", {}).get("name", ""),
+            model_id=request.get("provider", {}).get("model_id", ""),
+            attempt=test.attempt,
+            parent_id=test.parent_id,
+            created_at=test.created_at,
+            claimed_at=test.claimed_at,
+            running_at=test.running_at,
+            finished_at=test.finished_at,
+            exit_code=test.exit_code,
+            oom_killed=test.oom_killed,
+            failure_kind=test.failure_kind,
+            error=test.error,
+            response=test.response,
+            metrics=test.metrics,
+            log_lines=test.log_seq,
+            log_truncated=test.log_truncated,
+            cancel_requested=test.cancel_requested,
+            position=position,
+            eta_s=eta_s,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The headless `--json` record (R-25)."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "owner": self.owner_name,
+            "query": self.query,
+            "response": self.response,
+            "error": self.error,
+            "failure_kind": self.failure_kind,
+            "exit_code": self.exit_code,
+            "oom_killed": self.oom_killed,
+            "duration_s": self.duration_s,
+            "attempt": self.attempt,
+            "parent_id": self.parent_id,
+            "metrics": self.metrics,
+            "log_truncated": self.log_truncated,
+            "packages": self.packages,
+        }
+
+
+@dataclass
+class LogEntry:
+    """One stored log line, as clients see it."""
+
+    test_id: int
+    seq: int
+    ts: float
+    stream: str  # stdout | stderr | system | build
+    text: str
+
+    @classmethod
+    def from_record(cls, record: Any) -> LogEntry:
+        """The entry of a stored line (an agenttui.engine.store.LogRecord)."""
+        return cls(test_id=record.test_id, seq=record.seq, ts=record.ts, stream=record.stream, text=record.text)
+
+
+@dataclass
+class QueueView:
+    running: int
+    queued: int
+    cap: int
+    utilization: float
+    tests: list[TestView]  # active first, then queued in claim order
+
+    def to_json(self) -> dict[str, Any]:
+        return to_builtins(self)
+
+    @classmethod
+    def build(cls, status: Any, tests: list[TestView]) -> QueueView:
+        """The queue from the store's counts (an agenttui.engine.store.QueueStatus)."""
+        return cls(
+            running=status.running, queued=status.queued, cap=status.cap, utilization=status.utilization, tests=tests
+        )
+
+
+@dataclass
+class FollowEnd:
+    """The follow stream's last record: the test has ended, and this is its final view."""
+
+    end: bool
+    test: TestView | None = None  # absent from an older server's stream
+
+
+@dataclass
+class ErrorAnswer:
+    """An API error's body; `kind` is a row of agenttui.core.errors."""
+
+    error: str = ""
+    kind: str = ""
+    fields: dict[str, str] | None = None  # each bad field of an invalid request
+
+
+# A followed log is NDJSON: lines that are each a batch (a JSON array), then one FollowEnd.
+FollowRecord = Union[list[LogEntry], FollowEnd]
+
+
+def _encode_extra(value: Any) -> Any:
+    if isinstance(value, PurePath):
+        return str(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_extra(kind: type, value: Any) -> Any:
+    if isinstance(kind, type) and issubclass(kind, PurePath) and isinstance(value, str):
+        return kind(value)
+    raise NotImplementedError(f"cannot decode {kind}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_encode_extra)
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes of any wire value (dataclasses, lists, dicts, enums, paths)."""
+    return _encoder.encode(value)
+
+
+def decode(data: bytes | str, kind: type[T] | Any = Any) -> T:
+    """`data` decoded as `kind`; msgspec.ValidationError when it does not fit."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind, dec_hook=_decode_extra)
+    return decoder.decode(data)
+
+
+def to_builtins(value: Any) -> Any:
+    """A wire value as plain dicts and lists (for `--json` output)."""
+    return msgspec.to_builtins(value, enc_hook=_encode_extra)
