@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, TabbedContent, TextArea
 
@@ -65,9 +66,6 @@ if TYPE_CHECKING:
     from agenttui.tui.screens.detail import DetailScreen
     from agenttui.tui.snapshot import Snapshot
 
-CLEAR_CHOICES = (("older than 1 hour", 3600.0), ("older than 1 day", 86400.0), ("older than 7 days", 7 * 86400.0))
-
-
 def live(handler: Callable[..., None]) -> Callable[..., None]:
     """Drop engine results that arrive while the app is shutting down (no widgets left)."""
 
@@ -77,6 +75,11 @@ def live(handler: Callable[..., None]) -> Callable[..., None]:
             handler(self, *args)
 
     return wrapper
+
+
+def on_live(message_type: type[Message]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`@on(message_type)` for a handler that updates the main screen: `live`."""
+    return lambda handler: on(message_type)(live(handler))
 
 
 def _styles() -> list[str | Path]:
@@ -267,8 +270,7 @@ class AgentTUI(App[int]):
         test_id = self.selected_id
         self.log_view.border_title = log_title(test_id, None if test_id is None else self.views.get(test_id))
 
-    @on(TestTable.TestHighlighted)
-    @live
+    @on_live(TestTable.TestHighlighted)
     def _highlighted(self, message: TestTable.TestHighlighted) -> None:
         self.select_test(message.test_id, move_cursor=False)
 
@@ -278,8 +280,7 @@ class AgentTUI(App[int]):
         return self.selected_id
 
     # ------------------------------------------------------------------ snapshots in
-    @on(QueueUpdated)
-    @live
+    @on_live(QueueUpdated)
     def _queue_updated(self, message: QueueUpdated) -> None:
         queue = message.queue
         for view in queue.tests:
@@ -296,8 +297,7 @@ class AgentTUI(App[int]):
             self._check_loaded()
         self._update_log_title()
 
-    @on(HistoryUpdated)
-    @live
+    @on_live(HistoryUpdated)
     def _history_updated(self, message: HistoryUpdated) -> None:
         if message.search != self.engine.history_search:
             return  # a newer filter is on its way
@@ -329,19 +329,16 @@ class AgentTUI(App[int]):
             self.data_loaded.set()
             self.call_after_refresh(self._gc_tuning.apply)  # after the first full frame is out
 
-    @on(EngineStatus)
-    @live
+    @on_live(EngineStatus)
     def _engine_status(self, message: EngineStatus) -> None:
         self.status_bar.set_problem(printable_text(message.problem) if message.problem else None)
 
-    @on(LogLines)
-    @live
+    @on_live(LogLines)
     def _log_lines(self, message: LogLines) -> None:
         if message.token == self._log_token:
             self.log_view.feed(log_lines(message.records))
 
-    @on(LogEnded)
-    @live
+    @on_live(LogEnded)
     def _log_ended(self, message: LogEnded) -> None:
         if message.token != self._log_token:
             return
@@ -352,8 +349,7 @@ class AgentTUI(App[int]):
         self.log_view.mark_ended()
         self._update_log_title()
 
-    @on(LogUnavailable)
-    @live
+    @on_live(LogUnavailable)
     def _log_unavailable(self, message: LogUnavailable) -> None:
         if message.token == self._log_token:
             self.log_view.feed([f"[agenttui] {message.reason}"])
@@ -365,8 +361,7 @@ class AgentTUI(App[int]):
             self.queue_table.refresh_times()
 
     # ------------------------------------------------------------------ results of actions
-    @on(TestSubmitted)
-    @live
+    @on_live(TestSubmitted)
     def _submitted(self, message: TestSubmitted) -> None:
         view = message.view
         self.views[view.id] = view
@@ -377,22 +372,19 @@ class AgentTUI(App[int]):
         self.select_test(view.id)
         self.engine.wake(history=True)
 
-    @on(TestCancelled)
-    @live
+    @on_live(TestCancelled)
     def _cancelled(self, message: TestCancelled) -> None:
         view = message.view
         text = "cancelled" if view.status.is_terminal else "cancel requested; stopping it"
         self.notify(f"test {view.id}: {text}", title="Cancel")
         self.engine.wake(history=True)
 
-    @on(RequestRejected)
-    @live
+    @on_live(RequestRejected)
     def _rejected(self, message: RequestRejected) -> None:
         self.editor.show_errors(message.errors)
         self.notify("The request is invalid; nothing was queued.", severity="error")
 
-    @on(RequestLoaded)
-    @live
+    @on_live(RequestLoaded)
     def _request_loaded(self, message: RequestLoaded) -> None:
         self.editor.load_request(message.request, retry_of=message.test_id)
         self.editor.query_one(TabbedContent).active = "tab-agent"
@@ -400,22 +392,19 @@ class AgentTUI(App[int]):
         self.notify(f"test {message.test_id} loaded into the editor; edit it and press ctrl+j to retry",
                     title="Edit and retry")
 
-    @on(HistoryCleared)
-    @live
+    @on_live(HistoryCleared)
     def _history_cleared(self, message: HistoryCleared) -> None:
         self.notify(f"archived {message.archived} finished test(s) and purged their logs", title="History")
         self.engine.wake(history=True)
 
-    @on(PackageReady)
-    @live
+    @on_live(PackageReady)
     def _package_ready(self, message: PackageReady) -> None:
         text = f"{message.path}\ncopy it off this box with:\n{message.copy_hint}"
         if message.url:  # the AWS backend also put it in S3 (R-23)
             text += f"\nor download it for 24 hours from:\n{message.url}"
         self.notify(text, title=f"Package of test {message.test_id}", timeout=60, markup=False)
 
-    @on(ActionFailed)
-    @live
+    @on_live(ActionFailed)
     def _failed(self, message: ActionFailed) -> None:
         # Engine messages may quote agent output (an error, a log line): escape it.
         self.notify(printable_text(message.text), title=f"Could not {message.action}", severity="error",
@@ -480,21 +469,13 @@ class AgentTUI(App[int]):
         self.main_screen.query_one("#history-filter", Input).focus()
 
     def action_clear_history(self) -> None:
-        from agenttui.tui.screens.confirm import ConfirmScreen
+        from agenttui.tui.screens.confirm import clear_history_screen
 
         def chosen(older_than_s: float | None) -> None:
             if older_than_s is not None:
                 self._engine_call("clear the history", self.engine.clear_history, older_than_s)
 
-        self.push_screen(
-            ConfirmScreen(
-                "Archive finished tests (everyone's) and purge their logs? Archived tests leave the history "
-                "for good.",
-                CLEAR_CHOICES,
-                title="Clear old history",
-            ),
-            chosen,
-        )
+        self.push_screen(clear_history_screen(), chosen)
 
     def action_help(self) -> None:
         from agenttui.tui.screens.help import HelpScreen, help_sections

@@ -24,22 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agenttui.client.models import QueueView, TestView
 from agenttui.core.lifecycle import InvalidRequest
 from agenttui.tui.follow import follow
-from agenttui.tui.messages import (
-    ActionFailed,
-    DetailLoaded,
-    EngineStatus,
-    HistoryCleared,
-    HistoryUpdated,
-    LogEnded,
-    LogLines,
-    LogUnavailable,
-    PackageReady,
-    QueueUpdated,
-    RequestLoaded,
-    RequestRejected,
-    TestCancelled,
-    TestSubmitted,
-)
+from agenttui.tui import messages
 from agenttui.tui.snapshot import HISTORY_LIMIT
 
 if TYPE_CHECKING:
@@ -156,12 +141,12 @@ class EngineLink:
                 break
             except Exception as exc:
                 self.problem = f"cannot reach the engine: {exc}"
-                self._post(EngineStatus(self.problem))
+                self._post(messages.EngineStatus(self.problem))
             await asyncio.sleep(OPEN_RETRY_S)
             if self.closed:
                 return None
         self.problem = None
-        self._post(EngineStatus(None))
+        self._post(messages.EngineStatus(None))
         self.ready.set()
         return first
 
@@ -169,7 +154,7 @@ class EngineLink:
         try:
             await self.call(self.client.check_backend())
         except Exception as exc:
-            self._post(EngineStatus(f"{self.backend} unavailable: {exc}"))
+            self._post(messages.EngineStatus(f"{self.backend} unavailable: {exc}"))
 
     async def watch(self, first: Snapshot | None = None) -> None:
         """Poll the queue (cheap) and reload the history when tests finish, the filter
@@ -188,7 +173,7 @@ class EngineLink:
             try:
                 queue = await self.call(self.client.queue())
                 if queue != last_queue:
-                    self._post(QueueUpdated(queue))
+                    self._post(messages.QueueUpdated(queue))
                     last_queue = queue
                 active = tuple((t.id, t.status.value) for t in queue.tests)
                 now = time.monotonic()
@@ -196,16 +181,16 @@ class EngineLink:
                     self._history_dirty = False
                     search = self.history_search
                     tests = await self.call(self.client.history(search=search or None, limit=HISTORY_LIMIT))
-                    self._post(HistoryUpdated(tests, search))
+                    self._post(messages.HistoryUpdated(tests, search))
                     last_active, last_history_at = active, now
                 if problem:
-                    self._post(EngineStatus(None))
+                    self._post(messages.EngineStatus(None))
                     problem = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 problem = True
-                self._post(EngineStatus(f"store unreachable: {exc}"))
+                self._post(messages.EngineStatus(f"store unreachable: {exc}"))
             self._wake.clear()
             await self._nap()
 
@@ -241,15 +226,15 @@ class EngineLink:
                 may_have_ended=may_have_ended,
             )
         except Exception as exc:
-            self._post(ActionFailed("follow the log", failure_text(exc)))
+            self._post(messages.ActionFailed("follow the log", failure_text(exc)))
 
     async def show_and_follow(self, test_id: int, post: Post, *, keep_going: Callable[[], bool]) -> None:
         """For the detail screen: the test's view (DetailLoaded), then its whole log."""
         try:
-            post(DetailLoaded(await self.call(self.client.show(test_id))))
+            post(messages.DetailLoaded(await self.call(self.client.show(test_id))))
             await self._relay_log(test_id, 0, post, keep_going=keep_going)
         except Exception as exc:  # shown, never a crash: the engine may be unreachable
-            post(ActionFailed("load test", failure_text(exc)))
+            post(messages.ActionFailed("load test", failure_text(exc)))
 
     async def _relay_log(
         self,
@@ -265,43 +250,43 @@ class EngineLink:
                 self.call, self.client, test_id, keep_going=keep_going, may_have_ended=may_have_ended
             ):
                 if isinstance(item, TestView):
-                    post(LogEnded(test_id, token, item))
+                    post(messages.LogEnded(test_id, token, item))
                 else:
-                    post(LogLines(test_id, token, item))
+                    post(messages.LogLines(test_id, token, item))
         except PermissionError as exc:  # another user's test: its log is theirs
-            post(LogUnavailable(test_id, token, str(exc)))
+            post(messages.LogUnavailable(test_id, token, str(exc)))
 
     # ------------------------------------------------------------------ the user's actions
     async def run(self, action: str, operation: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Await `operation(*args)` (one of the actions below) once the engine answers; its
         failures become messages."""
         if not self.ready.is_set() and self.problem:
-            self._post(ActionFailed(action, self.problem))
+            self._post(messages.ActionFailed(action, self.problem))
             return
         await self.ready.wait()
         try:
             await operation(*args)
         except InvalidRequest as exc:
-            self._post(RequestRejected(exc.errors))
+            self._post(messages.RequestRejected(exc.errors))
         except Exception as exc:
-            self._post(ActionFailed(action, failure_text(exc)))
+            self._post(messages.ActionFailed(action, failure_text(exc)))
 
     async def submit(self, request: TestRequest, parent_id: int | None) -> None:
         view = await self.call(self.client.submit(request, parent_id=parent_id))
-        self._post(TestSubmitted(view, parent_id))
+        self._post(messages.TestSubmitted(view, parent_id))
 
     async def cancel(self, test_id: int) -> None:
-        self._post(TestCancelled(await self.call(self.client.cancel(test_id))))
+        self._post(messages.TestCancelled(await self.call(self.client.cancel(test_id))))
 
     async def retry(self, test_id: int) -> None:
-        self._post(TestSubmitted(await self.call(self.client.retry(test_id)), test_id))
+        self._post(messages.TestSubmitted(await self.call(self.client.retry(test_id)), test_id))
 
     async def load_request(self, test_id: int) -> None:
-        self._post(RequestLoaded(test_id, await self.call(self.client.request(test_id))))
+        self._post(messages.RequestLoaded(test_id, await self.call(self.client.request(test_id))))
 
     async def clear_history(self, older_than_s: float) -> None:
         archived = await self.call(self.client.clear_history(older_than_s))
-        self._post(HistoryCleared(archived, older_than_s))
+        self._post(messages.HistoryCleared(archived, older_than_s))
 
     @property
     def can_package(self) -> bool:
@@ -311,4 +296,4 @@ class EngineLink:
         result = await self.call(self.client.package(test_id))
         host = await asyncio.to_thread(socket.getfqdn)  # may ask DNS: not on the UI loop
         hint = f"scp {getpass.getuser()}@{host}:{result.path} ."
-        self._post(PackageReady(test_id, result.path, hint, getattr(result, "url", None)))
+        self._post(messages.PackageReady(test_id, result.path, hint, getattr(result, "url", None)))

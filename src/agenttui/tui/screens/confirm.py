@@ -43,3 +43,15 @@ class ConfirmScreen(ModalScreen[Any]):
             return
         index = int((event.button.id or "choice-0").removeprefix("choice-"))
         self.dismiss(self.choices[index][1])
+
+
+CLEAR_CHOICES = (("older than 1 hour", 3600.0), ("older than 1 day", 86400.0), ("older than 7 days", 7 * 86400.0))
+
+
+def clear_history_screen() -> ConfirmScreen:
+    """Which finished tests to archive: dismisses with their minimum age in seconds, or None."""
+    return ConfirmScreen(
+        "Archive finished tests (everyone's) and purge their logs? Archived tests leave the history for good.",
+        CLEAR_CHOICES,
+        title="Clear old history",
+    )
