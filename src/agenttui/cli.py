@@ -379,7 +379,7 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
 
     async def queue(client):
         try:
-            return await client.submit(request, check_backend=True)
+            return await client.submit(request, check_backend=True, follow=not args.no_wait)
         except InvalidRequest as exc:
             raise _invalid_request(args, exc) from None
 

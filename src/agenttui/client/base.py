@@ -2,7 +2,8 @@
 
 Implemented in-process (client.local.LocalClient) and, once the server exists, over its socket.
 Errors: NotFound (unknown id), AccessDenied (another user's test), NotActionable (e.g. cancel
-a finished test), domain.InvalidRequest (bad request), backends.base.InfraError (engine down).
+a finished test), domain.InvalidRequest (bad request), InfraError (engine down): the table in
+agenttui.core.errors says how each is told over the socket and as an exit code.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ class Client(Protocol):
     async def check_backend(self) -> None: ...
 
     async def submit(
-        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False,
+        follow: bool = False,
     ) -> TestView:
         """Queue a test. A dict holds a request's fields, validated by the engine (InvalidRequest
         names each bad field). check_backend: first make sure the backend answers (InfraError),
-        after the request is found valid, so nothing is queued for an engine that is down."""
+        after the request is found valid, so nothing is queued for an engine that is down.
+        follow: the caller follows the test's log next (follow_logs), which may then start from
+        this call's own answer."""
         ...
 
     async def show(self, test_id: int) -> TestView: ...

@@ -97,7 +97,8 @@ class LocalClient:
 
     # ------------------------------------------------------------------ the Client API
     async def submit(
-        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False,
+        follow: bool = False,  # in-process, following costs no round trip: nothing to prepare
     ) -> TestView:
         from agenttui.engine.credentials import resolve_for_submit
 

@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,12 +53,24 @@ class ServerUnavailable(InfraError):
     pass
 
 
+@dataclass
+class FollowStream:
+    """An open follow stream: its NDJSON lines are read one at a time on a worker thread."""
+
+    response: transport.Response
+    lines: Iterator[bytes]
+
+    def next_line(self) -> bytes | None:
+        return next(self.lines, None)
+
+
 class SocketClient:
     def __init__(self, settings: Settings | ClientSettings):
         self.settings = settings
         self.socket_path = settings.resolved_socket_path
         self.personal = settings.socket_path is None
         self._ended: dict[int, TestView] = {}  # final views that ended a follow stream, for wait()
+        self._submitted: dict[int, FollowStream] = {}  # follow streams a submit opened, for follow_logs()
 
     async def __aenter__(self) -> SocketClient:
         await self.open()
@@ -69,7 +83,9 @@ class SocketClient:
         await self._ensure_server()
 
     async def close(self) -> None:
-        pass  # one connection per request: nothing stays open
+        # One connection per request: only a submit's follow stream that nobody read stays open.
+        while self._submitted:
+            self._submitted.popitem()[1].response.close()
 
     # ------------------------------------------------------------------ connection
     def _exchange(
@@ -85,7 +101,7 @@ class SocketClient:
 
     async def _health(self) -> dict[str, Any] | None:
         try:
-            status, data = await asyncio.to_thread(self._exchange, "GET", "/health", timeout=5)
+            status, data = await asyncio.to_thread(partial(self._exchange, "GET", "/health", timeout=5))
             return wire.decode(data, dict[str, Any]) if status == 200 else None
         except (ConnectionLost, msgspec.DecodeError):
             return None
@@ -152,33 +168,65 @@ class SocketClient:
                 env=os.environ.copy(),
             ), start
 
+    async def _with_server(self, exchange: Callable[[], T]) -> T:
+        """A blocking `exchange` with the server on a worker thread, tried on a new connection
+        (starting the server again when needed) when the last one broke."""
+        for attempt in range(3):
+            try:
+                return await asyncio.to_thread(exchange)
+            except ConnectionLost as exc:
+                if attempt == 2:
+                    raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}: {exc}") from None
+                await self._ensure_server()
+        raise AssertionError("unreachable")
+
     async def _call(
         self, method: str, path: str, kind: type[T] | Any = Any, *, body: Any = None,
         params: dict[str, Any] | None = None,
     ) -> T:
         """The server's answer decoded as `kind`; its error raised as the exception it names."""
-        for attempt in range(3):
-            try:
-                status, data = await asyncio.to_thread(self._exchange, method, path, params=params, body=body)
-            except ConnectionLost as exc:
-                if attempt == 2:
-                    raise ServerUnavailable(f"lost the agenttui server at {self.socket_path}: {exc}") from None
-                await self._ensure_server()
-                continue
-            if status >= 400:
-                raise _error_from(data, status)
-            return wire.decode(data, kind)
-        raise AssertionError("unreachable")
+        status, data = await self._with_server(partial(self._exchange, method, path, params=params, body=body))
+        if status >= 400:
+            raise _error_from(data, status)
+        return wire.decode(data, kind)
+
+    def _open_stream(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> FollowStream:
+        """An answer that streams NDJSON (blocking); its error raised as the exception it names."""
+        payload = wire.encode(body) if body is not None else None
+        response = transport.request(str(self.socket_path), method, f"/v1{path}", params=params, body=payload)
+        if response.status >= 400:
+            with response:
+                raise _error_from(response.read(), response.status)
+        return FollowStream(response, response.lines(MAX_FOLLOW_LINE_BYTES))
+
+    def _submit_and_follow(self, body: dict[str, Any]) -> TestView:
+        """Submit (blocking) with an answer that goes on as the test's follow stream: its first
+        line is the new test's view, the rest is left for follow_logs."""
+        stream = self._open_stream("POST", "/tests", params={"follow": "1"}, body=body)
+        try:
+            first = stream.next_line()
+            if first is None:
+                raise ConnectionLost("the submit's answer ended before the test's view")
+            view = wire.decode(first, TestView)
+        except BaseException:
+            stream.response.close()
+            raise
+        self._submitted[view.id] = stream
+        return view
 
     # ------------------------------------------------------------------ the Client API
     async def check_backend(self) -> None:
         await self._call("POST", "/check")
 
     async def submit(
-        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False
+        self, request: TestRequest | dict[str, Any], *, parent_id: int | None = None, check_backend: bool = False,
+        follow: bool = False,
     ) -> TestView:
         """A dict is sent as it is: the server validates it, and no credentials are resolved
-        here (the headless CLI resolves them itself when the provider needs any)."""
+        here (the headless CLI resolves them itself when the provider needs any). With `follow`,
+        the answer goes on as the test's log: follow_logs() reads it without a call of its own."""
         if not isinstance(request, dict):
             from agenttui.engine.credentials import resolve_for_submit
 
@@ -187,6 +235,8 @@ class SocketClient:
             request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
             request = request.model_dump(mode="json")
         body = {"request": request, "parent_id": parent_id, **({"check_backend": True} if check_backend else {})}
+        if follow:
+            return await self._with_server(partial(self._submit_and_follow, body))
         return await self._call("POST", "/tests", TestView, body=body)
 
     async def show(self, test_id: int) -> TestView:
@@ -243,16 +293,17 @@ class SocketClient:
                     continue
 
     async def _follow_once(self, test_id: int, after_seq: int) -> AsyncIterator[list[LogEntry]]:
-        """One follow stream's non-empty batches; ConnectionLost when it breaks off before its end."""
-        params = {"after": after_seq, "follow": "1"}
-        response = await asyncio.to_thread(
-            transport.request, str(self.socket_path), "GET", f"/v1/tests/{test_id}/logs", params=params
-        )
+        """One follow stream's non-empty batches (the submit's own stream when it opened one);
+        ConnectionLost when it breaks off before its end."""
+        stream = self._submitted.pop(test_id, None)
+        if stream is not None and after_seq:  # the submit's stream starts from the first line
+            stream.response.close()
+            stream = None
+        if stream is None:
+            params = {"after": after_seq, "follow": "1"}
+            stream = await asyncio.to_thread(partial(self._open_stream, "GET", f"/tests/{test_id}/logs", params=params))
         try:  # each read blocks a worker thread; closing the response wakes it when we stop early
-            if response.status >= 400:
-                raise _error_from(await asyncio.to_thread(response.read), response.status)
-            lines = response.lines(MAX_FOLLOW_LINE_BYTES)
-            while (raw := await asyncio.to_thread(next, lines, None)) is not None:
+            while (raw := await asyncio.to_thread(stream.next_line)) is not None:
                 record = wire.decode(raw, FollowRecord)
                 if isinstance(record, FollowEnd):
                     if record.test is not None:
@@ -263,7 +314,7 @@ class SocketClient:
             # The stream closed without its end record: the server went away mid-stream.
             raise ConnectionLost("stream closed early")
         finally:
-            response.close()
+            stream.response.close()
 
     async def wait(self, test_id: int) -> TestView:
         """The test's final view: the one its follow stream ended with, else polled for."""

@@ -113,6 +113,10 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     return value
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name) in ("1", "true")
+
+
 def _ndjson_chunks(records: list[Any], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
     """Records as NDJSON lines (arrays of LogEntry) of about `budget` bytes each, one at a time."""
     parts: list[bytes] = []
@@ -177,7 +181,7 @@ class Api:
         await self.backend.check()
         return answer({"ok": True})
 
-    async def submit(self, request: web.Request) -> web.Response:
+    async def submit(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
         body = await _json_body(request)
         fields = body.get("request")
@@ -190,7 +194,10 @@ class Api:
         if body.get("check_backend"):  # after validation: a bad request says so whatever the engine
             await self.backend.check()
         view = await self.service.submit(caller, test_request, parent_id=parent_id)
-        return answer(view, status=201)
+        if not _flag(request, "follow"):
+            return answer(view, status=201)
+        # The answer goes on as the new test's follow stream: its submitter follows without a call.
+        return await self._follow(request, caller, view.id, 0, status=201, first=wire.encode(view) + b"\n")
 
     async def show(self, request: web.Request) -> web.Response:
         peer_owner(request)
@@ -224,15 +231,24 @@ class Api:
         caller = peer_owner(request)
         test_id = _test_id(request)
         after = _int_param(request, "after", 0)
-        if request.query.get("follow") not in ("1", "true"):
+        if not _flag(request, "follow"):
             limit = _int_param(request, "limit", 0) or None
             records = await self.service.logs(caller, test_id, after_seq=after, limit=limit)
             return answer([LogEntry.from_record(r) for r in records])
         await self.service.logs(caller, test_id, limit=0)  # access check before streaming starts
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        return await self._follow(request, caller, test_id, after)
+
+    async def _follow(
+        self, request: web.Request, caller: Owner, test_id: int, after: int, *, status: int = 200, first: bytes = b""
+    ) -> web.StreamResponse:
+        """The test's log after line `after` as NDJSON batches until the test ends, then its
+        final view (FollowEnd); `first` goes before them."""
+        response = web.StreamResponse(status=status, headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         self.active_streams += 1
         try:
+            if first:
+                await response.write(first)
             async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
                 for line in _ndjson_chunks(batch):
                     await response.write(line)
@@ -265,7 +281,7 @@ class Api:
             caller,
             search=request.query.get("search") or None,
             limit=min(_int_param(request, "limit", 50), 1000),
-            mine=request.query.get("mine") in ("1", "true"),
+            mine=_flag(request, "mine"),
         )
         return answer(views)
 
