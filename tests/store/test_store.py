@@ -3,7 +3,7 @@ import time
 import pytest
 
 from agenttui.core.domain import IllegalTransition, Status, TestRequest
-from agenttui.engine.store import Fence, Owner, Store
+from agenttui.engine.store import Fence, Owner, Store, count_into_cap
 
 ALICE = Owner(1001, "alice")
 
@@ -230,14 +230,13 @@ async def test_a_small_claim_takes_the_same_tests_as_ranking_the_whole_queue(sto
 
 async def test_engine_notes_ride_on_the_write_they_describe(store):
     test = await store.submit(request(), ALICE)
-    (claimed,) = await store.claim(
-        "w", cap=5, lease_s=60, start=lambda attempt: (f"attempt {attempt}", {"result_nonce": "n1"})
-    )
-    assert claimed.result_nonce == "n1" and claimed.log_seq == 1  # the claim wrote both
+    (claimed,) = await store.claim("w", cap=5, lease_s=60)
+    nonce = claimed.result_nonce
+    assert nonce and claimed.log_seq == 1  # the claim wrote both
     fence = Fence("w", claimed.attempt)
     assert await store.update_fenced(test.id, fence, note="preparing", image="img")
     moved = await store.transition(test.id, Status.RUNNING, fence=fence, notes=["started", "running"], handle="h")
-    assert moved.state is Status.RUNNING and moved.handle == "h" and moved.result_nonce == "n1"
+    assert moved.state is Status.RUNNING and moved.handle == "h" and moved.result_nonce == nonce
     assert moved.image == "img"
     assert await store.append_logs(test.id, [(0.0, "stdout", "out")], fence=fence, result_json='{"ok": true}')
     assert (await store.get(test.id)).result_json == '{"ok": true}'
@@ -248,8 +247,8 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
     ended = await store.transition(test.id, Status.COMPLETED, fence=fence, notes=["COMPLETED"])
     assert ended.state is Status.COMPLETED and ended.handle == "h"
     assert [(line.seq, line.stream, line.text) for line in await store.logs(test.id)] == [
-        (1, "system", "attempt 1"), (2, "system", "preparing"), (3, "system", "started"), (4, "system", "running"),
-        (5, "stdout", "out"), (6, "system", "COMPLETED"),
+        (1, "system", "[agenttui] attempt 1: preparing image (owner w)"), (2, "system", "preparing"),
+        (3, "system", "started"), (4, "system", "running"), (5, "stdout", "out"), (6, "system", "COMPLETED"),
     ]
 
 
@@ -265,3 +264,43 @@ async def test_a_transition_returns_the_test_as_a_fresh_read_has_it(store):
     assert ended.model_dump() == (await store.get(test.id)).model_dump()
     with pytest.raises(KeyError, match="no_such_field"):
         await store.update_fenced(test.id, fence, no_such_field=1)
+
+
+async def test_every_claim_gives_its_attempt_a_fresh_nonce_and_first_line(store):
+    test = await store.submit(request(), ALICE)
+    (first,) = await store.claim("w", cap=5, lease_s=60)
+    await store.transition(test.id, Status.QUEUED, fence=Fence("w", first.attempt))  # an infrastructure retry
+    (second,) = await store.claim("v", cap=5, lease_s=60)
+    assert second.attempt == 2 and second.result_nonce and second.result_nonce != first.result_nonce
+    assert [(line.seq, line.text) for line in await store.logs(test.id)] == [
+        (1, "[agenttui] attempt 1: preparing image (owner w)"), (2, "[agenttui] attempt 2: preparing image (owner v)"),
+    ]
+    stored = await store.get(test.id)
+    assert stored.log_seq == 2 and stored.log_bytes == sum(len(line.text) + 1 for line in await store.logs(test.id))
+
+
+async def test_a_status_changes_only_through_the_transition_gate(store):
+    test = await store.submit(request(), ALICE)
+    (claimed,) = await store.claim("w", cap=5, lease_s=60)
+    fence = Fence("w", claimed.attempt)
+    with pytest.raises(ValueError, match="transition"):
+        await store.update_fenced(test.id, fence, status=Status.COMPLETED.value)
+    with pytest.raises(ValueError, match="transition"):
+        await store.append_logs(test.id, [], fence=fence, status=Status.COMPLETED.value)
+    with pytest.raises(IllegalTransition):
+        await store.transition(test.id, Status.ARCHIVED, fence=fence)
+    assert (await store.get(test.id)).state is Status.BUILDING
+
+
+@pytest.mark.parametrize(
+    ("lines", "used", "expected"),
+    [
+        ([], 5, (5, None)),
+        ([(0.0, "stdout", "abc"), (0.0, "stdout", "é")], 0, (7, None)),  # 3+1 and 2+1 bytes
+        ([(0.0, "stdout", "abc"), (0.0, "stdout", "defgh")], 5, (9, 1)),  # the second passes 10
+        ([(0.0, "system", "abcdefgh"), (0.0, "stdout", "a")], 5, (14, 1)),  # engine lines never pass it
+        ([(0.0, "stdout", "abcdefghijk")], 0, (0, 0)),
+    ],
+)
+def test_the_log_cap_counts_each_line_and_finds_the_first_agent_line_past_it(lines, used, expected):
+    assert count_into_cap(lines, used, 10) == expected

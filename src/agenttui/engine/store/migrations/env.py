@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import agenttui.engine.store  # noqa: F401  (registers the tables on SQLModel.metadata)
+import agenttui.engine.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 connection = config.attributes["connection"]

@@ -1,0 +1,285 @@
+"""The Store: every read and write of the persistent store, one transaction each.
+
+SQLite (default) runs in WAL mode with a busy timeout; every write is one short
+`BEGIN IMMEDIATE` transaction, so the cap check and the claim see the same state in every
+process sharing the file (R-5, R-6). Writes run the driver's own SQL (sql.py), reads
+SQLAlchemy Core on the SQLModel tables; callers get detached `TestRecord` / `LogRecord`
+objects.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import configure_mappers
+
+from agenttui.core.domain import Status, TestRequest
+from agenttui.engine.store import history, logs, queue, sql
+from agenttui.engine.store.driver import Transactions, engines, execute, first
+from agenttui.engine.store.gate import status_after
+from agenttui.engine.store.logs import Line
+from agenttui.engine.store.migrate import migrate
+from agenttui.engine.store.records import Fence, Owner, QueueStatus, driver_row_to_test, row_to_test
+from agenttui.engine.store.tables import CLAIMS, SECRETS, TESTS, ClaimRecord, LogRecord, PackageRecord, TestRecord
+
+
+class Store(Transactions):
+    """Every read and write of the store (see driver.Transactions for how they run)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        url: str,
+        log_max_bytes: int,
+        store_id: str = "",
+        sync_engine: Engine | None = None,
+    ):
+        super().__init__(engine, url, sync_engine)
+        self.log_max_bytes = log_max_bytes
+        self.store_id = store_id
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    async def open(cls, url: str, *, log_max_bytes: int = 20_000_000) -> Store:
+        configure_mappers()  # model_construct of a table class needs its attributes set up
+        engine, sync_engine = engines(url)
+        store = cls(engine, url, log_max_bytes, sync_engine=sync_engine)
+        await store._write_tx(migrate)
+        store.store_id = await store._write_tx(_ensure_store_id)
+        return store
+
+    # ------------------------------------------------------------------ tests
+    async def submit(
+        self,
+        request: TestRequest,
+        owner: Owner,
+        *,
+        parent_id: int | None = None,
+        backend: str = "docker",
+        sealed_secrets: str | None = None,
+    ) -> TestRecord:
+        now = time.time()
+        values = dict(
+            sql.TEST_DEFAULTS,
+            request_json=request.model_dump_json(),
+            query=request.query,
+            status=status_after(0, Status.CREATED, Status.QUEUED),
+            priority=int(request.priority),
+            owner_uid=owner.uid,
+            owner_name=owner.name,
+            parent_id=parent_id,
+            backend=backend,
+            created_at=now,
+            queued_at=now,
+            updated_at=now,
+        )
+
+        def body(conn: Connection) -> TestRecord:
+            row = first(execute(conn, sql.insert_test(tuple(values)), tuple(values.values())))
+            assert row is not None
+            if sealed_secrets is not None:
+                execute(conn, sql.INSERT_SECRETS, (row.id, sealed_secrets))
+            return driver_row_to_test(vars(row))
+
+        return await self._write_tx(body)
+
+    async def sealed_secrets(self, test_id: int) -> str | None:
+        def body(conn: Connection) -> str | None:
+            row = conn.execute(select(SECRETS.c.sealed).where(SECRETS.c.test_id == test_id)).first()
+            return row[0] if row else None
+
+        return await self._read_tx(body)
+
+    async def get(self, test_id: int) -> TestRecord | None:
+        def body(conn: Connection) -> TestRecord | None:
+            row = conn.execute(select(TESTS).where(TESTS.c.id == test_id)).first()
+            return row_to_test(row) if row else None
+
+        return await self._read_tx(body)
+
+    async def list_tests(
+        self,
+        *,
+        statuses: Iterable[Status] | None = None,
+        owner_uid: int | None = None,
+        search: str | None = None,
+        ids: Iterable[int] | None = None,
+        limit: int = 200,
+        newest_first: bool = True,
+    ) -> list[TestRecord]:
+        query = history.list_query(statuses, owner_uid, search, ids, limit, newest_first)
+        return await self._read_tx(lambda conn: [row_to_test(r) for r in conn.execute(query).all()])
+
+    async def queued_in_order(self) -> list[TestRecord]:
+        """QUEUED tests in the order they will be claimed (see queue.next_in_line)."""
+        now = time.time()
+        return await self._read_tx(lambda conn: queue.queued_in_order(conn, now))
+
+    async def queue_snapshot(self, cap: int) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
+        """The active tests (oldest first), the queued ones in claim order and their counts,
+        read in one transaction: the counts always match the lists."""
+        now = time.time()
+        return await self._read_tx(lambda conn: queue.snapshot(conn, now, cap))
+
+    async def queue_status(self, cap: int) -> QueueStatus:
+        return await self._read_tx(lambda conn: queue.status_counts(conn, cap))
+
+    async def active_count(self) -> int:
+        return await self._read_tx(lambda conn: int(conn.execute(queue.COUNT_ACTIVE).scalar_one()))
+
+    # ------------------------------------------------------------------ claims & leases
+    async def claim(
+        self,
+        owner: str,
+        *,
+        cap: int,
+        lease_s: float,
+        limit: int | None = None,
+        only_ids: Iterable[int] | None = None,
+    ) -> list[TestRecord]:
+        """Atomically move up to `limit` QUEUED tests to BUILDING for `owner`, never letting
+        BUILDING+RUNNING exceed `cap` across all processes (R-5, R-6).
+
+        Each claimed test gets, in the claim's transaction, the first line of its attempt's
+        log and a fresh secret marking its result record (stored, so an adopter recognises
+        the same run's record)."""
+        order = queue.ClaimOrder(owner, cap, lease_s, limit, None if only_ids is None else list(only_ids))
+        now = time.time()
+        return await self._write_tx(lambda conn: queue.claim(conn, order, now))
+
+    async def heartbeat(self, owner: str, test_ids: Iterable[int], lease_s: float) -> set[int]:
+        """Renew the lease on every test `owner` still holds; return the ids it holds."""
+        ids = list(test_ids)
+        if not ids:
+            return set()
+        expires = time.time() + lease_s
+        return await self._write_tx(lambda conn: queue.heartbeat(conn, owner, ids, expires))
+
+    async def expired_leases(self) -> list[TestRecord]:
+        now = time.time()
+        return await self._read_tx(
+            lambda conn: [row_to_test(r) for r in conn.execute(queue.EXPIRED, {"now": now}).all()]
+        )
+
+    async def take_over(self, test: TestRecord, new_owner: str, lease_s: float) -> TestRecord | None:
+        """Adopt a test whose lease expired; None if someone else got there first."""
+        now = time.time()
+        return await self._write_tx(lambda conn: queue.take_over(conn, test, new_owner, lease_s, now))
+
+    # ------------------------------------------------------------------ fenced writes
+    async def update_fenced(self, test_id: int, fence: Fence, *, note: str | None = None, **values: Any) -> bool:
+        """Write fields (and a `note` line of the engine's in the log) only while `fence`
+        still holds the test. False: lost it."""
+        _no_status(values)
+        if note is not None:
+            line = [(time.time(), "system", note)]
+            return await self._write_tx(
+                lambda conn: logs.append(conn, test_id, line, self.log_max_bytes, fence=fence, values=values)
+            )
+        values["updated_at"] = time.time()
+        statement = sql.update_tests(tuple(values), "id = ? AND lease_owner = ? AND attempt = ?")
+        params = (*values.values(), test_id, fence.owner, fence.attempt)
+        return await self._write_tx(lambda conn: execute(conn, statement, params).rowcount == 1)
+
+    async def transition(
+        self,
+        test_id: int,
+        to: Status,
+        *,
+        fence: Fence | None = None,
+        notes: Sequence[str] = (),
+        **values: Any,
+    ) -> TestRecord | None:
+        """Move a test to `to` if the table allows it from its current status, writing the
+        engine's `notes` to its log in the same transaction (a follower that sees the end has
+        every line).
+
+        With a fence, only the holder of (lease_owner, attempt) may do it: returns None when
+        the fence no longer holds. An illegal transition raises IllegalTransition (logged)."""
+        cap = self.log_max_bytes
+        return await self._write_tx(lambda conn: queue.transition(conn, test_id, to, cap, fence, notes, values))
+
+    async def request_cancel(self, test_id: int) -> TestRecord:
+        """Cancel (R-10): a queued test is dequeued at once; an active one is flagged for its
+        owner, which stops the container. Returns the test as it now stands."""
+        now = time.time()
+        return await self._write_tx(lambda conn: queue.request_cancel(conn, test_id, now))
+
+    async def cancel_requested(self, owner: str) -> list[int]:
+        return await self._read_tx(
+            lambda conn: [r[0] for r in conn.execute(queue.CANCEL_REQUESTED, {"owner": owner}).all()]
+        )
+
+    # ------------------------------------------------------------------ logs
+    async def append_logs(
+        self,
+        test_id: int,
+        lines: Sequence[Line],
+        *,
+        fence: Fence | None = None,
+        cursor: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Append (ts, stream, text) lines in one transaction, with the backend cursor that
+        follows them, so a resumed stream neither repeats nor skips (R-6), and any other
+        `values` of the test (e.g. the harness record seen among them). Past the per-test cap,
+        lines are counted but not stored and one truncation notice is written (R-19)."""
+        _no_status(values)
+        cap = self.log_max_bytes
+        return await self._write_tx(
+            lambda conn: logs.append(conn, test_id, lines, cap, fence=fence, cursor=cursor, values=values)
+        )
+
+    async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
+        return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)
+
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+        return await self._read_tx(lambda conn: logs.read(conn, test_id, after_seq, limit))
+
+    async def claims(self) -> list[ClaimRecord]:
+        rows = await self._read_tx(lambda conn: conn.execute(select(CLAIMS).order_by(CLAIMS.c.id)).all())
+        return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
+
+    # ------------------------------------------------------------------ packages
+    async def record_package(
+        self, test_id: int, owner_uid: int, path: str, size: int, *, s3_key: str | None = None,
+        url_expires_at: float | None = None,
+    ) -> PackageRecord:
+        values = (test_id, owner_uid, path, size, time.time(), s3_key, url_expires_at)
+        return await self._write_tx(lambda conn: history.record_package(conn, values))
+
+    async def packages_for(self, test_id: int) -> list[PackageRecord]:
+        return await self._read_tx(lambda conn: history.packages_for(conn, test_id))
+
+    # ------------------------------------------------------------------ change detection
+    async def change_token(self) -> Any:
+        """A cheap value that changes whenever any process changes a test or appends a log
+        line (both bump tests.updated_at): followers poll it instead of re-reading lists."""
+        return await self._read_tx(lambda conn: conn.execute(history.CHANGE_TOKEN).first())
+
+    # ------------------------------------------------------------------ history maintenance
+    async def archive_older_than(self, age_s: float, *, owner_uid: int | None = None) -> int:
+        """Archive finished tests older than age_s (of one owner, or everyone's) and purge
+        their logs (R-20)."""
+        cutoff = time.time() - age_s
+        return await self._write_tx(lambda conn: history.archive(conn, cutoff, owner_uid))
+
+
+def _ensure_store_id(conn: Connection) -> str:
+    row = first(execute(conn, sql.STORE_ID))
+    if row:
+        return row.value
+    value = uuid.uuid4().hex
+    execute(conn, sql.INSERT_STORE_ID, (value,))
+    return value
+
+
+def _no_status(values: dict[str, Any]) -> None:
+    """A status only changes through the transition gate (transition, claim, cancel, archive)."""
+    if "status" in values:
+        raise ValueError("the status of a test changes through Store.transition, not a field write")

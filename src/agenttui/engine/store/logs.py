@@ -1,0 +1,120 @@
+"""Tests' logs: the byte cap, appends in the caller's transaction, reads.
+
+The cap counts each line's UTF-8 bytes plus one (its newline); `count_into_cap` is the one
+place that counts, for the store and for the orchestrator that stops sending past it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from agenttui.engine.store import sql
+from agenttui.engine.store.driver import execute, first
+from agenttui.engine.store.records import Fence, row_to_log
+from agenttui.engine.store.tables import LOGS, LogRecord
+
+Line = tuple[float, str, str]  # (ts, stream, text)
+
+
+def line_bytes(text: str) -> int:
+    """What one line adds to its test's log size."""
+    return len(text.encode("utf-8", "replace")) + 1
+
+
+def count_into_cap(lines: Sequence[Line], used: int, cap: int) -> tuple[int, int | None]:
+    """(the log's bytes after `lines` follow `used` bytes, the index of the first agent line
+    that passes `cap` or None). Past that line nothing is counted. The engine's own lines
+    (stream "system": a handful per attempt, stop reasons, the outcome) never pass the cap,
+    so a flooded log still ends with what happened."""
+    if not lines:
+        return used, None
+    # The whole batch at once (line_bytes summed): one that stays under the cap needs no
+    # line-by-line check.
+    total = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1
+    if used + total <= cap:
+        return used + total, None
+    for index, (_ts, stream, text) in enumerate(lines):
+        size = line_bytes(text)
+        if stream != "system" and used + size > cap:
+            return used, index
+        used += size
+    return used, None
+
+
+def insert_lines(conn: Connection, test_id: int, position: Any, lines: Sequence[Line], cap: int) -> dict[str, Any]:
+    """Insert `lines` after the log `position` (log_seq, log_bytes, log_truncated); the test's
+    new position, for the caller's UPDATE. Past the cap, agent lines are dropped and one
+    truncation notice is written (R-19)."""
+    seq, used, truncated = position.log_seq, position.log_bytes, bool(position.log_truncated)
+    cut = None
+    if not truncated:
+        used, cut = count_into_cap(lines, used, cap)
+        kept, rest = (lines, ()) if cut is None else (lines[:cut], lines[cut:])
+    else:
+        kept, rest = (), lines
+    rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(kept, seq + 1)]
+    seq += len(rows)
+    if cut is not None:
+        truncated = True
+        seq += 1
+        notice = (
+            f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
+            "later output is not stored (the agent keeps running)"
+        )
+        rows.append((test_id, seq, rest[0][0], "system", notice))
+    for ts, stream, text in rest:
+        if stream == "system":
+            seq += 1
+            used += line_bytes(text)
+            rows.append((test_id, seq, ts, stream, text))
+    if rows:
+        execute(conn, sql.INSERT_LOG, rows, many=True)
+    return dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
+
+
+def lock_test(conn: Connection, test_id: int, fence: Fence | None) -> Any:
+    """The test's status, log position and lease, locked for this transaction; None when
+    `fence` no longer holds it."""
+    row = first(execute(conn, sql.LOCK_TEST, (test_id,)))
+    if row is None:
+        raise KeyError(test_id)
+    if fence is not None and (row.lease_owner != fence.owner or row.attempt != fence.attempt):
+        return None
+    return row
+
+
+def append(
+    conn: Connection,
+    test_id: int,
+    lines: Sequence[Line],
+    cap: int,
+    *,
+    fence: Fence | None = None,
+    cursor: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Store.append_logs inside a transaction of its caller's. False: `fence` lost the test."""
+    row = lock_test(conn, test_id, fence)
+    if row is None:
+        return False
+    changes = dict(values or {}, **insert_lines(conn, test_id, row, lines, cap))
+    if cursor is not None:
+        changes["log_cursor"] = cursor
+    if changes["log_seq"] != row.log_seq or cursor is not None or values:
+        changes["updated_at"] = time.time()
+        update_test(conn, test_id, changes)
+    return True
+
+
+def update_test(conn: Connection, test_id: int, changes: dict[str, Any]) -> None:
+    execute(conn, sql.update_tests(tuple(changes), "id = ?"), (*changes.values(), test_id))
+
+
+def read(conn: Connection, test_id: int, after_seq: int, limit: int | None) -> list[LogRecord]:
+    query = select(LOGS).where(LOGS.c.test_id == test_id).where(LOGS.c.seq > after_seq).order_by(LOGS.c.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    return [row_to_log(r) for r in conn.execute(query).all()]

@@ -1,0 +1,153 @@
+"""The store's schema: SQLModel tables (the migrations in migrations/ create them).
+
+TestRecord and LogRecord are also what callers get back: detached rows, built without
+validation (see records.py)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from agenttui.core.domain import Status, TestRequest
+
+
+class StoreMeta(SQLModel, table=True):
+    __tablename__ = "store_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class TestRecord(SQLModel, table=True):
+    """One test: its request, where it is in its life cycle, who runs it, what it produced."""
+
+    __test__ = False
+    __tablename__ = "tests"
+    __table_args__ = (
+        Index("ix_tests_queue", "status", "priority", "queued_at", "id"),
+        # The claim's reads (see _next_in_line): waiting users, each user's line and
+        # running count, and when each user was last served.
+        Index("ix_tests_status_owner", "status", "owner_uid"),
+        Index("ix_tests_owner_queue", "owner_uid", "status", "priority", "queued_at", "id"),
+        Index("ix_tests_owner_claimed", "owner_uid", "claimed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_json: str
+    query: str
+    status: str = Field(default=Status.QUEUED.value, index=True)
+    priority: int = 2
+    owner_uid: int = Field(index=True)
+    owner_name: str
+    parent_id: int | None = Field(default=None, index=True)
+    attempt: int = 0  # execution attempt: incremented by every claim from QUEUED
+    backend: str = "docker"
+    handle: str | None = None  # container id / task ARN of the current attempt
+    image: str | None = None
+    log_cursor: str | None = None  # backend's resume position of the log stream
+    lease_owner: str | None = Field(default=None, index=True)
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    cancel_requested_at: float | None = None
+    created_at: float
+    queued_at: float | None = None
+    claimed_at: float | None = None
+    running_at: float | None = None
+    finished_at: float | None = None
+    deadline_at: float | None = None  # when RUNNING must end (timeout), survives adoption
+    next_attempt_at: float | None = None  # backoff of an infrastructure retry
+    exit_code: int | None = None
+    oom_killed: bool = False
+    failure_kind: str | None = None
+    error: str | None = None
+    response: str | None = None
+    result_json: str | None = None  # the harness record, saved as soon as it is seen
+    result_nonce: str | None = None  # per-attempt secret marking the harness record
+    metrics_json: str | None = None
+    log_seq: int = 0
+    log_bytes: int = 0
+    log_truncated: bool = False
+    updated_at: float
+
+    @property
+    def state(self) -> Status:
+        return Status(self.status)
+
+    @property
+    def request(self) -> TestRequest:
+        return _parse_request(self.request_json)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_json) if self.metrics_json else {}
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return json.loads(self.result_json) if self.result_json else None
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_request(request_json: str) -> TestRequest:
+    # A request (frozen) is read several times a test; parsing checks the agent's syntax.
+    # 32 covers the running tests at the default cap; each holds at most ~0.25 MB.
+    return TestRequest.model_validate_json(request_json)
+
+
+class LogRecord(SQLModel, table=True):
+    __tablename__ = "log_lines"
+    __table_args__ = (Index("ux_log_lines_test_seq", "test_id", "seq", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int
+    seq: int
+    ts: float
+    stream: str  # stdout | stderr | system
+    text: str
+
+
+class ClaimRecord(SQLModel, table=True):
+    """Audit of every claim with the active count seen inside the claim transaction."""
+
+    __tablename__ = "claims"
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int
+    owner: str
+    attempt: int
+    active_after: int
+    cap: int
+    ts: float
+
+
+class PackageRecord(SQLModel, table=True):
+    """A deployment package generated from a test (R-21, R-23)."""
+
+    __tablename__ = "packages"
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int = Field(index=True)
+    owner_uid: int
+    path: str
+    size: int
+    created_at: float
+    s3_key: str | None = None
+    url_expires_at: float | None = None
+
+
+class TestSecretRecord(SQLModel, table=True):
+    """A queued or running test's secret values, sealed (agenttui.core.secrets: encrypted with a key
+    kept outside the store). Deleted when the test ends; the request itself keeps names only."""
+
+    __test__ = False
+    __tablename__ = "test_secrets"
+    test_id: int = Field(primary_key=True)
+    sealed: str
+
+
+TESTS = TestRecord.__table__  # type: ignore[attr-defined]
+SECRETS = TestSecretRecord.__table__  # type: ignore[attr-defined]
+LOGS = LogRecord.__table__  # type: ignore[attr-defined]
+CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
+PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
+META = StoreMeta.__table__  # type: ignore[attr-defined]
