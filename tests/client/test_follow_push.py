@@ -36,7 +36,7 @@ async def test_a_follower_gets_lines_when_they_are_stored_not_at_its_next_poll(t
         view = await service.submit(OWNER, TestRequest.parse(agent_code="def run(q): return q", query="q"))
         (test,) = await store.claim("w", cap=1, lease_s=60)
         fence = Fence("w", test.attempt)
-        follow = service.follow_logs(OWNER, view.id)
+        follow = service.follow_logs(OWNER, view.id, after_seq=test.log_seq)  # after the claim's own line
         first = asyncio.ensure_future(follow.__anext__())
         await asyncio.sleep(0.3)  # the follower has read nothing and waits
         assert not first.done()
