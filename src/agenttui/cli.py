@@ -623,9 +623,9 @@ def _run_server(args: argparse.Namespace) -> int:
 
     try:
         return run_server(_settings(args), foreground_log=args.foreground)
-    except UserError as exc:
+    except UserError as exc:  # a bad setting: the client that started this server reports it
         print(f"agenttui: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return codes.BAD_SETTING.exit
     except ServerError as exc:
         print(f"agenttui server: {exc}", file=sys.stderr)
         return EXIT_INFRA

@@ -28,7 +28,7 @@ from agenttui import __version__, build_id
 from agenttui.client import transport
 from agenttui.client.transport import ConnectionLost
 from agenttui.core import wire
-from agenttui.core.errors import BAD_SETTING, InfraError, SettingsError, error_of
+from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
 from agenttui.core.wire import ErrorAnswer, FollowEnd, FollowRecord, LogEntry, QueueView, TestView
 
@@ -88,21 +88,24 @@ class SocketClient:
             self._submitted.popitem()[1].response.close()
 
     # ------------------------------------------------------------------ connection
-    def _exchange(
+    def _request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
         timeout: float | None = None,
-    ) -> tuple[int, bytes]:
-        """One request and its whole answer, on the calling thread (blocking)."""
+    ) -> transport.Response:
+        """Send one request of the API (blocking); returns once the answer's head has arrived."""
         payload = wire.encode(body) if body is not None else None
-        with transport.request(
-            str(self.socket_path), method, f"/v1{path}", params=params, body=payload, timeout=timeout
-        ) as response:
+        socket_path = str(self.socket_path)
+        return transport.request(socket_path, method, f"/v1{path}", params=params, body=payload, timeout=timeout)
+
+    def _exchange(self, method: str, path: str, **options: Any) -> tuple[int, bytes]:
+        """One request and its whole answer (blocking)."""
+        with self._request(method, path, **options) as response:
             return response.status, response.read()
 
     async def _health(self) -> dict[str, Any] | None:
         try:
             status, data = await asyncio.to_thread(partial(self._exchange, "GET", "/health", timeout=5))
-            return wire.decode(data, dict[str, Any]) if status == 200 else None
+            return wire.decode(data, dict[str, Any]) if status == OK.http else None
         except (ConnectionLost, msgspec.DecodeError):
             return None
 
@@ -194,8 +197,7 @@ class SocketClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> FollowStream:
         """An answer that streams NDJSON (blocking); its error raised as the exception it names."""
-        payload = wire.encode(body) if body is not None else None
-        response = transport.request(str(self.socket_path), method, f"/v1{path}", params=params, body=payload)
+        response = self._request(method, path, params=params, body=body)
         if response.status >= 400:
             with response:
                 raise _error_from(response.read(), response.status)

@@ -59,9 +59,16 @@ class Code:
     exit: int
     reserved_for: str = ""  # the feature (of another issue) that will use a code defined ahead
 
+    @property
+    def status(self) -> int:
+        """The HTTP status to answer with (an internal error for a code that is never an answer)."""
+        return self.http if self.http is not None else 500
 
-# Outcomes of a test, as `agenttui submit` (and the commands that wait) exit.
+
+# Answers that went well: a call answered, a test queued (`agenttui submit --no-wait` exits here).
 OK = Code("ok", 200, 0)
+QUEUED = Code("queued", 201, 0)
+# Outcomes of a test, as `agenttui submit` (and the commands that wait) exit.
 AGENT_FAILED = Code("agent_failed", None, 1)
 TIMED_OUT = Code("timed_out", None, 4)
 CANCELLED = Code("cancelled", None, 5)
@@ -81,7 +88,7 @@ REGRESSIONS_FOUND = Code("regressions_found", None, 8, reserved_for="a compariso
 REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a call it did not record")
 
 CODES = (
-    OK, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
+    OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
     NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
 )
 

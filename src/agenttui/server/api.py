@@ -24,7 +24,7 @@ from agenttui import __version__, build_id
 from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest
-from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, AccessDenied, BadRequest, Code, code_of
+from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
 from agenttui.core.wire import ErrorAnswer, FollowEnd, LogEntry
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
@@ -55,13 +55,17 @@ def peer_owner(request: web.Request) -> Owner:
     return Owner(uid, name)
 
 
-def answer(value: Any, status: int = OK.http or 200) -> web.Response:
+def answer(value: Any, code: Code = OK) -> web.Response:
     """A JSON answer of the wire schema (agenttui.core.wire)."""
-    return web.Response(body=wire.encode(value), status=status, content_type="application/json")
+    return web.Response(body=wire.encode(value), status=code.status, content_type="application/json")
 
 
 def error_response(code: Code, message: str, *, status: int | None = None, **extra: Any) -> web.Response:
-    return answer(ErrorAnswer(error=message, kind=code.kind, **extra), status=status or code.http or 500)
+    """An error's answer; `status` overrides the code's (aiohttp's own errors keep theirs)."""
+    response = answer(ErrorAnswer(error=message, kind=code.kind, **extra), code)
+    if status is not None:
+        response.set_status(status)
+    return response
 
 
 @web.middleware
@@ -195,9 +199,9 @@ class Api:
             await self.backend.check()
         view = await self.service.submit(caller, test_request, parent_id=parent_id)
         if not _flag(request, "follow"):
-            return answer(view, status=201)
+            return answer(view, QUEUED)
         # The answer goes on as the new test's follow stream: its submitter follows without a call.
-        return await self._follow(request, caller, view.id, 0, status=201, first=wire.encode(view) + b"\n")
+        return await self._follow(request, caller, view.id, 0, code=QUEUED, first=wire.encode(view) + b"\n")
 
     async def show(self, request: web.Request) -> web.Response:
         peer_owner(request)
@@ -225,7 +229,7 @@ class Api:
         ):
             raise BadRequest("'secrets' must be an object of strings")
         view = await self.service.retry(caller, _test_id(request), **changes, secrets=secrets)
-        return answer(view, status=201)
+        return answer(view, QUEUED)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
@@ -239,11 +243,11 @@ class Api:
         return await self._follow(request, caller, test_id, after)
 
     async def _follow(
-        self, request: web.Request, caller: Owner, test_id: int, after: int, *, status: int = 200, first: bytes = b""
+        self, request: web.Request, caller: Owner, test_id: int, after: int, *, code: Code = OK, first: bytes = b""
     ) -> web.StreamResponse:
         """The test's log after line `after` as NDJSON batches until the test ends, then its
         final view (FollowEnd); `first` goes before them."""
-        response = web.StreamResponse(status=status, headers={"Content-Type": "application/x-ndjson"})
+        response = web.StreamResponse(status=code.status, headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         self.active_streams += 1
         try:
