@@ -8,7 +8,7 @@ answers with them (agenttui.server.api), the socket client turns them back into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from agenttui.core.lifecycle import FailureKind, InvalidRequest, Status
 
@@ -49,8 +49,7 @@ class BadRequest(RuntimeError):
     """A call the API cannot parse (a client's bug, never the user's input)."""
 
 
-@dataclass(frozen=True)
-class Code:
+class Code(NamedTuple):
     """How one error or outcome is told: the JSON `kind`, the HTTP status of an API answer
     that carries it (None: it is never an API answer) and the CLI exit code."""
 
