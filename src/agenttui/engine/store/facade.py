@@ -182,7 +182,7 @@ class Store(Transactions):
                 lambda conn: logs.append(conn, test_id, line, self.log_max_bytes, fence=fence, values=values)
             )
         values["updated_at"] = time.time()
-        statement = sql.update_tests(tuple(values), "id = ? AND lease_owner = ? AND attempt = ?")
+        statement = sql.update_tests(tuple(values), sql.BY_ID_IF_FENCED)
         params = (*values.values(), test_id, fence.owner, fence.attempt)
         return await self._write_tx(lambda conn: execute(conn, statement, params).rowcount == 1)
 

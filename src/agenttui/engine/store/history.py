@@ -54,7 +54,7 @@ def archive(conn: Connection, cutoff: float, owner_uid: int | None) -> int:
     ids = [(test_id,) for test_id, _status in rows]
     execute(conn, sql.DELETE_LOGS, ids, many=True)
     execute(conn, sql.DELETE_SECRETS, ids, many=True)
-    execute(conn, sql.update_tests(("status", "updated_at"), "id = ?"), changes, many=True)
+    execute(conn, sql.update_tests(("status", "updated_at"), sql.BY_ID), changes, many=True)
     return len(rows)
 
 

@@ -110,7 +110,7 @@ def append(
 
 
 def update_test(conn: Connection, test_id: int, changes: dict[str, Any]) -> None:
-    execute(conn, sql.update_tests(tuple(changes), "id = ?"), (*changes.values(), test_id))
+    execute(conn, sql.update_tests(tuple(changes), sql.BY_ID), (*changes.values(), test_id))
 
 
 def read(conn: Connection, test_id: int, after_seq: int, limit: int | None) -> list[LogRecord]:

@@ -141,7 +141,13 @@ def take_over(conn: Connection, test: TestRecord, new_owner: str, lease_s: float
 
 
 def transition(
-    conn: Connection, test_id: int, to: Status, cap: int, fence: Fence | None, notes: Sequence[str], values: dict[str, Any]
+    conn: Connection,
+    test_id: int,
+    to: Status,
+    cap: int,
+    fence: Fence | None,
+    notes: Sequence[str],
+    values: dict[str, Any],
 ) -> TestRecord | None:
     """Store.transition inside a transaction of its caller's."""
     now = time.time()
@@ -157,8 +163,8 @@ def transition(
         values.setdefault("finished_at", now)
         values.setdefault("lease_owner", None)
         values.setdefault("lease_expires_at", None)
-    where = "id = ? AND status = ?"
-    new_row = first(execute(conn, sql.update_tests(tuple(values), where, True), (*values.values(), test_id, row.status)))
+    statement = sql.update_tests(tuple(values), sql.BY_ID_IF_STATUS, returning=True)
+    new_row = first(execute(conn, statement, (*values.values(), test_id, row.status)))
     if new_row is not None and to.is_terminal:
         execute(conn, sql.DELETE_SECRETS, (test_id,))
     return driver_row_to_test(vars(new_row)) if new_row else None
@@ -181,7 +187,8 @@ def request_cancel(conn: Connection, test_id: int, now: float) -> TestRecord:
         values = dict(cancel_requested=True, cancel_requested_at=now, updated_at=now)
     else:
         return driver_row_to_test(vars(row))
-    new_row = first(execute(conn, sql.update_tests(tuple(values), "id = ?", True), (*values.values(), test_id)))
+    statement = sql.update_tests(tuple(values), sql.BY_ID, returning=True)  # the row is locked
+    new_row = first(execute(conn, statement, (*values.values(), test_id)))
     if "status" in values:  # dequeued: it will never run
         execute(conn, sql.DELETE_SECRETS, (test_id,))
     return driver_row_to_test(vars(new_row))

@@ -108,6 +108,12 @@ def take_over(*, had_owner: bool) -> str:
 
 
 # ---------------------------------------------------------------- tests
+# Which rows an update_tests statement changes (their parameters follow the columns').
+BY_ID = "id = ?"
+BY_ID_IF_STATUS = "id = ? AND status = ?"  # the status the gate checked the change against
+BY_ID_IF_FENCED = "id = ? AND lease_owner = ? AND attempt = ?"
+
+
 @functools.lru_cache(maxsize=256)
 def update_tests(columns: tuple[str, ...], where: str, returning: bool = False) -> str:
     """UPDATE of `columns` (parameters in their order, then those of `where`)."""
