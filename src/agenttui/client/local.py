@@ -8,20 +8,17 @@ else's test.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agenttui.backends import make_backend
 from agenttui.backends.base import Backend
 from agenttui.client.models import QueueView, TestView
+from agenttui.engine.runtime import Engine
 from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
 from agenttui.core.config import Settings
 from agenttui.core.domain import TestRequest
-from agenttui.engine.orchestrator import Orchestrator
-from agenttui.engine.store import LogRecord, Owner, Store
+from agenttui.engine.store import LogRecord, Owner
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
@@ -43,10 +40,7 @@ class LocalClient:
         self.work_whole_queue = work_whole_queue
         self.owner = owner or Owner.current()
         self._backend = backend
-        self.store: Store | None = None
-        self.orchestrator: Orchestrator | None = None
-        self.service: Service | None = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self.engine: Engine | None = None
 
     async def __aenter__(self) -> LocalClient:
         await self.open()
@@ -56,44 +50,22 @@ class LocalClient:
         await self.close()
 
     async def open(self) -> None:
-        self.store = await Store.open(self.settings.resolved_db_url, log_max_bytes=self.settings.log_max_bytes)
-        # A one-shot command has no next test to start ahead of time (the warm pool).
-        settings = self.settings if self.work_whole_queue else self.settings.model_copy(update={"warm_pool": 0})
-        self.backend = self._backend or make_backend(settings)
-        self.orchestrator = Orchestrator(
-            self.store, self.backend, self.settings, only_ids=None if self.work_whole_queue else set()
-        )
-        self.service = Service(self.store, self.settings, on_submit=self._take_charge, on_orphan=self._take_charge)
+        self.engine = await Engine.open(self.settings, whole_queue=self.work_whole_queue, backend=self._backend)
         if self.work_whole_queue:
-            self._loop_task = asyncio.create_task(self.orchestrator.run(), name="orchestrator")
+            self.engine.start()
 
     async def close(self) -> None:
-        if self.orchestrator is not None:
-            self.orchestrator.stop()
-        if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        if self.store is not None:
-            await self.store.close()
-        with contextlib.suppress(Exception):
-            await self.backend.close()
+        if self.engine is not None:
+            await self.engine.close()
 
     async def check_backend(self) -> None:
-        await self.backend.check()
-
-    def _take_charge(self, test_id: int) -> None:
-        """Let this process's orchestrator claim/adopt the test, and keep it running."""
-        assert self.orchestrator is not None
-        if self.orchestrator.only_ids is not None:
-            self.orchestrator.only_ids.add(test_id)
-        if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.create_task(self.orchestrator.run(), name="orchestrator")
-        self.orchestrator.wake()
+        assert self.engine is not None, "call open() first"
+        await self.engine.backend.check()
 
     @property
     def _svc(self) -> Service:
-        assert self.service is not None, "call open() first"
-        return self.service
+        assert self.engine is not None, "call open() first"
+        return self.engine.service
 
     # ------------------------------------------------------------------ the Client API
     async def submit(

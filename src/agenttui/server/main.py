@@ -19,12 +19,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agenttui.backends import make_backend
-from agenttui.engine.service import Service
 from agenttui.core.config import Settings
-from agenttui.engine.orchestrator import Orchestrator
+from agenttui.engine.runtime import Engine
 from agenttui.server.api import Api
-from agenttui.engine.store import Owner, Store
+from agenttui.engine.store import Owner
 
 log = logging.getLogger("agenttui.server")
 
@@ -90,17 +88,8 @@ async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) ->
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = SingleInstanceLock(socket_path)
     lock.acquire()
-    store = await Store.open(settings.resolved_db_url, log_max_bytes=settings.log_max_bytes)
-    backend = make_backend(settings)
-    orchestrator = Orchestrator(store, backend, settings)
-    service = Service(
-        store,
-        settings,
-        is_admin=admin_check(settings),
-        on_submit=lambda _id: orchestrator.wake(),
-        on_orphan=lambda _id: orchestrator.wake(),
-    )
-    api = Api(service, backend)
+    engine = await Engine.open(settings, is_admin=admin_check(settings))
+    api = Api(engine.service, engine.backend)
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):
@@ -115,38 +104,33 @@ async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving on %s (pid %s, owner id %s, cap %s)", socket_path, os.getpid(), orchestrator.owner_id,
+    log.info("serving on %s (pid %s, owner id %s, cap %s)", socket_path, os.getpid(), engine.orchestrator.owner_id,
              settings.max_concurrent)
-    work = asyncio.create_task(orchestrator.run(), name="orchestrator")
-    idle = asyncio.create_task(_exit_when_idle(store, orchestrator, api, settings, idle_exit_s, stop))
+    engine.start()
+    idle = asyncio.create_task(_exit_when_idle(engine, api, settings, idle_exit_s, stop))
     try:
         await stop.wait()
         log.info("stopping: no new claims; running containers stay for the next server to adopt")
     finally:
         idle.cancel()
-        orchestrator.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
+        await engine.stop()
         await runner.cleanup()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
-        await backend.close()
-        await store.close()
+        await engine.close()
         lock.release()
         log.info("stopped")
 
 
-async def _exit_when_idle(
-    store: Store, orchestrator: Orchestrator, api: Api, settings: Settings, idle_exit_s: float, stop: asyncio.Event
-) -> None:
+async def _exit_when_idle(engine: Engine, api: Api, settings: Settings, idle_exit_s: float, stop: asyncio.Event) -> None:
     """A personal server goes away after idle_exit_s with nothing queued, running or watched."""
     if idle_exit_s <= 0:
         return
     idle_since = time.monotonic()
     while not stop.is_set():
         await asyncio.sleep(IDLE_CHECK_S)
-        status = await store.queue_status(settings.max_concurrent)
-        busy = orchestrator.runs or status.running or status.queued or api.active_streams
+        status = await engine.store.queue_status(settings.max_concurrent)
+        busy = engine.orchestrator.runs or status.running or status.queued or api.active_streams
         recent_request = asyncio.get_running_loop().time() - api.last_request < idle_exit_s
         if busy or recent_request:
             idle_since = time.monotonic()
