@@ -30,7 +30,7 @@ from agenttui.client.transport import ConnectionLost
 from agenttui.core import wire
 from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
-from agenttui.core.wire import ErrorAnswer, FollowEnd, FollowRecord, LogEntry, QueueView, TestView
+from agenttui.core.wire import NDJSON, ErrorAnswer, FollowEnd, FollowRecord, LogEntry, QueueView, TestView
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
@@ -215,7 +215,10 @@ class SocketClient:
         except BaseException:
             stream.response.close()
             raise
-        self._submitted[view.id] = stream
+        if stream.response.headers.get("content-type", "").startswith(NDJSON):
+            self._submitted[view.id] = stream
+        else:  # a server that predates followed submits answered with the view alone
+            stream.response.close()
         return view
 
     # ------------------------------------------------------------------ the Client API

@@ -172,6 +172,7 @@ class ErrorAnswer:
 
 # A followed log is NDJSON: lines that are each a batch (a JSON array), then one FollowEnd.
 FollowRecord = Union[list[LogEntry], FollowEnd]
+NDJSON = "application/x-ndjson"
 
 
 def _encode_extra(value: Any) -> Any:

@@ -25,7 +25,7 @@ from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
-from agenttui.core.wire import ErrorAnswer, FollowEnd, LogEntry
+from agenttui.core.wire import NDJSON, ErrorAnswer, FollowEnd, LogEntry
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
 
@@ -247,7 +247,7 @@ class Api:
     ) -> web.StreamResponse:
         """The test's log after line `after` as NDJSON batches until the test ends, then its
         final view (FollowEnd); `first` goes before them."""
-        response = web.StreamResponse(status=code.status, headers={"Content-Type": "application/x-ndjson"})
+        response = web.StreamResponse(status=code.status, headers={"Content-Type": NDJSON})
         await response.prepare(request)
         self.active_streams += 1
         try:
