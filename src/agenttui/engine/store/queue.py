@@ -68,7 +68,7 @@ def claim(conn: Connection, order: ClaimOrder, now: float) -> list[TestRecord]:
         # Count-then-claim is racy under READ COMMITTED: one transaction-level advisory
         # lock makes claims take turns across every server sharing the database, so the
         # cap holds exactly. (SQLite's BEGIN IMMEDIATE already serializes writers.)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+        execute(conn, sql.ADVISORY_LOCK, (CLAIM_LOCK_KEY,))
     owners = all_rows(execute(conn, sql.WAITING_OWNERS))  # each row also counts the active tests
     if not owners:
         return []

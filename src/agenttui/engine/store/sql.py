@@ -49,6 +49,7 @@ LOCK_TEST = (
 LOCK_WHOLE_TEST = f"SELECT {_ALL_TEST_COLUMNS} FROM {TESTS.name} WHERE id = ?{{for_update}}"
 
 # ---------------------------------------------------------------- the claim
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(?)"  # PostgreSQL: held until the transaction ends
 # Per user with waiting tests: everyone's active count, the user's running count and when
 # the user was last served (the inputs of queue.next_in_line's fair order).
 WAITING_OWNERS = f"""
