@@ -13,7 +13,7 @@ import logging
 from agenttui.backends.base import Backend, LogBatch
 from agenttui.core.redact import Redactor
 from agenttui.engine.orchestrator.run import STDOUT_TAIL_LINES, LeaseLost, Run
-from agenttui.engine.store import Store
+from agenttui.engine.store import Store, count_into_cap
 from agenttui.harness import RESULT_TAG, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ Line = tuple[float, str, str]  # (ts, stream, text), as LogLines are and the sto
 
 
 class LogPump:
+    """The pump of one run's log, made when its supervision starts: it counts from what the
+    store holds of the log then."""
+
     def __init__(self, store: Store, backend: Backend, run: Run, *, max_line: int):
         self.store = store
         self.backend = backend
@@ -46,7 +49,7 @@ class LogPump:
         run = self.run
         async for batch in self.backend.logs(handle, run.test.log_cursor):
             self.batches += 1
-            lines, found = self._sort(batch)
+            lines, found = self._read(batch)
             if not self.full:
                 self._cap(lines)
             ok = await self.store.append_logs(
@@ -88,7 +91,7 @@ class LogPump:
                     raise LeaseLost()
                 return
 
-    def _sort(self, batch: LogBatch) -> tuple[list[Line], dict[str, str]]:
+    def _read(self, batch: LogBatch) -> tuple[list[Line], dict[str, str]]:
         """The batch's lines to store, redacted, and the columns to store with them (the
         result record, when the batch has it: an adopter whose container is gone still knows
         the outcome). Past the cap only the record is looked for."""
@@ -122,18 +125,11 @@ class LogPump:
         return lines, found
 
     def _cap(self, lines: list[Line]) -> None:
-        """Count the lines as stored; cut them where they pass the cap."""
-        # One count for the batch: when it stays under the cap, no line can reach it.
-        size = len("\n".join(text for _ts, _stream, text in lines).encode("utf-8", "replace")) + 1
-        if self.stored + size <= self.cap:
-            self.stored += size
-            return
-        for index, (_ts, _stream, text) in enumerate(lines):
-            self.stored += len(text.encode("utf-8", "replace")) + 1
-            if self.stored > self.cap:
-                self.full = True  # the store writes its truncation notice here; no more is sent
-                del lines[index + 1 :]
-                return
+        """Count the lines as the store counts them; cut them after the first that passes the cap."""
+        self.stored, past = count_into_cap(lines, self.stored, self.cap)
+        if past is not None:
+            self.full = True  # the store writes its truncation notice here; no more is sent
+            del lines[past + 1 :]
 
     def _redact_into(self, lines: list[Line], texts: list[str]) -> list[str]:
         """Put the redacted `texts` into the last len(texts) `lines` (before any cut: no half
