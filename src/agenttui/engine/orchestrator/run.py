@@ -21,6 +21,8 @@ class LeaseLost(Exception):
 
 @dataclass
 class Run:
+    """One attempt of a test this orchestrator is executing."""
+
     test: TestRecord
     fence: Fence
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
