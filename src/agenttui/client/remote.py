@@ -30,7 +30,9 @@ from agenttui.client.transport import ConnectionLost
 from agenttui.core import wire
 from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
-from agenttui.core.wire import NDJSON, ErrorAnswer, FollowEnd, FollowRecord, LogEntry, QueueView, TestView
+from agenttui.core.wire import (
+    NDJSON, Archived, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, QueueView, TestView,
+)
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
@@ -102,27 +104,27 @@ class SocketClient:
         with self._request(method, path, **options) as response:
             return response.status, response.read()
 
-    async def _health(self) -> dict[str, Any] | None:
+    async def _health(self) -> Health | None:
         try:
             status, data = await asyncio.to_thread(partial(self._exchange, "GET", "/health", timeout=5))
-            return wire.decode(data, dict[str, Any]) if status == OK.http else None
+            return wire.decode(data, Health) if status == OK.http else None
         except (ConnectionLost, msgspec.DecodeError):
             return None
 
     async def _ensure_server(self) -> None:
         health = await self._health()
         if health is not None:
-            if health.get("build") == build_id():
+            if health.build == build_id():
                 return
             if not self.personal:
                 log.warning(
                     "the agenttui server at %s runs version %s (build %s), this client %s (build %s)",
-                    self.socket_path, health.get("version"), health.get("build"), __version__, build_id(),
+                    self.socket_path, health.version, health.build, __version__, build_id(),
                 )
                 return
             # Our own personal server runs older code (agenttui was upgraded): replace it. Its
             # running tests are adopted by the new one.
-            await self._stop_personal_server(health.get("pid"))
+            await self._stop_personal_server(health.pid)
         elif not self.personal:
             raise ServerUnavailable(
                 f"the agenttui server at {self.socket_path} does not answer; ask the box's admin to start it "
@@ -142,7 +144,7 @@ class SocketClient:
             f"{SERVER_START_TIMEOUT_S:.0f} s; see {server_log_file()}"
         )
 
-    async def _stop_personal_server(self, pid: Any) -> None:
+    async def _stop_personal_server(self, pid: int | None) -> None:
         if not isinstance(pid, int):  # a server too old to say: its lock file knows
             with contextlib.suppress(OSError, ValueError):
                 pid = int(self.socket_path.with_name(self.socket_path.name + ".lock").read_text())
@@ -333,8 +335,8 @@ class SocketClient:
             await asyncio.sleep(self.settings.poll_s)
 
     async def clear_history(self, older_than_s: float) -> int:
-        answer = await self._call("POST", "/history/clear", dict[str, int], body={"older_than_s": older_than_s})
-        return answer["archived"]
+        answer = await self._call("POST", "/history/clear", Archived, body={"older_than_s": older_than_s})
+        return answer.archived
 
     async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
         from agenttui.packaging import PackageResult

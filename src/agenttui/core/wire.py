@@ -154,6 +154,28 @@ class QueueView:
 
 
 @dataclass
+class Caller:
+    uid: int
+    name: str
+
+
+@dataclass
+class Health:
+    """The server's answer to "are you there": who it thinks the caller is, and what it runs."""
+
+    ok: bool = True
+    you: Caller | None = None
+    version: str | None = None
+    build: str | None = None  # a client replaces its personal server when this is not its own
+    pid: int | None = None  # absent from a server too old to say
+
+
+@dataclass
+class Archived:
+    archived: int  # how many finished tests clearing the history archived
+
+
+@dataclass
 class FollowEnd:
     """The follow stream's last record: the test has ended, and this is its final view."""
 

@@ -25,7 +25,7 @@ from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
-from agenttui.core.wire import NDJSON, ErrorAnswer, FollowEnd, LogEntry
+from agenttui.core.wire import NDJSON, Archived, Caller, ErrorAnswer, FollowEnd, Health, LogEntry
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
 
@@ -171,15 +171,8 @@ class Api:
 
     async def health(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        return answer(
-            {
-                "ok": True,
-                "you": {"uid": caller.uid, "name": caller.name},
-                "version": __version__,
-                "build": BUILD_ID,
-                "pid": os.getpid(),
-            }
-        )
+        you = Caller(uid=caller.uid, name=caller.name)
+        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID, pid=os.getpid()))
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
@@ -295,7 +288,7 @@ class Api:
         older = body.get("older_than_s")
         if not isinstance(older, (int, float)) or older < 0:
             raise BadRequest("'older_than_s' must be a non-negative number of seconds")
-        return answer({"archived": await self.service.clear_history(caller, float(older))})
+        return answer(Archived(archived=await self.service.clear_history(caller, float(older))))
 
 
 __all__ = ["Api", "peer_owner", "ValidationError"]
