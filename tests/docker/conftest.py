@@ -52,7 +52,7 @@ def store_id() -> str:
 
 
 def container_filters(test_id: int) -> list[str]:
-    return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.engine.store={store_id()}"]
+    return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.store={store_id()}"]
 
 
 def containers_of(test_id: int) -> list[str]:

@@ -42,7 +42,7 @@ async def backend():
 def _sweep(store_id: str) -> None:
     """Remove anything a failed test left (the suite also fails on leaks)."""
     ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=agenttui.engine.store={store_id}"],
+        ["docker", "ps", "-aq", "--filter", f"label=agenttui.store={store_id}"],
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -182,7 +182,7 @@ async def test_limits_and_hardening_are_applied(backend, launch):
     assert host["NetworkMode"] == "none" and "host.docker.internal:127.0.0.1" in host["ExtraHosts"]
     assert info["Config"]["User"] == "65534:65534"
     labels = info["Config"]["Labels"]
-    assert labels["agenttui"] == "1" and labels["agenttui.engine.store"] == STORE_ID
+    assert labels["agenttui"] == "1" and labels["agenttui.store"] == STORE_ID
     for key, value in load_settings().extra_labels.items():  # the suite's session label
         assert labels[key] == value
     assert labels["agenttui.test_id"] == str(run.spec.test_id)

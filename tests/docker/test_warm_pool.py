@@ -45,7 +45,7 @@ def waiting_containers(owner: str | None = None) -> list[str]:
     label = f"{POOL_LABEL}={owner}" if owner else POOL_LABEL
     out = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}", "--filter", f"label={label}",
-         "--filter", f"label=agenttui.engine.store={STORE_ID}"],
+         "--filter", f"label=agenttui.store={STORE_ID}"],
         capture_output=True, text=True, check=True,
     ).stdout
     return [line.split()[0] for line in out.splitlines() if "-pool-" in line.split()[1]]

@@ -132,7 +132,7 @@ async def test_completed_with_cloudwatch_logs_in_order_and_parsed_response(world
     # The task: tagged with the test and attempt, overrides small, the agent via S3.
     (sim,) = fargate.sims_of(test_id)
     assert sim.tags["agenttui.test_id"] == str(test_id) and sim.tags["agenttui.attempt"] == "1"
-    assert sim.tags["agenttui.engine.store"] == h.store.store_id
+    assert sim.tags["agenttui.store"] == h.store.store_id
     assert sim.tags["agenttui.test-session"]  # extra labels become tags
     assert len(json.dumps(sim.overrides, separators=(",", ":"))) < OVERRIDES_MAX_CHARS
     assert "what is up" not in json.dumps(sim.overrides)  # the query travels in the bundle

@@ -186,7 +186,7 @@ class HostileServer:
 
     # ---------------------------------------------------------------- containers
     def container_filters(self, test_id: int) -> list[str]:
-        return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.engine.store={self.store_id}"]
+        return ["--filter", f"label=agenttui.test_id={test_id}", "--filter", f"label=agenttui.store={self.store_id}"]
 
     def containers_of(self, test_id: int) -> list[str]:
         out = subprocess.run(

@@ -57,7 +57,7 @@ def leftover_sidecars() -> list[str]:
     from ..docker.conftest import store_id
 
     out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=agenttui.role=net",
-                          "--filter", f"label=agenttui.engine.store={store_id()}"],
+                          "--filter", f"label=agenttui.store={store_id()}"],
                          capture_output=True, text=True, check=True).stdout
     return out.split()
 

@@ -36,7 +36,7 @@ def identity_labels(spec: RunSpec) -> dict[str, str]:
     """The labels that say which test attempt a container belongs to."""
     return {
         PROJECT_LABEL: "1",
-        "agenttui.engine.store": spec.store_id,
+        "agenttui.store": spec.store_id,
         "agenttui.test_id": str(spec.test_id),
         "agenttui.attempt": str(spec.attempt),
     }

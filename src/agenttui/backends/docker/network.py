@@ -150,7 +150,7 @@ class SandboxNetwork:
             **self.settings.extra_labels,
             **spec.labels,
             PROJECT_LABEL: "1",
-            "agenttui.engine.store": spec.store_id,
+            "agenttui.store": spec.store_id,
             ROLE_LABEL: "net",
             NET_FOR_LABEL: spec.name,
         }

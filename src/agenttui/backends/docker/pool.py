@@ -285,7 +285,7 @@ class WarmPool:
             **self.settings.extra_labels,
             **spec.labels,
             PROJECT_LABEL: "1",
-            "agenttui.engine.store": spec.store_id,
+            "agenttui.store": spec.store_id,
             POOL_LABEL: self.owner,
             POOL_HOME_LABEL: str(self.home),
         }

@@ -66,7 +66,7 @@ def task_tags(settings: Settings, spec: RunSpec, bundle_key: str) -> list[dict[s
     tags.update(
         {
             PROJECT_TAG: "1",
-            "agenttui.engine.store": spec.store_id,
+            "agenttui.store": spec.store_id,
             "agenttui.test_id": str(spec.test_id),
             "agenttui.attempt": str(spec.attempt),
             "agenttui.timeout_s": str(spec.request.timeout_s),
