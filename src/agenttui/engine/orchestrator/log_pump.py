@@ -14,6 +14,7 @@ from agenttui.backends.base import Backend, LogBatch
 from agenttui.core.redact import Redactor
 from agenttui.engine.orchestrator.run import STDOUT_TAIL_LINES, LeaseLost, Run
 from agenttui.engine.store import Store, count_into_cap
+from agenttui.engine.store.logs import Line
 from agenttui.harness import RESULT_TAG, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,6 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 10.0  # how long logs may lag behind the container's exit
 RECOVERY_TAIL_LINES = 20  # read from the log file's end when the stream lost the result record
 TRUNCATION_NOTICE_ROOM = 64  # room past log_max_line for a backend's "…[line truncated: N bytes]"
-
-Line = tuple[float, str, str]  # (ts, stream, text), as LogLines are and the store takes them
 
 
 class LogPump:
