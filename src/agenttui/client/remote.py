@@ -31,7 +31,8 @@ from agenttui.core import wire
 from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
 from agenttui.core.wire import (
-    NDJSON, Archived, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, QueueView, TestView,
+    NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageBody,
+    QueueView, RetryBody, SubmitBody, TestView,
 )
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class SocketClient:
                 raise _error_from(response.read(), response.status)
         return FollowStream(response, response.lines(MAX_FOLLOW_LINE_BYTES))
 
-    def _submit_and_follow(self, body: dict[str, Any]) -> TestView:
+    def _submit_and_follow(self, body: SubmitBody) -> TestView:
         """Submit (blocking) with an answer that goes on as the test's follow stream: its first
         line is the new test's view, the rest is left for follow_logs."""
         stream = self._open_stream("POST", "/tests", params={"follow": "1"}, body=body)
@@ -241,7 +242,7 @@ class SocketClient:
             # the server seals them and stores names only (docs/providers.md).
             request = await resolve_for_submit(request, self.settings.aws_session_duration_s)
             request = request.model_dump(mode="json")
-        body = {"request": request, "parent_id": parent_id, **({"check_backend": True} if check_backend else {})}
+        body = SubmitBody(request=request, parent_id=parent_id, check_backend=check_backend)
         if follow:
             return await self._with_server(partial(self._submit_and_follow, body))
         return await self._call("POST", "/tests", TestView, body=body)
@@ -265,7 +266,7 @@ class SocketClient:
         from agenttui.engine.credentials import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
-        body = {"query": query, "agent_code": agent_code, **({"secrets": secrets} if secrets else {})}
+        body = RetryBody(query=query, agent_code=agent_code, secrets=secrets or None)
         return await self._call("POST", f"/tests/{test_id}/retry", TestView, body=body)
 
     async def request(self, test_id: int) -> TestRequest:
@@ -335,13 +336,13 @@ class SocketClient:
             await asyncio.sleep(self.settings.poll_s)
 
     async def clear_history(self, older_than_s: float) -> int:
-        answer = await self._call("POST", "/history/clear", Archived, body={"older_than_s": older_than_s})
+        answer = await self._call("POST", "/history/clear", Archived, body=ClearHistoryBody(older_than_s))
         return answer.archived
 
     async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
         from agenttui.packaging import PackageResult
 
-        body = {"out_dir": str(out_dir) if out_dir else None}
+        body = PackageBody(out_dir=str(out_dir) if out_dir else None)
         return await self._call("POST", f"/tests/{test_id}/package", PackageResult, body=body)
 
 

@@ -192,6 +192,31 @@ class ErrorAnswer:
     fields: dict[str, str] | None = None  # each bad field of an invalid request
 
 
+# What a client sends: each call's body.
+@dataclass
+class SubmitBody:
+    request: dict[str, Any]  # the request's fields, validated by the engine (InvalidRequest)
+    parent_id: int | None = None
+    check_backend: bool = False  # check the backend after validating, before queueing
+
+
+@dataclass
+class RetryBody:
+    query: str | None = None
+    agent_code: str | None = None
+    secrets: dict[str, str] | None = None  # resolved on the caller's side (docs/providers.md)
+
+
+@dataclass
+class PackageBody:
+    out_dir: str | None = None
+
+
+@dataclass
+class ClearHistoryBody:
+    older_than_s: float
+
+
 # A followed log is NDJSON: lines that are each a batch (a JSON array), then one FollowEnd.
 FollowRecord = Union[list[LogEntry], FollowEnd]
 NDJSON = "application/x-ndjson"

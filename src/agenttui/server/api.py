@@ -8,15 +8,16 @@ fitting status; nothing a client sends can take the server down.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -25,7 +26,10 @@ from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
-from agenttui.core.wire import NDJSON, Archived, Caller, ErrorAnswer, FollowEnd, Health, LogEntry
+from agenttui.core.wire import (
+    NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, LogEntry, PackageBody, RetryBody,
+    SubmitBody,
+)
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
 
@@ -38,6 +42,7 @@ MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this l
 FOLLOW_LINE_BYTES = 256 * 1024
 API_PREFIX = "/v1"
 
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -85,16 +90,15 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+async def _body(request: web.Request, kind: type[T]) -> T:
+    """The call's body as `kind` (agenttui.core.wire); no body reads as an empty object."""
+    data = await request.read() if request.can_read_body else b""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return wire.decode(data or b"{}", kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"the body does not fit the call: {exc}") from None
+    except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _test_id(request: web.Request) -> int:
@@ -180,17 +184,11 @@ class Api:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
-        body = await _json_body(request)
-        fields = body.get("request")
-        if not isinstance(fields, dict):
-            raise BadRequest("the body needs a 'request' object with the test request's fields")
-        test_request = TestRequest.parse(**fields)
-        parent_id = body.get("parent_id")
-        if parent_id is not None and not isinstance(parent_id, int):
-            raise BadRequest("'parent_id' must be a test id")
-        if body.get("check_backend"):  # after validation: a bad request says so whatever the engine
+        body = await _body(request, SubmitBody)
+        test_request = TestRequest.parse(**body.request)
+        if body.check_backend:  # after validation: a bad request says so whatever the engine
             await self.backend.check()
-        view = await self.service.submit(caller, test_request, parent_id=parent_id)
+        view = await self.service.submit(caller, test_request, parent_id=body.parent_id)
         if not _flag(request, "follow"):
             return answer(view, QUEUED)
         # The answer goes on as the new test's follow stream: its submitter follows without a call.
@@ -211,17 +209,10 @@ class Api:
 
     async def retry(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        body = await _json_body(request)
-        changes = {k: body.get(k) for k in ("query", "agent_code")}
-        for key, value in changes.items():
-            if value is not None and not isinstance(value, str):
-                raise BadRequest(f"'{key}' must be a string")
-        secrets = body.get("secrets")
-        if secrets is not None and not (
-            isinstance(secrets, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items())
-        ):
-            raise BadRequest("'secrets' must be an object of strings")
-        view = await self.service.retry(caller, _test_id(request), **changes, secrets=secrets)
+        body = await _body(request, RetryBody)
+        view = await self.service.retry(
+            caller, _test_id(request), query=body.query, agent_code=body.agent_code, secrets=body.secrets
+        )
         return answer(view, QUEUED)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
@@ -260,10 +251,7 @@ class Api:
 
     async def package(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        body = await _json_body(request)
-        from pathlib import Path
-
-        out_dir = body.get("out_dir")
+        out_dir = (await _body(request, PackageBody)).out_dir
         result = await self.service.package(caller, _test_id(request), out_dir=Path(out_dir) if out_dir else None)
         return answer(result)
 
@@ -284,11 +272,10 @@ class Api:
 
     async def clear_history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        body = await _json_body(request)
-        older = body.get("older_than_s")
-        if not isinstance(older, (int, float)) or older < 0:
+        older = (await _body(request, ClearHistoryBody)).older_than_s
+        if older < 0:
             raise BadRequest("'older_than_s' must be a non-negative number of seconds")
-        return answer(Archived(archived=await self.service.clear_history(caller, float(older))))
+        return answer(Archived(archived=await self.service.clear_history(caller, older)))
 
 
 __all__ = ["Api", "peer_owner", "ValidationError"]
