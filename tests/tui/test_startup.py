@@ -15,7 +15,8 @@ from agenttui.client.remote import SocketClient
 from agenttui.client.settings import load_client_settings
 from agenttui.core.domain import KNOWN_PROVIDERS
 from agenttui.tui.launch import prefetch_snapshot
-from agenttui.tui.widgets.editor import PROVIDERS, EditorDefaults, EditorPane, OptionsForm
+from agenttui.tui.widgets.editor import PROVIDERS, EditorDefaults, EditorPane
+from agenttui.tui.widgets.options_form import OptionsForm
 
 from .conftest import make_app, screen_text, wait_until
 

@@ -16,7 +16,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.tui.formatting import LocalTime
-from agenttui.tui.widgets.editor import EditorDefaults, EditorPane, OptionsForm
+from agenttui.tui.widgets.editor import EditorDefaults, EditorPane
+from agenttui.tui.widgets.options_form import OptionsForm
 from agenttui.tui.widgets.history_table import HistoryTable
 from agenttui.tui.widgets.log_view import LogView
 from agenttui.tui.widgets.queue_table import QueueTable

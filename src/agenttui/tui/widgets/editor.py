@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.lazy import Lazy
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.core.lifecycle import InvalidRequest, Priority
+from agenttui.tui.widgets.field_error import FieldError
+from agenttui.tui.widgets.options_form import OptionsForm
 
 if TYPE_CHECKING:
     from agenttui.core.domain import TestRequest
@@ -75,39 +76,6 @@ class EditorDefaults:
     provider: str = "ollama"
     model_id: str = "llama3.2"
     egress: str = "provider-only"
-
-
-class FieldError(Static):
-    """A validation message shown under its field (hidden while empty)."""
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", markup=False, id=id, classes=classes)
-
-    message: str | None = None
-
-    def set_message(self, message: str | None) -> None:
-        self.message = message
-        self.update(f"✗ {message}" if message else "")
-        self.set_class(bool(message), "-shown")
-
-
-class OptionsForm(VerticalScroll):
-    """The Options tab's fields. Mounted lazily, after the first frame (52 widgets that frame
-    does not show: ~100 ms of start-up); until then `collect()` reads the defaults."""
-
-    class Mounted(Message):
-        """The form's fields exist now (the app turns their cursor blink off in tests)."""
-
-        def __init__(self, form: OptionsForm) -> None:
-            super().__init__()
-            self.form = form
-
-        @property
-        def control(self) -> OptionsForm:
-            return self.form
-
-    def on_mount(self) -> None:
-        self.post_message(self.Mounted(self))
 
 
 class EditorPane(Vertical):
