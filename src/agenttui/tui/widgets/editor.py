@@ -209,6 +209,8 @@ class EditorPane(Vertical):
             form: OptionsForm | None = self.query_one(OptionsForm)
         except NoMatches:  # submitted before the lazy form was mounted: nothing was edited there
             form = None
+        if form is not None and not form.is_mounted:  # being mounted: its fields hold no values yet
+            form = None
         initial = self._initial()
 
         def option(widget_id: str) -> str:
