@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from agenttui.tui.screens.detail import DetailScreen
     from agenttui.tui.snapshot import Snapshot
 
+
 def live(handler: Callable[..., None]) -> Callable[..., None]:
     """Drop engine results that arrive while the app is shutting down (no widgets left)."""
 
@@ -168,10 +169,8 @@ class AgentTUI(App[int]):
     @property
     def ui_live(self) -> bool:
         # is_running turns False as soon as shutdown starts, before widgets are pruned.
-        return (
-            self._main_mounted.is_set() and not self.engine.closed and self.is_running
-            and self.main_screen.is_attached
-        )
+        mounted = self._main_mounted.is_set()
+        return mounted and not self.engine.closed and self.is_running and self.main_screen.is_attached
 
     @on(MainScreen.Mounted)
     def _main_screen_mounted(self, message: MainScreen.Mounted) -> None:
