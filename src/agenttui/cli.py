@@ -496,26 +496,19 @@ async def _cmd_package(args: argparse.Namespace) -> int:
 
 
 async def _cmd_worker(args: argparse.Namespace) -> int:
-    from agenttui.backends import make_backend
-    from agenttui.engine.orchestrator import Orchestrator
-    from agenttui.engine.store import Store
+    from agenttui.engine.runtime import Engine
 
     settings = _settings(args)
-    store = await Store.open(settings.resolved_db_url, log_max_bytes=settings.log_max_bytes)
-    backend = make_backend(settings)
-    orchestrator = Orchestrator(store, backend, settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, orchestrator.stop)
-    print(f"agenttui worker {orchestrator.owner_id}: working the queue (cap {settings.max_concurrent})", file=sys.stderr)
-    try:
+    async with await Engine.open(settings) as engine:
+        orchestrator = engine.orchestrator
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, orchestrator.stop)
+        print(f"agenttui worker {orchestrator.owner_id}: working the queue (cap {settings.max_concurrent})", file=sys.stderr)
         if args.idle_exit:
             await orchestrator.wait_idle()
         else:
             await orchestrator.run()
-    finally:
-        await backend.close()
-        await store.close()
     return EXIT_OK
 
 
