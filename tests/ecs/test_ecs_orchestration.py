@@ -110,7 +110,7 @@ async def test_completed_with_cloudwatch_logs_in_order_and_parsed_response(world
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
         claims = await h.store.claims()
-    assert test.state is Status.COMPLETED, (test.error, logs)
+    assert test.status is Status.COMPLETED, (test.error, logs)
     assert test.response == "answer to what is up"
     # QUEUED (submit) -> BUILDING (the claim) -> RUNNING -> COMPLETED
     assert [(c.test_id, c.attempt) for c in claims] == [(test_id, 1)]
@@ -155,7 +155,7 @@ async def test_oom_is_mapped_from_the_container_reason(world, fargate, tmp_path)
         await h.run_until_idle()
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.FAILED and test.attempt == 1, (test.error, logs)
+    assert test.status is Status.FAILED and test.attempt == 1, (test.error, logs)
     assert test.oom_killed and test.exit_code == 137
     assert test.failure_kind == FailureKind.AGENT.value
     assert "out of memory" in test.error and "512 MB" in test.error
@@ -179,7 +179,7 @@ async def test_failed_to_start_is_retried_with_backoff_then_failed(world, fargat
         await h.run_until_idle()
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.FAILED and test.attempt == 3, (test.error, logs)
+    assert test.status is Status.FAILED and test.attempt == 3, (test.error, logs)
     assert test.failure_kind == FailureKind.INFRA.value
     assert "after 3 attempts" in test.error and "CannotPullContainerError" in test.error
     sims = fargate.sims_of(test_id)
@@ -206,7 +206,7 @@ async def test_cancel_calls_stop_task_and_ends_cancelled(world, fargate, tmp_pat
         ended = time.monotonic() - asked
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.CANCELLED, (test.error, logs)
+    assert test.status is Status.CANCELLED, (test.error, logs)
     (sim,) = fargate.sims_of(test_id)
     assert sim.stop_seen.is_set()
     assert sim.task.stopped_reason == "agenttui: cancelled by request"
@@ -220,7 +220,7 @@ async def test_timeout_stops_the_task_with_a_timeout_reason(world, fargate, tmp_
         await h.run_until_idle(timeout=60)
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.TIMED_OUT, (test.error, logs)
+    assert test.status is Status.TIMED_OUT, (test.error, logs)
     (sim,) = fargate.sims_of(test_id)
     assert sim.stop_seen.is_set()
     assert sim.task.stopped_reason == "agenttui: timeout of 10 s reached"
@@ -247,7 +247,7 @@ async def test_a_task_missing_from_describe_tasks_is_an_infrastructure_failure(w
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
     # Never a success on attempt 1: the missing task was retried and attempt 2 ran.
-    assert test.state is Status.COMPLETED and test.attempt == 2, (test.error, logs)
+    assert test.status is Status.COMPLETED and test.attempt == 2, (test.error, logs)
     failure = next(line for line in logs if "infrastructure failure (attempt 1/2)" in line)
     assert "missing from DescribeTasks" in failure
 
@@ -304,7 +304,7 @@ async def test_adoption_resumes_logs_from_the_stored_token_and_keeps_lines_after
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
     assert cursor_at_kill and json.loads(cursor_at_kill)["t"], cursor_at_kill
-    assert test.state is Status.COMPLETED and test.response == "adopted fine", (test.error, logs)
+    assert test.status is Status.COMPLETED and test.response == "adopted fine", (test.error, logs)
     assert test.lease_owner is None or test.lease_owner == "second"
     assert any("adopted by second" in line for line in logs)
     agent = [line for line in logs if line.split(" ")[0] in ("before", "after", "late")]
@@ -326,7 +326,7 @@ async def test_a_100_kb_agent_runs_through_s3_with_small_overrides(world, fargat
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
         overrides_chars = h.backend.last_overrides_chars
-    assert test.state is Status.COMPLETED and test.response == "é" * 30000 + "|big", test.error
+    assert test.status is Status.COMPLETED and test.response == "é" * 30000 + "|big", test.error
     assert not any(line.startswith("@@agenttui") for line in logs)
     (sim,) = fargate.sims_of(test_id)
     size = len(json.dumps(sim.overrides, separators=(",", ":")))
@@ -345,7 +345,7 @@ async def test_overrides_over_the_limit_fail_before_any_aws_call(world, fargate,
         test_id = await h.submit(make_request())
         await h.run_until_idle()
         test = await h.store.get(test_id)
-    assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
+    assert test.status is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
     assert "overrides would be" in test.error and "8192" in test.error
     assert world.tasks() == {}  # RunTask was never called
     assert world.s3_keys() == []  # nor was anything uploaded
@@ -364,7 +364,7 @@ async def test_requirements_that_cannot_install_are_a_build_failure(world, farga
         await h.run_until_idle()
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.FAILED and test.attempt == 1  # the user's requirements: not retried
+    assert test.status is Status.FAILED and test.attempt == 1  # the user's requirements: not retried
     assert test.failure_kind == FailureKind.AGENT.value and "pip could not install" in test.error
     assert "ERROR: No matching distribution found for nosuchpackage" in logs
 
@@ -374,7 +374,7 @@ async def test_custom_dockerfile_is_refused_clearly(world, fargate, tmp_path):
         test_id = await h.submit(make_request(dockerfile="FROM python:3.12-slim\nCMD [\"python\", \"-c\", \"1\"]\n"))
         await h.run_until_idle()
         test = await h.store.get(test_id)
-    assert test.state is Status.FAILED and "custom Dockerfiles are not supported" in test.error
+    assert test.status is Status.FAILED and "custom Dockerfiles are not supported" in test.error
     assert world.tasks() == {}
 
 
@@ -436,7 +436,7 @@ async def test_maintenance_stops_orphans_past_their_deadline_and_deletes_old_bun
         runner = asyncio.create_task(orchestrator.run())
 
         async def running():
-            return (await h.store.get(test_id)).state is Status.RUNNING
+            return (await h.store.get(test_id)).status is Status.RUNNING
 
         await wait_until(running)
         runner.cancel()  # the orchestrator dies; its task keeps running with nobody watching
@@ -461,7 +461,7 @@ async def test_a_run_task_error_is_an_infrastructure_failure_and_leaves_nothing(
         test_id = await h.submit(make_request())
         await h.run_until_idle()
         test = await h.store.get(test_id)
-    assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
+    assert test.status is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
     assert "RunTask failed" in test.error and "agenttui doctor" in test.error, test.error
     assert world.s3_keys("agenttui/bundles/") == []
 
@@ -478,6 +478,6 @@ async def test_a_bundle_that_cannot_be_fetched_is_infrastructure_and_its_log_is_
         await h.run_until_idle()
         test = await h.store.get(test_id)
         logs = await h.logs(test_id)
-    assert test.state is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
+    assert test.status is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
     assert "could not fetch the agent bundle" in test.error
     assert any("HTTP Error 403" in line for line in logs)  # drained before the test ended

@@ -67,7 +67,7 @@ async def run_one(tmp_path, backend, **overrides):
 async def test_infrastructure_failure_is_retried_with_exponential_backoff(tmp_path):
     backend = FlakyBackend(failures=2)
     test, log = await run_one(tmp_path, backend, retry_backoff_s=0.3, max_attempts=3)
-    assert test.state is Status.COMPLETED and test.attempt == 3
+    assert test.status is Status.COMPLETED and test.attempt == 3
     gaps = [b - a for a, b in zip(backend.prepare_times, backend.prepare_times[1:])]
     assert gaps[0] >= 0.3 and gaps[1] >= 0.6, gaps  # 0.3 s, then doubled
     retries = [line for line in log if "infrastructure failure" in line]
@@ -76,7 +76,7 @@ async def test_infrastructure_failure_is_retried_with_exponential_backoff(tmp_pa
 
 async def test_infrastructure_failure_gives_up_after_max_attempts(tmp_path):
     test, _ = await run_one(tmp_path, FlakyBackend(failures=99), retry_backoff_s=0.05, max_attempts=3)
-    assert test.state is Status.FAILED and test.attempt == 3
+    assert test.status is Status.FAILED and test.attempt == 3
     assert test.failure_kind == FailureKind.INFRA.value and "after 3 attempts" in test.error
 
 
@@ -87,7 +87,7 @@ async def test_cap_and_priorities_with_many_tests(tmp_path):
         ids = [(await store.submit(request(str(i)), Owner.current())).id for i in range(12)]
         await asyncio.wait_for(Orchestrator(store, NoopBackend(0.05), settings).wait_idle(), 30)
         tests = [await store.get(i) for i in ids]
-        assert all(t.state is Status.COMPLETED for t in tests)
+        assert all(t.status is Status.COMPLETED for t in tests)
         assert max(c.active_after for c in await store.claims()) <= 2
     finally:
         await store.close()
@@ -137,18 +137,18 @@ async def test_a_queue_worker_archives_old_history(tmp_path):
         await store.request_cancel(test.id)
         await asyncio.sleep(0.2)
         await Orchestrator(store, NoopBackend(), settings).tick()
-        assert (await store.get(test.id)).state is Status.ARCHIVED
+        assert (await store.get(test.id)).status is Status.ARCHIVED
     finally:
         await store.close()
 
 
 async def test_a_result_record_the_log_stream_lost_is_read_from_the_end_of_the_log(tmp_path):
     test, log = await run_one(tmp_path, LossyStreamBackend(file_has_it=True))
-    assert test.state is Status.COMPLETED and test.response == "noop: q"
+    assert test.status is Status.COMPLETED and test.response == "noop: q"
     assert test.result is not None and test.result["success"] is True
     # Nothing is made up when the file has no record either: the test fails, saying why.
     test, _ = await run_one(tmp_path / "second", LossyStreamBackend(file_has_it=False))
-    assert test.state is Status.FAILED and test.error == "the agent exited without reporting a result"
+    assert test.status is Status.FAILED and test.error == "the agent exited without reporting a result"
 
 
 async def test_a_busy_orchestrator_looks_for_orphans_once_a_poll_interval(tmp_path):
@@ -186,7 +186,7 @@ async def test_a_busy_orchestrator_looks_for_orphans_once_a_poll_interval(tmp_pa
         elapsed = time.monotonic() - started
         await watcher
         finished = await store.get(orphan.id)
-        assert finished.state is Status.COMPLETED and finished.attempt == 2, finished
+        assert finished.status is Status.COMPLETED and finished.attempt == 2, finished
         assert reads <= elapsed / settings.poll_s + 2, (reads, elapsed)
     finally:
         await store.close()

@@ -45,7 +45,7 @@ async def test_sqlite_writers_take_turns_on_the_lock_file(sqlite_store, tmp_path
 
 async def test_submit_persists_owner_and_request(store):
     test = await store.submit(request("hello"), ALICE)
-    assert test.state is Status.QUEUED and test.owner_name == "alice" and test.owner_uid == 1001
+    assert test.status is Status.QUEUED and test.owner_name == "alice" and test.owner_uid == 1001
     # The row is really stored, readable by any process.
     other = await Store.open(store.url)
     try:
@@ -62,7 +62,7 @@ async def test_claims_follow_priority_then_fifo(store):
     second = await store.submit(request("second"), ALICE)
     claimed = await store.claim("w", cap=10, lease_s=5)
     assert [t.id for t in claimed] == [high.id, first.id, second.id, low.id]
-    assert all(t.state is Status.BUILDING and t.attempt == 1 and t.lease_owner == "w" for t in claimed)
+    assert all(t.status is Status.BUILDING and t.attempt == 1 and t.lease_owner == "w" for t in claimed)
 
 
 async def test_cap_counts_building_and_running(store):
@@ -112,14 +112,14 @@ async def test_illegal_transition_is_refused_and_nothing_changes(store, caplog):
     test = await store.submit(request(), ALICE)
     with pytest.raises(IllegalTransition):
         await store.transition(test.id, Status.COMPLETED)
-    assert (await store.get(test.id)).state is Status.QUEUED
+    assert (await store.get(test.id)).status is Status.QUEUED
     assert "refused illegal transition" in caplog.text
 
 
 async def test_cancel_of_a_queued_test_dequeues_it(store):
     test = await store.submit(request(), ALICE)
     cancelled = await store.request_cancel(test.id)
-    assert cancelled.state is Status.CANCELLED
+    assert cancelled.status is Status.CANCELLED
     assert await store.claim("w", cap=5, lease_s=5) == []
 
 
@@ -127,7 +127,7 @@ async def test_cancel_of_an_active_test_flags_it_for_its_owner(store):
     test = await store.submit(request(), ALICE)
     await store.claim("w", cap=5, lease_s=5)
     flagged = await store.request_cancel(test.id)
-    assert flagged.state is Status.BUILDING and flagged.cancel_requested
+    assert flagged.status is Status.BUILDING and flagged.cancel_requested
     assert await store.cancel_requested("w") == [test.id]
 
 
@@ -161,7 +161,7 @@ async def test_archive_purges_logs_of_old_finished_tests(store):
     await store.request_cancel(test.id)
     await store.system_log(test.id, "hello")
     assert await store.archive_older_than(-1) == 1
-    assert (await store.get(test.id)).state is Status.ARCHIVED
+    assert (await store.get(test.id)).status is Status.ARCHIVED
     assert await store.logs(test.id) == []
 
 
@@ -177,7 +177,7 @@ async def test_queue_status_and_change_token(store):
     urgent = await store.submit(request(priority="high"), ALICE)
     snapshot, active, queued = await store.queue_snapshot(cap=4)
     assert (snapshot.running, snapshot.queued) == (len(active), len(queued)) == (1, 2)
-    assert queued[0].id == urgent.id and active[0].state is Status.BUILDING
+    assert queued[0].id == urgent.id and active[0].status is Status.BUILDING
 
 
 async def test_fair_share_between_users_within_a_priority(store):
@@ -215,7 +215,7 @@ async def test_a_small_claim_takes_the_same_tests_as_ranking_the_whole_queue(sto
     for take in (1, 3, 7):
         queued = [t for t in await store.list_tests(statuses=[Status.QUEUED], limit=1000)]
         tests = await store.list_tests(limit=1000)
-        running = {u.uid: sum(t.owner_uid == u.uid and t.state in (Status.BUILDING, Status.RUNNING) for t in tests)
+        running = {u.uid: sum(t.owner_uid == u.uid and t.status in (Status.BUILDING, Status.RUNNING) for t in tests)
                    for u in users}
         served = {u.uid: max([t.claimed_at or 0 for t in tests if t.owner_uid == u.uid], default=0) for u in users}
         ranked = []
@@ -236,7 +236,7 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
     fence = Fence("w", claimed.attempt)
     assert await store.update_fenced(test.id, fence, note="preparing", image="img")
     moved = await store.transition(test.id, Status.RUNNING, fence=fence, notes=["started", "running"], handle="h")
-    assert moved.state is Status.RUNNING and moved.handle == "h" and moved.result_nonce == nonce
+    assert moved.status is Status.RUNNING and moved.handle == "h" and moved.result_nonce == nonce
     assert moved.image == "img"
     assert await store.append_logs(test.id, [(0.0, "stdout", "out")], fence=fence, result_json='{"ok": true}')
     assert (await store.get(test.id)).result_json == '{"ok": true}'
@@ -245,7 +245,7 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
     assert not await store.update_fenced(test.id, stale, note="stale", handle="other")
     assert await store.transition(test.id, Status.COMPLETED, fence=stale, notes=["stale end"]) is None
     ended = await store.transition(test.id, Status.COMPLETED, fence=fence, notes=["COMPLETED"])
-    assert ended.state is Status.COMPLETED and ended.handle == "h"
+    assert ended.status is Status.COMPLETED and ended.handle == "h"
     assert [(line.seq, line.stream, line.text) for line in await store.logs(test.id)] == [
         (1, "system", "[agenttui] attempt 1: preparing image (owner w)"), (2, "system", "preparing"),
         (3, "system", "started"), (4, "system", "running"), (5, "stdout", "out"), (6, "system", "COMPLETED"),
@@ -289,7 +289,7 @@ async def test_a_status_changes_only_through_the_transition_gate(store):
         await store.append_logs(test.id, [], fence=fence, status=Status.COMPLETED.value)
     with pytest.raises(IllegalTransition):
         await store.transition(test.id, Status.ARCHIVED, fence=fence)
-    assert (await store.get(test.id)).state is Status.BUILDING
+    assert (await store.get(test.id)).status is Status.BUILDING
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ import enum
 from typing import Any
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
+    """A StrEnum: formatted and stored as its value ("COMPLETED")."""
+
     CREATED = "CREATED"
     QUEUED = "QUEUED"
     BUILDING = "BUILDING"

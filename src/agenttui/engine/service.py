@@ -55,7 +55,7 @@ class Service:
 
     async def show(self, test_id: int) -> TestView:
         test = await self.get(test_id)
-        if test.state is Status.QUEUED:
+        if test.status is Status.QUEUED:
             queued = await self.store.queued_in_order()
             position = next((i for i, t in enumerate(queued, 1) if t.id == test_id), None)
             eta = self._eta(position, await self._typical_duration()) if position else None
@@ -86,10 +86,10 @@ class Service:
     async def cancel(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
         self.check_access(caller, test, "cancel")
-        if test.state.is_terminal or test.state is Status.ARCHIVED:
+        if test.status.is_terminal or test.status is Status.ARCHIVED:
             raise NotActionable(f"test {test_id} already ended {test.status}; nothing to cancel")
         updated = await self.store.request_cancel(test_id)
-        if updated.state in ACTIVE and (updated.lease_expires_at or 0) < time.time():
+        if updated.status in ACTIVE and (updated.lease_expires_at or 0) < time.time():
             self.on_orphan(test_id)  # nobody holds it: adopt it so the container really stops
         return TestView.from_record(updated)
 
@@ -159,7 +159,7 @@ class Service:
                 yield batch
                 continue
             test = await self.get(test_id)
-            if (test.state.is_terminal or test.state is Status.ARCHIVED) and position >= test.log_seq:
+            if (test.status.is_terminal or test.status is Status.ARCHIVED) and position >= test.log_seq:
                 return
             await _until(change, FOLLOW_POLL_S)
 
@@ -167,7 +167,7 @@ class Service:
         while True:
             change = self.store.next_change()
             test = await self.get(test_id)
-            if test.state.is_terminal or test.state is Status.ARCHIVED:
+            if test.status.is_terminal or test.status is Status.ARCHIVED:
                 return TestView.from_record(test)
             await _until(change, self.settings.poll_s)
 

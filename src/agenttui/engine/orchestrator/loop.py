@@ -308,13 +308,13 @@ class Orchestrator:
             if test.result_json:
                 # The agent reported before its container vanished: that is the outcome.
                 await self._finish(run, ExitInfo(exit_code=None, reason="container gone before adoption"))
-            elif test.handle is None and test.state is Status.BUILDING:
+            elif test.handle is None and test.status is Status.BUILDING:
                 await self._infra_failure(run, "the previous owner stopped while building the image")
             else:
                 await self._infra_failure(run, "the container disappeared before the agent reported a result")
             return None
         run.handle = handle
-        if test.state is Status.BUILDING:  # it died between starting the container and saying so
+        if test.status is Status.BUILDING:  # it died between starting the container and saying so
             await self._mark_running(run, handle)
         await self._log(run, f"[agenttui] reattached to container {handle[:12]}; resuming its log")
         return handle

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agenttui.core.lifecycle import Status
 from agenttui.engine.store.tables import TESTS, LogRecord, TestRecord
 
 
@@ -53,7 +54,9 @@ _BOOL_COLUMNS = frozenset(c.name for c in TESTS.c if c.type.python_type is bool)
 def row_to_test(row: Any) -> TestRecord:
     """A Core row of the tests table: typed by its columns (Boolean reads back as bool), so it
     needs no validation (model_validate would cost more than reading the row)."""
-    return TestRecord.model_construct(**row._mapping)
+    values = dict(row._mapping)
+    values["status"] = Status(values["status"])
+    return TestRecord.model_construct(**values)
 
 
 def driver_row_to_test(values: Mapping[str, Any]) -> TestRecord:
@@ -62,6 +65,7 @@ def driver_row_to_test(values: Mapping[str, Any]) -> TestRecord:
     for name in _BOOL_COLUMNS:
         if values[name] is not None:
             values[name] = bool(values[name])
+    values["status"] = Status(values["status"])
     return TestRecord.model_construct(**values)
 
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from agenttui.core.domain import Status, TestRequest
 
@@ -38,7 +38,7 @@ class TestRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_json: str
     query: str
-    status: str = Field(default=Status.QUEUED.value, index=True)
+    status: Status = Field(default=Status.QUEUED, sa_type=AutoString, index=True)
     priority: int = 2
     owner_uid: int = Field(index=True)
     owner_name: str
@@ -71,10 +71,6 @@ class TestRecord(SQLModel, table=True):
     log_bytes: int = 0
     log_truncated: bool = False
     updated_at: float
-
-    @property
-    def state(self) -> Status:
-        return Status(self.status)
 
     @property
     def request(self) -> TestRequest:
