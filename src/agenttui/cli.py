@@ -20,7 +20,7 @@ from agenttui.core import errors as codes
 
 if TYPE_CHECKING:
     from agenttui.client.base import Client
-    from agenttui.client.models import TestView
+    from agenttui.core.wire import TestView
     from agenttui.core.lifecycle import InvalidRequest
 
 EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = (

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agenttui.client.errors import NotActionable, NotFound
+from agenttui.core.errors import NotActionable, NotFound
 from agenttui.client.local import LocalClient
 from agenttui.client.remote import SocketClient
 from agenttui.core.config import load_settings

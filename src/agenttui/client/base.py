@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agenttui.client.models import QueueView, TestView
+from agenttui.core.wire import QueueView, TestView
 
 if TYPE_CHECKING:
     from agenttui.core.domain import TestRequest

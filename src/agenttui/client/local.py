@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agenttui.backends.base import Backend
-from agenttui.client.models import QueueView, TestView
+from agenttui.core.wire import QueueView, TestView
 from agenttui.engine.runtime import Engine
 from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
 from agenttui.core.config import Settings

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from agenttui.client.base import Client
-    from agenttui.client.models import TestView
+    from agenttui.core.wire import TestView
     from agenttui.client.settings import ClientSettings
     from agenttui.core.config import Settings
     from agenttui.tui.screens.detail import DetailScreen

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agenttui.client.models import QueueView, TestView
+from agenttui.core.wire import QueueView, TestView
 from agenttui.core.lifecycle import InvalidRequest
 from agenttui.tui.follow import follow
 from agenttui.tui import messages

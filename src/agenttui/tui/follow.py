@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from agenttui.client.models import LogEntry, TestView
+from agenttui.core.wire import LogEntry, TestView
 from agenttui.core.lifecycle import Status
 
 # Rows per read. Turning stored rows into records costs tens of µs each (in the server, or on

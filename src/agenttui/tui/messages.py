@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from agenttui.client.models import LogEntry, QueueView, TestView
+from agenttui.core.wire import LogEntry, QueueView, TestView
 
 if TYPE_CHECKING:
     from agenttui.core.domain import TestRequest

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agenttui.client.models import QueueView, TestView
+    from agenttui.core.wire import QueueView, TestView
 
     Snapshot = tuple[QueueView, list[TestView]]
 

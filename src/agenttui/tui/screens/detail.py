@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from agenttui.client.models import TestView
+from agenttui.core.wire import TestView
 from agenttui.core.display import printable
 from agenttui.tui.formatting import LocalTime, clock_time, duration, log_lines, printable_text, size
 from agenttui.tui.messages import DetailLoaded, LogEnded, LogLines, LogUnavailable

@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from agenttui.client.models import TestView
+from agenttui.core.wire import TestView
 from agenttui.tui.formatting import clock_time, duration, preview
 from agenttui.tui.widgets.test_table import TEST_BINDINGS, TestTable
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from agenttui.client.models import TestView
+from agenttui.core.wire import TestView
 from agenttui.tui.formatting import duration, preview
 from agenttui.tui.widgets.test_table import TestTable
 

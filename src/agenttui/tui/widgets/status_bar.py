@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from agenttui.client.models import QueueView
+from agenttui.core.wire import QueueView
 
 
 class StatusBar(Static):

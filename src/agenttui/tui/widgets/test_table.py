@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from agenttui.client.models import TestView
+from agenttui.core.wire import TestView
 from agenttui.tui.formatting import LocalTime
 
 TEST_BINDINGS = [
