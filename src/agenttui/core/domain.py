@@ -63,6 +63,12 @@ class Egress(str, enum.Enum):
         raise ValueError("must be none, provider-only or full")
 
 
+def _check_size(value: str, limit: int) -> None:
+    size = len(value.encode())
+    if size >= limit:
+        raise ValueError(f"must be under {limit // 1024} KB; it is {size} bytes")
+
+
 def _check_requirements(text: str) -> None:
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
@@ -109,11 +115,9 @@ class TestRequest(BaseModel):
     @field_validator("agent_code")
     @classmethod
     def _agent(cls, value: str) -> str:
-        size = len(value.encode())
         if not value.strip():
             raise ValueError("is empty; give the agent's Python code")
-        if size >= MAX_AGENT_BYTES:
-            raise ValueError(f"must be under {MAX_AGENT_BYTES // 1024} KB; it is {size} bytes")
+        _check_size(value, MAX_AGENT_BYTES)
         try:
             ast.parse(value)
         except SyntaxError as exc:
@@ -123,18 +127,14 @@ class TestRequest(BaseModel):
     @field_validator("requirements")
     @classmethod
     def _requirements(cls, value: str) -> str:
-        size = len(value.encode())
-        if size >= MAX_REQUIREMENTS_BYTES:
-            raise ValueError(f"must be under {MAX_REQUIREMENTS_BYTES // 1024} KB; it is {size} bytes")
+        _check_size(value, MAX_REQUIREMENTS_BYTES)
         _check_requirements(value)
         return value
 
     @field_validator("dockerfile")
     @classmethod
     def _dockerfile(cls, value: str) -> str:
-        size = len(value.encode())
-        if size >= MAX_DOCKERFILE_BYTES:
-            raise ValueError(f"must be under {MAX_DOCKERFILE_BYTES // 1024} KB; it is {size} bytes")
+        _check_size(value, MAX_DOCKERFILE_BYTES)
         if value.strip() and not any(
             line.strip().upper().startswith("FROM") for line in value.splitlines()
         ):
