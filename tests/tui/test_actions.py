@@ -146,6 +146,34 @@ async def test_edit_and_retry(noop_settings):
         assert app.editor.retry_of is None  # the link is used once
 
 
+async def test_edit_and_retry_asks_before_replacing_unsaved_text(noop_settings):
+    await seed_store(noop_settings, mine(FINISHED), t0=RECENT())
+    app = make_app(noop_settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, app.data_loaded.is_set)
+        code = app.query_one("#agent-code", TextArea)
+        code.focus()
+        await pilot.press("ctrl+home")
+        await type_text(pilot, "# my work in progress\n")
+        mine_text = code.text
+        await pilot.press("f4")
+        app.history_table.select_test(2)
+        await pilot.pause()
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "never submitted" in screen_text(app)
+        await pilot.press("escape")  # keep my text
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="question gone")
+        await pilot.pause(0.2)
+        assert code.text == mine_text and app.editor.retry_of is None
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.click("#choice-0")  # Replace
+        await wait_until(pilot, lambda: app.editor.retry_of == 2, what="test 2 loaded into the editor")
+        assert "# my work in progress" not in code.text
+        assert 'print("thinking about", query)' in code.text
+
+
 async def test_filter_history(noop_settings):
     await seed_store(noop_settings, mine(FINISHED), t0=RECENT())
     app = make_app(noop_settings)

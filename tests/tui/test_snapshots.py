@@ -82,3 +82,18 @@ def test_editor_errors_80x24(seeded, snap_compare):
         await pilot.pause()
 
     assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=invalid)
+
+
+def test_edit_and_retry_asks_before_replacing_unsaved_text_80x24(seeded, snap_compare):
+    async def asked(pilot) -> None:
+        from agenttui.tui.screens.confirm import ConfirmScreen
+
+        app = pilot.app
+        await _main_ready(pilot)
+        app.query_one("#agent-code").load_text("# work in progress\n")
+        await pilot.press("f4", "down", "down", "down", "down")  # test 1 (alice's)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.pause()
+
+    assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=asked)

@@ -139,6 +139,7 @@ class AgentTUI(App[int]):
             first_snapshot=first_snapshot,
         )
         self.localtime = localtime
+        self._editor_queued: tuple[str, ...] | None = None  # the editor's text, while its submit travels
         self.keymap_overrides = load_keymap() if keymap is None else dict(keymap)
 
         self.selected_id: int | None = None
@@ -363,6 +364,9 @@ class AgentTUI(App[int]):
     @on_live(TestSubmitted)
     def _submitted(self, message: TestSubmitted) -> None:
         view = message.view
+        if self._editor_queued is not None:  # the editor's own submit: its text is now in a test
+            self.editor.mark_saved(self._editor_queued)
+            self._editor_queued = None
         self.views[view.id] = view
         what = f"retry of test {message.parent_id}" if message.parent_id else "test"
         where = f" (queue position {view.position})" if view.position else ""
@@ -385,6 +389,18 @@ class AgentTUI(App[int]):
 
     @on_live(RequestLoaded)
     def _request_loaded(self, message: RequestLoaded) -> None:
+        if not self.editor.has_unsaved_changes:
+            self._load_for_retry(message)
+            return
+        from agenttui.tui.screens.confirm import ConfirmScreen
+
+        question = f"The editor holds changes that were never submitted. Replace them with test {message.test_id}'s request?"
+        self.push_screen(
+            ConfirmScreen(question, [("Replace", True)], title="Edit and retry"),
+            lambda replace: self._load_for_retry(message) if replace else None,
+        )
+
+    def _load_for_retry(self, message: RequestLoaded) -> None:
         self.editor.load_request(message.request, retry_of=message.test_id)
         self.editor.query_one(TabbedContent).active = "tab-agent"
         self.editor.query_one("#agent-code", TextArea).focus()
@@ -427,6 +443,7 @@ class AgentTUI(App[int]):
         parent_id = editor.retry_of
         if parent_id is not None:
             editor.set_retry_of(None)
+        self._editor_queued = editor.content()
         self._engine_call("submit", self.engine.submit, request, parent_id)
 
     def action_cancel_test(self) -> None:

@@ -85,10 +85,26 @@ class EditorPane(Vertical):
         super().__init__(id=id)
         self.defaults = defaults or EditorDefaults()
         self.agent_filename = "agent.py"
+        self._saved: tuple[str, ...] | None = None  # set on mount
         self.retry_of: int | None = None
 
     def on_mount(self) -> None:
         self.query_one("#agent-code", TextArea).language = "python"
+        self.mark_saved()
+
+    # ------------------------------------------------------------------ unsaved text
+    def content(self) -> tuple[str, ...]:
+        """The texts a user types: the agent's code, requirements, Dockerfile and query."""
+        texts = tuple(self.query_one(f"#{name}", TextArea).text for name in ("agent-code", "requirements", "dockerfile"))
+        return (*texts, self.query_one("#query", Input).value)
+
+    def mark_saved(self, content: tuple[str, ...] | None = None) -> None:
+        """`content` (default: what the editor holds now) is kept elsewhere: a file, a test."""
+        self._saved = self.content() if content is None else content
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        return self._saved is not None and self.content() != self._saved
 
     def _initial(self) -> dict[str, str]:
         """The Options fields' values before any edit (widget id -> value)."""
@@ -170,6 +186,7 @@ class EditorPane(Vertical):
             beside = path.with_name(name)
             if beside.is_file():
                 self.query_one(f"#{widget_id}", TextArea).load_text(beside.read_text(encoding="utf-8"))
+        self.mark_saved()
 
     def load_request(self, request: TestRequest, *, retry_of: int | None = None) -> None:
         """Fill every field from `request` (edit-and-retry)."""
@@ -192,6 +209,7 @@ class EditorPane(Vertical):
         self.query_one(TabbedContent).get_tab("tab-agent").label = request.agent_filename
         self.set_retry_of(retry_of)
         self.clear_errors()
+        self.mark_saved()
 
     def set_retry_of(self, test_id: int | None) -> None:
         self.retry_of = test_id
