@@ -95,7 +95,8 @@ class TestTable(DataTable[Any]):
         if order == self._order:
             for view in views:
                 for (key, _label), value in zip(self.COLUMNS, self.cells(view, now)):
-                    self.update_cell(str(view.id), key, value)
+                    # A cell may outgrow its column (QUEUED -> RUNNING): widen it, never cut it.
+                    self.update_cell(str(view.id), key, value, update_width=True)
             return
         current = self.selected_test_id
         self.clear()
