@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ EXIT_OK, EXIT_AGENT, EXIT_INVALID, EXIT_INFRA, EXIT_TIMEOUT, EXIT_CANCELLED = (
 )
 EXIT_CODES_HELP = (
     f"Exit codes: {EXIT_OK} completed, {EXIT_AGENT} agent failed, {EXIT_INVALID} invalid input, "
-    f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled."
+    f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled, "
+    f"{codes.DETACHED.exit} interrupted (Ctrl-C: the test keeps running)."
 )
 
 
@@ -330,7 +332,7 @@ async def _stream_until_done(client: Client, view: TestView, as_json: bool, in_p
             follower.cancel()
             print(f"\ndetached: test {view.id} keeps running; follow it with `agenttui logs {view.id} --follow`, "
                   f"stop it with `agenttui cancel {view.id}`", file=sys.stderr)
-            return EXIT_CANCELLED
+            return codes.DETACHED.exit
         # Nothing else would run an in-process test: cancel it cleanly.
         print(f"\ninterrupted: cancelling test {view.id}", file=sys.stderr)
         await client.cancel(view.id)
@@ -594,14 +596,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "server":
         return _run_server(args)
     try:
-        return asyncio.run(COMMANDS[args.command](args))
+        code = asyncio.run(COMMANDS[args.command](args))
+        sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+        return code
     except KeyboardInterrupt:
-        return EXIT_CANCELLED
+        return codes.DETACHED.exit
+    except BrokenPipeError:
+        return _output_closed()
     except (UserError, LookupError, PermissionError, ValueError, codes.SettingsError, codes.InfraError) as exc:
         # Bad input, something impossible asked (NotFound, AccessDenied, NotActionable), a personal
         # server that refused its settings, or the infrastructure down: said without a traceback.
         print(f"agenttui: {exc}", file=sys.stderr)
         return _exit_code_of(exc)
+
+
+def _output_closed() -> int:
+    """The reader of our output went away (`| head`): end quietly. Later writes, and the flush at
+    exit, go nowhere instead of raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return codes.OUTPUT_CLOSED.exit
 
 
 def _exit_code_of(error: Exception) -> int:

@@ -80,15 +80,19 @@ NOT_ACTIONABLE = Code("not_actionable", 409, 2)
 BAD_SETTING = Code("bad_setting", None, 2)
 INFRA = Code("infra", 503, 3)
 INTERNAL = Code("internal", 500, 1)  # a bug: the CLI shows its traceback, and Python exits 1
+# Interrupted (Ctrl-C): the shell's convention, 128 + SIGINT. `agenttui submit` only detaches: the
+# test keeps running on the server.
+DETACHED = Code("detached", None, 130)
+# The reader of the output went away (`agenttui history | head -1`): 128 + SIGPIPE, as `git log` ends.
+OUTPUT_CLOSED = Code("output_closed", None, 141)
 # Defined now so that no two features pick the same number.
-DETACHED = Code("detached", None, 6, reserved_for="an interrupt that only detaches from a running test")
 BUDGET_EXHAUSTED = Code("budget_exhausted", 402, 7, reserved_for="a used-up budget")
 REGRESSIONS_FOUND = Code("regressions_found", None, 8, reserved_for="a comparison that finds regressions")
 REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a call it did not record")
 
 CODES = (
     OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
-    NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
+    NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, OUTPUT_CLOSED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
 )
 
 # Each error a call can fail with, most specific first (isinstance decides).
