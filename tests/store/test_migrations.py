@@ -52,8 +52,9 @@ def test_a_first_version_store_is_upgraded_without_losing_anything(store_url):
     asyncio.run(check())
 
 
-async def _fill_with_async(url: str) -> None:
-    """Run the baseline migration and the first version's inserts over the async driver."""
+async def _fill_with_async(url: str, revision: str = BASELINE_REVISION) -> None:
+    """Run the migrations up to `revision` (the baseline: the first version's schema) and the
+    first version's inserts over the async driver."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(url)
@@ -62,7 +63,7 @@ async def _fill_with_async(url: str) -> None:
 
     def baseline(sync_conn):
         config.attributes["connection"] = sync_conn
-        command.upgrade(config, BASELINE_REVISION)
+        command.upgrade(config, revision)
         for statement in FIRST_VERSION_ROWS:
             sync_conn.execute(text(statement))
 

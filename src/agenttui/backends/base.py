@@ -31,12 +31,17 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # What the sandbox may reach (agenttui.sandbox.egress); None: the request's egress, no tunnels.
     network: NetworkPlan | None = None
+    # Marks this attempt apart from any other that had the same test id and attempt (a store
+    # that lost its newest tests with its -wal file): a digest of the nonce its claim stored.
+    attempt_mark: str = ""
 
     @property
     def name(self) -> str:
         """Deterministic container/task name: known before creation, so a crash between
-        create and persisting the handle leaves nothing unfindable."""
-        return f"agenttui-{self.store_id[:12]}-{self.test_id}-a{self.attempt}"
+        create and persisting the handle leaves nothing unfindable; with the attempt's mark,
+        so a container of a test the store lost is never taken for another's."""
+        mark = f"-{self.attempt_mark}" if self.attempt_mark else ""
+        return f"agenttui-{self.store_id[:12]}-{self.test_id}-a{self.attempt}{mark}"
 
 
 class LogLine(NamedTuple):

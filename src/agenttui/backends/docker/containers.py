@@ -39,6 +39,7 @@ def identity_labels(spec: RunSpec) -> dict[str, str]:
         "agenttui.store": spec.store_id,
         "agenttui.test_id": str(spec.test_id),
         "agenttui.attempt": str(spec.attempt),
+        **({"agenttui.attempt_mark": spec.attempt_mark} if spec.attempt_mark else {}),
     }
 
 

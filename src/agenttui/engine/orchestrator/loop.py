@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -455,7 +456,14 @@ def run_spec(test: TestRecord, settings: Settings, store_id: str, secrets: dict[
         env=env,
         labels=dict(settings.extra_labels),
         network=plan,
+        attempt_mark=attempt_mark(test.result_nonce),
     )
+
+
+def attempt_mark(nonce: str) -> str:
+    """What names an attempt's container beside its test id and number: derived from the
+    nonce the claim stored (never the nonce itself, which marks the harness record)."""
+    return hashlib.sha256(nonce.encode()).hexdigest()[:10]
 
 
 async def unseal_secrets(store: Store, test: TestRecord, settings: Settings) -> dict[str, str]:

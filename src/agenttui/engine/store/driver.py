@@ -189,6 +189,20 @@ class Transactions:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def note_test_id(self, test_id: int) -> None:
+        """Keep the newest test id in the writers' lock file too (called inside a write, so
+        under its flock): outside the database, a lost -wal file cannot take it back, and the
+        next open numbers new tests after it (Store._raise_id_floor)."""
+        if self._lock_fd is not None:
+            os.pwrite(self._lock_fd, f"{test_id:>20}\n".encode(), 0)
+
+    def noted_test_id(self) -> int:
+        """The newest test id noted by any process (0: none); call inside a write."""
+        if self._lock_fd is None:
+            return 0
+        text = os.pread(self._lock_fd, 32, 0).strip()
+        return int(text) if text.isdigit() else 0
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction on the async engine (PostgreSQL; kept for callers that hold

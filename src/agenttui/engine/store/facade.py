@@ -9,6 +9,7 @@ objects.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,8 @@ from agenttui.engine.store.logs import Line
 from agenttui.engine.store.migrate import migrate
 from agenttui.engine.store.records import Fence, Owner, QueueStatus, driver_row_to_test, row_to_test
 from agenttui.engine.store.tables import CLAIMS, SECRETS, TESTS, ClaimRecord, LogRecord, PackageRecord, TestRecord
+
+log = logging.getLogger(__name__)
 
 
 class Store(Transactions):
@@ -51,7 +54,24 @@ class Store(Transactions):
         store = cls(engine, url, log_max_bytes, sync_engine=sync_engine)
         await store._write_tx(migrate)
         store.store_id = await store._write_tx(_ensure_store_id)
+        if store.is_sqlite:
+            await store._write_tx(store._raise_id_floor)
         return store
+
+    def _raise_id_floor(self, conn: Connection) -> None:
+        """Number new tests after every id ever handed out, even when the database lost its
+        newest tests with its -wal file (the ids noted beside it, driver.note_test_id)."""
+        noted = self.noted_test_id()
+        known = int(execute(conn, sql.HIGHEST_TEST_ID).fetchone()[0])
+        if noted <= known:
+            return
+        log.warning(
+            "store %s: tests %d to %d are missing (its -wal file was lost after a crash?); "
+            "their ids are not given again: new tests are numbered from %d",
+            self.url.split("///", 1)[-1], known + 1, noted, noted + 1,
+        )
+        if execute(conn, sql.SET_TEST_ID_FLOOR, (noted,)).rowcount == 0:
+            execute(conn, sql.INSERT_TEST_ID_FLOOR, (noted,))
 
     # ------------------------------------------------------------------ tests
     async def submit(
@@ -82,6 +102,7 @@ class Store(Transactions):
         def body(conn: Connection) -> TestRecord:
             row = first(execute(conn, sql.insert_test(tuple(values)), tuple(values.values())))
             assert row is not None
+            self.note_test_id(row.id)
             if sealed_secrets is not None:
                 execute(conn, sql.INSERT_SECRETS, (row.id, sealed_secrets))
             return driver_row_to_test(vars(row))

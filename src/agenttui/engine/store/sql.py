@@ -35,6 +35,14 @@ LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text")
 STORE_ID = f"SELECT value FROM {META.name} WHERE key = 'store_id'"
 INSERT_STORE_ID = f"INSERT INTO {META.name} (key, value) VALUES ('store_id', ?)"
 
+# ---------------------------------------------------------------- test ids (SQLite: AUTOINCREMENT)
+HIGHEST_TEST_ID = (
+    f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{TESTS.name}'), 0), "
+    f"coalesce((SELECT max(id) FROM {TESTS.name}), 0))"
+)
+SET_TEST_ID_FLOOR = f"UPDATE sqlite_sequence SET seq = ? WHERE name = '{TESTS.name}'"
+INSERT_TEST_ID_FLOOR = f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{TESTS.name}', ?)"
+
 # ---------------------------------------------------------------- logs
 INSERT_LOG = f"INSERT INTO {LOGS.name} ({', '.join(LOG_COLUMNS)}) VALUES ({placeholders(len(LOG_COLUMNS))})"
 DELETE_LOGS = f"DELETE FROM {LOGS.name} WHERE test_id = ?"

@@ -33,6 +33,9 @@ class TestRecord(SQLModel, table=True):
         Index("ix_tests_status_owner", "status", "owner_uid"),
         Index("ix_tests_owner_queue", "owner_uid", "status", "priority", "queued_at", "id"),
         Index("ix_tests_owner_claimed", "owner_uid", "claimed_at"),
+        # An id is never handed out twice, even after the newest tests were deleted: a
+        # test's id names its containers (migration 0003).
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
