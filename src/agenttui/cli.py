@@ -365,7 +365,8 @@ async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
                 print(json.dumps(view.summary()) if args.json else view.id)
                 return EXIT_OK
             origin = f" as a retry of test {view.parent_id}" if view.parent_id else ""
-            print(f"agenttui: test {view.id} queued{origin} (position {view.position})", file=sys.stderr)
+            where = f" (position {view.position})" if view.position else ""
+            print(f"agenttui: test {view.id} queued{origin}{where}", file=sys.stderr)
             return await _stream_until_done(client, view, args.json, settings.in_process)
     except InfraError as exc:
         print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
@@ -376,6 +377,9 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import InvalidRequest
 
     settings = _client_settings(args)
+    if args.no_wait and settings.in_process:
+        raise UserError("--no-wait needs the server to run the test, and --in-process runs it in this "
+                        "command: drop one of them")
     request = _request_from_args(args, settings)
 
     async def queue(client):
@@ -435,7 +439,7 @@ async def _cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views]))
         return EXIT_OK
     if not views:
-        print("no finished tests yet")
+        print(f"no finished test matches {args.search!r}" if args.search else "no finished tests yet")
     for v in views:
         when = datetime.fromtimestamp(v.created_at).strftime("%m-%d %H:%M")
         duration = f"{v.duration_s:.1f}s" if v.duration_s is not None else "-"
