@@ -1,8 +1,8 @@
 """What crosses the server's socket: one definition for the server that encodes it and the
 client that decodes it (msgspec, over these dataclasses).
 
-Test views, the queue, log entries and the follow stream are defined here; a package's result
-is agenttui.packaging.PackageResult, encoded the same way. Dataclasses rather than pydantic
+Test views, the queue, log entries and the follow stream are defined here; a package's answer
+is PackageAnswer over agenttui.packaging.PackageResult. Dataclasses rather than pydantic
 models: the headless client decodes them, and pydantic would cost it ~100 ms of start-up. The
 engine is their only source. A newer server may send fields an older client does not know:
 decoding ignores them.
@@ -10,16 +10,19 @@ decoding ignores them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, TypeVar, Union
+from typing import Annotated, Any, Generic, TypeVar, Union
 
 import msgspec
 
 from agenttui.core.lifecycle import Priority, Status
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -52,6 +55,9 @@ class TestView:
     packages: list[dict[str, Any]] = field(default_factory=list)  # deployment packages: path, size, created_at
     position: int | None = None  # 1-based place in the queue when QUEUED
     eta_s: float | None = None  # estimated wait before it starts
+    # Another user's test seen without its content (query, response, error, packages): the
+    # server's setting share_test_content is off and the caller is neither owner nor admin.
+    content_hidden: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return to_builtins(self)
@@ -97,6 +103,10 @@ class TestView:
             eta_s=eta_s,
         )
 
+    def without_content(self) -> TestView:
+        """This view as users other than its owner and the admins see it: metadata only."""
+        return dataclasses.replace(self, query="", response=None, error=None, packages=[], content_hidden=True)
+
     def summary(self) -> dict[str, Any]:
         """The headless `--json` record (R-25)."""
         return {
@@ -127,11 +137,15 @@ class LogEntry:
     ts: float
     stream: str  # stdout | stderr | system | build
     text: str
+    attempt: int = 0  # the attempt that wrote it (0: stored before lines were marked)
 
     @classmethod
     def from_record(cls, record: Any) -> LogEntry:
         """The entry of a stored line (an agenttui.engine.store.LogRecord)."""
-        return cls(test_id=record.test_id, seq=record.seq, ts=record.ts, stream=record.stream, text=record.text)
+        return cls(
+            test_id=record.test_id, seq=record.seq, ts=record.ts, stream=record.stream, text=record.text,
+            attempt=record.attempt,
+        )
 
 
 @dataclass
@@ -141,6 +155,7 @@ class QueueView:
     cap: int
     utilization: float
     tests: list[TestView]  # active first, then queued in claim order
+    store_problem: str | None = None  # why the engine is stalled, e.g. the store's disk is full
 
     def to_json(self) -> dict[str, Any]:
         return to_builtins(self)
@@ -149,7 +164,8 @@ class QueueView:
     def build(cls, status: Any, tests: list[TestView]) -> QueueView:
         """The queue from the store's counts (an agenttui.engine.store.QueueStatus)."""
         return cls(
-            running=status.running, queued=status.queued, cap=status.cap, utilization=status.utilization, tests=tests
+            running=status.running, queued=status.queued, cap=status.cap, utilization=status.utilization, tests=tests,
+            store_problem=status.store_problem,
         )
 
 
@@ -192,11 +208,19 @@ class ErrorAnswer:
     fields: dict[str, str] | None = None  # each bad field of an invalid request
 
 
-# What a client sends: each call's body.
+# What a client sends: each call's body. Every bound is checked as the body is decoded, so
+# nothing out of range reaches the engine or the store (an answer of 400 naming the field).
+MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL store
+MAX_JSON_DEPTH = 32  # a request nests ~4 deep; deeper is an attack on the decoders' stacks
+TestId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="a test's id")]
+# The absolute folder a package is written into: recorded only, never opened by the server.
+OutDir = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^/[^\x00]*$")]
+
+
 @dataclass
 class SubmitBody:
     request: dict[str, Any]  # the request's fields, validated by the engine (InvalidRequest)
-    parent_id: int | None = None
+    parent_id: TestId | None = None
     check_backend: bool = False  # check the backend after validating, before queueing
 
 
@@ -209,12 +233,24 @@ class RetryBody:
 
 @dataclass
 class PackageBody:
-    out_dir: str | None = None
+    # The absolute folder the client will write the zip into, recorded with the test; the
+    # server never writes there (nor anywhere a client names).
+    out_dir: OutDir | None = None
+
+
+@dataclass
+class PackageAnswer(Generic[R]):
+    """`POST /v1/tests/{id}/package`'s answer: the package's description (R: an
+    agenttui.packaging.PackageResult, whose `path` is the zip's file name) and the zip itself
+    (base64 in the JSON). The client writes the file, with its own rights."""
+
+    result: R
+    zip: bytes
 
 
 @dataclass
 class ClearHistoryBody:
-    older_than_s: float
+    older_than_s: Annotated[float, msgspec.Meta(ge=0)]
 
 
 # A followed log is NDJSON: lines that are each a batch (a JSON array), then one FollowEnd.
@@ -249,6 +285,25 @@ def decode(data: bytes | str, kind: type[T] | Any = Any) -> T:
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind, dec_hook=_decode_extra)
     return decoder.decode(data)
+
+
+# A JSON string (skipped whole: brackets inside it do not count) or a bracket.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON `data` nests arrays and objects deeper than `limit` (checked before
+    decoding: the decoders recurse once a level)."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(data):
+        char = token.group()[0]
+        if char in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in b"]}":
+            depth -= 1
+    return False
 
 
 def to_builtins(value: Any) -> Any:

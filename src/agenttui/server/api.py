@@ -14,7 +14,6 @@ import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -32,6 +31,7 @@ from agenttui.core.wire import (
 )
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
+from agenttui.server.openapi import API_PREFIX, OPERATIONS, document
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this l
 # A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
 # least one record), so neither side ever holds one huge line of a flooding agent's batch.
 FOLLOW_LINE_BYTES = 256 * 1024
-API_PREFIX = "/v1"
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,35 +89,65 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
 
+# Constraints whose bare statement (a regular expression) says little, in words.
+_HINTS = {"`$.out_dir`": "out_dir must be the absolute path of a folder, without NUL - at `$.out_dir`"}
+
+
 async def _body(request: web.Request, kind: type[T]) -> T:
     """The call's body as `kind` (agenttui.core.wire); no body reads as an empty object."""
     data = await request.read() if request.can_read_body else b""
+    if wire.too_deep(data):
+        raise BadRequest(f"the body nests deeper than {wire.MAX_JSON_DEPTH} levels; send the request's fields as they are")
     try:
         return wire.decode(data or b"{}", kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"the body does not fit the call: {exc}") from None
+        message = next((hint for at, hint in _HINTS.items() if at in str(exc)), str(exc))
+        raise BadRequest(f"the body does not fit the call: {message}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
+def _whole_number(raw: str, lowest: int) -> int | None:
+    """`raw` as a number from `lowest` to wire.MAX_ID written in ASCII digits (int() would also
+    read other scripts' digits: "٣" is not test 3), or None."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(wire.MAX_ID)):
+        return None
+    value = int(raw)
+    return value if lowest <= value <= wire.MAX_ID else None
+
+
 def _test_id(request: web.Request) -> int:
     raw = request.match_info["test_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest(f"test id must be a number, got {raw[:40]!r}")
-    return int(raw)
+    value = _whole_number(raw, 1)
+    if value is None:
+        raise BadRequest(f"the test id in the path must be a whole number from 1 to {wire.MAX_ID}, got {raw[:40]!r}")
+    return value
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be an integer") from None
-    if value < 0:
-        raise BadRequest(f"query parameter {name!r} must not be negative")
+    value = _whole_number(raw, 0)
+    if value is None:
+        raise BadRequest(f"query parameter {name!r} must be a whole number from 0 to {wire.MAX_ID}, got {raw[:40]!r}")
     return value
+
+
+def _text_param(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and ("\0" in raw or len(raw) > 1000 or not _encodes(raw)):
+        raise BadRequest(f"query parameter {name!r} must be at most 1000 characters of UTF-8 text, without NUL")
+    return raw or None
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is UTF-8 (a lone surrogate is not: no store can take it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -146,26 +175,12 @@ class Api:
         self.backend = backend
         self.active_streams = 0  # open follow streams keep a personal server from idling out
         self.last_request = asyncio.get_event_loop().time()
+        self.stop: Callable[[], None] | None = None  # set by the server: what POST /v1/shutdown calls
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._touch, errors_as_json])
-        p = API_PREFIX
-        app.add_routes(
-            [
-                web.get(f"{p}/health", self.health),
-                web.post(f"{p}/check", self.check),
-                web.post(f"{p}/tests", self.submit),
-                web.get(f"{p}/tests/{{test_id}}", self.show),
-                web.get(f"{p}/tests/{{test_id}}/request", self.request_of),
-                web.post(f"{p}/tests/{{test_id}}/cancel", self.cancel),
-                web.post(f"{p}/tests/{{test_id}}/retry", self.retry),
-                web.get(f"{p}/tests/{{test_id}}/logs", self.logs),
-                web.post(f"{p}/tests/{{test_id}}/package", self.package),
-                web.get(f"{p}/queue", self.queue),
-                web.get(f"{p}/history", self.history),
-                web.post(f"{p}/history/clear", self.clear_history),
-            ]
-        )
+        # The routes are the OpenAPI document's operations: what is served is what is described.
+        app.add_routes([web.route(op.method, API_PREFIX + op.path, getattr(self, op.handler)) for op in OPERATIONS])
         return app
 
     @web.middleware
@@ -173,10 +188,13 @@ class Api:
         self.last_request = asyncio.get_event_loop().time()
         return await handler(request)
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        return answer(document())
+
     async def health(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
         you = Caller(uid=caller.uid, name=caller.name)
-        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID, pid=os.getpid()))
+        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID))
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
@@ -195,8 +213,7 @@ class Api:
         return await self._follow(request, caller, view.id, 0, code=QUEUED, first=wire.encode(view) + b"\n")
 
     async def show(self, request: web.Request) -> web.Response:
-        peer_owner(request)
-        view = await self.service.show(_test_id(request))
+        view = await self.service.show(peer_owner(request), _test_id(request))
         return answer(view)
 
     async def request_of(self, request: web.Request) -> web.Response:
@@ -241,7 +258,7 @@ class Api:
                 for line in _ndjson_chunks(batch):
                     await response.write(line)
             # The final view ends the stream: the follower needs no call of its own to learn it.
-            final = await self.service.show(test_id)
+            final = await self.service.show(caller, test_id)
             await response.write(wire.encode(FollowEnd(end=True, test=final)) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away; it resumes from its own position
@@ -252,19 +269,18 @@ class Api:
     async def package(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
         out_dir = (await _body(request, PackageBody)).out_dir
-        result = await self.service.package(caller, _test_id(request), out_dir=Path(out_dir) if out_dir else None)
-        return answer(result)
+        # The zip goes back in the answer (PackageAnswer): the server writes no file for it.
+        return answer(await self.service.package(caller, _test_id(request), out_dir=out_dir))
 
     async def queue(self, request: web.Request) -> web.Response:
-        peer_owner(request)
-        view = await self.service.queue()
+        view = await self.service.queue(peer_owner(request))
         return answer(view)
 
     async def history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
         views = await self.service.history(
             caller,
-            search=request.query.get("search") or None,
+            search=_text_param(request, "search"),
             limit=min(_int_param(request, "limit", 50), 1000),
             mine=_flag(request, "mine"),
         )
@@ -272,10 +288,19 @@ class Api:
 
     async def clear_history(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
-        older = (await _body(request, ClearHistoryBody)).older_than_s
-        if older < 0:
-            raise BadRequest("'older_than_s' must be a non-negative number of seconds")
+        older = (await _body(request, ClearHistoryBody)).older_than_s  # not negative (wire.ClearHistoryBody)
         return answer(Archived(archived=await self.service.clear_history(caller, older)))
+
+    async def shutdown(self, request: web.Request) -> web.Response:
+        """Stop the server, as SIGTERM does: a client replacing its outdated personal server asks
+        here instead of signalling a pid. Only the server's own user, root and admins may."""
+        caller = peer_owner(request)
+        if caller.uid != os.getuid() and not self.service.is_admin(caller):
+            raise AccessDenied(f"only the server's own user or an admin may stop it; you are {caller.name}")
+        log.info("stopping: asked by %s (uid %s)", caller.name, caller.uid)
+        if self.stop is not None:
+            asyncio.get_running_loop().call_soon(self.stop)
+        return answer({"ok": True})
 
 
 __all__ = ["Api", "peer_owner", "ValidationError"]
