@@ -154,12 +154,36 @@ def _add_engine_commands(sub: Any) -> None:
     worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
 
 
+# The options every command takes, and whether each is followed by a value.
+GLOBAL_OPTIONS = {"--max-concurrent": True, "--base-image": True, "--db-url": True, "--socket": True,
+                  "--in-process": False}
+
+
 def _normalise_argv(argv: list[str]) -> list[str]:
-    """`agenttui --submit AGENT ...` is an alias of `agenttui submit AGENT ...`."""
+    """`agenttui --submit AGENT ...` is an alias of `agenttui submit AGENT ...`; the global
+    options are taken after the command too (`agenttui submit --in-process ...`)."""
     if "--submit" in argv:
         i = argv.index("--submit")
-        return argv[:i] + ["submit"] + argv[i + 1 :]
-    return argv
+        argv = argv[:i] + ["submit"] + argv[i + 1 :]
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":  # what follows is nobody's option
+            rest += argv[i:]
+            break
+        name = word.split("=", 1)[0]
+        takes_value = GLOBAL_OPTIONS.get(name)
+        if takes_value is None:
+            rest.append(word)
+        elif takes_value and "=" not in word and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 1
+        else:
+            front.append(word)
+        i += 1
+    return front + rest
 
 
 # ---------------------------------------------------------------------- helpers

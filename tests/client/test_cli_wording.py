@@ -22,3 +22,12 @@ def test_a_history_search_that_finds_nothing_says_so(agenttui_cmd):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "no finished test matches 'nomatch'"
+
+
+def test_global_options_are_taken_after_the_command_too(agenttui_cmd, tmp_path):
+    agent = tmp_path / "agent.py"
+    agent.write_text("def run(query):\n    return 'hi ' + query\n")
+    done = subprocess.run([*agenttui_cmd, "submit", str(agent), "--in-process", "--query", "x", "--json",
+                           "--egress", "none"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"response": "hi x"' in done.stdout
