@@ -136,7 +136,11 @@ def _add_test_commands(sub: Any) -> None:
 
     package = sub.add_parser("package", help="write a finished test's deployment package (zip) and print its path")
     package.add_argument("id", type=int)
-    package.add_argument("-o", "--output", type=Path, help="folder for the zip (default: setting package_dir)")
+    package.add_argument(
+        "-o", "--output", type=Path,
+        help="folder for the zip, written with your rights; an earlier zip of the same test there is replaced "
+        "(default: setting package_dir)",
+    )
     package.add_argument("--json", action="store_true")
 
 
@@ -507,9 +511,14 @@ def copy_hint(path: Path) -> str:
 
 
 async def _cmd_package(args: argparse.Namespace) -> int:
+    from agenttui.packaging import PackageError
+
     output = args.output.resolve() if args.output else None
     async with _client(_client_settings(args)) as client:
-        result = await client.package(args.id, out_dir=output)
+        try:  # this process writes the zip, with this user's rights
+            result = await client.package(args.id, out_dir=output)
+        except PackageError as exc:
+            raise UserError(f"package of test {args.id} not written: {exc}") from None
     if args.json:
         print(json.dumps({"path": str(result.path), "size": result.size, "files": list(result.files),
                           "warnings": list(result.warnings), "copy": copy_hint(result.path),

@@ -118,5 +118,12 @@ class LocalClient:
         return await self._svc.clear_history(self.owner, older_than_s)
 
     async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
-        """Write the test's deployment package (R-21, R-23) and describe it."""
-        return await self._svc.package(self.owner, test_id, out_dir=out_dir)
+        """Write the test's deployment package (R-21, R-23) into `out_dir` (default: setting
+        package_dir) and describe it. The engine hands over the zip; this client writes it."""
+        import asyncio
+
+        from agenttui.packaging.build import prepare_folder, save_package
+
+        folder = await asyncio.to_thread(prepare_folder, Path(out_dir or self.settings.resolved_package_dir))
+        answer = await self._svc.package(self.owner, test_id, out_dir=str(folder.absolute()))
+        return await asyncio.to_thread(save_package, answer.result, answer.zip, folder)

@@ -31,8 +31,8 @@ from agenttui.core import wire
 from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
 from agenttui.core.paths import server_log_file
 from agenttui.core.wire import (
-    NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageBody,
-    QueueView, RetryBody, SubmitBody, TestView,
+    NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageAnswer,
+    PackageBody, QueueView, RetryBody, SubmitBody, TestView,
 )
 
 if TYPE_CHECKING:
@@ -340,10 +340,17 @@ class SocketClient:
         return answer.archived
 
     async def package(self, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
+        """Write the test's deployment package into `out_dir` (default: setting package_dir),
+        with this user's rights: the server sends the zip and writes no file for it."""
+        from agenttui.core.paths import data_dir
         from agenttui.packaging import PackageResult
+        from agenttui.packaging.build import prepare_folder, save_package
 
-        body = PackageBody(out_dir=str(out_dir) if out_dir else None)
-        return await self._call("POST", f"/tests/{test_id}/package", PackageResult, body=body)
+        folder = Path(out_dir or self.settings.package_dir or data_dir() / "packages")
+        folder = await asyncio.to_thread(prepare_folder, folder)  # a folder we cannot write: said before asking
+        body = PackageBody(out_dir=str(folder.absolute()))
+        answer = await self._call("POST", f"/tests/{test_id}/package", PackageAnswer[PackageResult], body=body)
+        return await asyncio.to_thread(save_package, answer.result, answer.zip, folder)
 
 
 def _server_said(offset: int) -> str | None:

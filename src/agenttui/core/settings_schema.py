@@ -181,6 +181,7 @@ CLIENT_SETTINGS = (
     "default_timeout_s",
     "aws_session_duration_s",
     "poll_s",
+    "package_dir",  # the client writes the packages it asks for, with its own rights
     # Read by the TUI: its status bar names the backend, its editor the server's default egress.
     "backend",
     "default_egress",

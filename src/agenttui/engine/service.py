@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agenttui.core.errors import AccessDenied, NotActionable, NotFound
-from agenttui.core.wire import QueueView, TestView
+from agenttui.core.wire import PackageAnswer, QueueView, TestView
 from agenttui.core.config import Settings
 from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
 from agenttui.engine.store import LogRecord, Owner, Store, TestRecord
@@ -177,28 +180,33 @@ class Service:
         owner_uid = None if self.is_admin(caller) else caller.uid
         return await self.store.archive_older_than(older_than_s, owner_uid=owner_uid)
 
-    async def package(self, caller: Owner, test_id: int, *, out_dir: Path | None = None) -> PackageResult:
-        """Write the test's deployment package (R-21, R-23) and describe it."""
-        from agenttui.packaging import PackageError, build_package, lookup_image_id
+    async def package(
+        self, caller: Owner, test_id: int, *, out_dir: str | None = None
+    ) -> PackageAnswer[PackageResult]:
+        """The test's deployment package (R-21, R-23): its description and the zip's bytes, which
+        the caller writes with its own rights. Nothing is written where a caller points:
+        `out_dir` (the absolute folder the caller will write the zip into) is only recorded."""
+        from agenttui.packaging import PackageError, lookup_image_id
+        from agenttui.packaging.build import render_package
 
         test = await self.get(test_id)
         self.check_access(caller, test, "package")
-        target = Path(out_dir or self.settings.resolved_package_dir)
         base_image_id = await lookup_image_id(self.settings.base_image)
         try:
-            result = await asyncio.to_thread(
-                build_package, test, target, base_image=self.settings.base_image, base_image_id=base_image_id
+            result, data = await asyncio.to_thread(
+                render_package, test, base_image=self.settings.base_image, base_image_id=base_image_id
             )
         except PackageError as exc:
             raise NotActionable(str(exc)) from None
-        from agenttui.backends.ecs.packages import publish_package, wants_s3_packages
+        from agenttui.backends.ecs.packages import wants_s3_packages
 
         if wants_s3_packages(self.settings):  # R-23: also in S3, with a 24-hour presigned URL
-            result = await publish_package(self.settings, result)
+            result = await _published(self.settings, result, data)
         await self.store.record_package(
-            test_id, caller.uid, str(result.path), result.size, s3_key=result.s3_key, url_expires_at=result.url_expires_at
+            test_id, caller.uid, _destination(out_dir, result.path.name), result.size, s3_key=result.s3_key,
+            url_expires_at=result.url_expires_at,
         )
-        return result
+        return PackageAnswer(result=result, zip=data)
 
     # ------------------------------------------------------------------ helpers
     async def get(self, test_id: int) -> TestRecord:
@@ -219,6 +227,30 @@ class Service:
     def _eta(self, position: int, typical_s: float) -> float:
         # Tests ahead start in waves of `cap`; each wave takes about one typical test.
         return round(math.ceil(position / self.settings.max_concurrent) * typical_s, 1)
+
+
+def _destination(out_dir: str | None, name: str) -> str:
+    """Where the caller says the zip goes (recorded, never written by the engine)."""
+    if out_dir is None:
+        return name
+    if not out_dir.startswith("/") or "\0" in out_dir or len(out_dir) > 4096:
+        raise InvalidRequest({"out_dir": "must be the absolute path of the folder the zip is written into"})
+    return os.path.join(out_dir, name)
+
+
+async def _published(settings: Settings, result: PackageResult, data: bytes) -> PackageResult:
+    """`result` with its S3 key and URL (or a warning). The upload reads a file: it is written
+    in a private folder of this process's own making (mkdtemp: mode 700, a fresh name), never
+    where a caller points, and removed after."""
+    from agenttui.backends.ecs.packages import publish_package
+
+    with tempfile.TemporaryDirectory(prefix="agenttui-package-") as private:
+        staged = os.path.join(private, result.path.name)
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        published = await publish_package(settings, dataclasses.replace(result, path=Path(staged)))
+    return dataclasses.replace(published, path=result.path)
 
 
 async def _until(change: asyncio.Event, timeout_s: float) -> None:

@@ -12,7 +12,7 @@ class PackageError(Exception):
 
 @dataclass(frozen=True)
 class PackageResult:
-    path: Path  # the zip
+    path: Path  # the zip; its file name alone until a client has written it (save_package)
     size: int  # bytes
     files: list[str]  # paths inside the zip, below its top folder
     elapsed: float  # seconds spent generating
