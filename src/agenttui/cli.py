@@ -35,6 +35,10 @@ EXIT_CODES_HELP = (
 )
 
 
+# In place of another user's query and response (the server's setting share_test_content is off).
+HIDDEN = "(hidden: not your test)"
+
+
 class UserError(Exception):
     """Bad input: printed without a traceback, exit 2."""
 
@@ -319,7 +323,10 @@ def _print_view(view: TestView) -> None:
         print(f"retry of test {view.parent_id}")
     if view.position:
         print(f"queue position {view.position}, estimated wait {view.eta_s:.0f} s")
-    print(f"query: {_printable(view.query)}")
+    if view.content_hidden:
+        print(f"query, response and error: {HIDDEN}")
+    else:
+        print(f"query: {_printable(view.query)}")
     metrics = view.metrics
     if metrics:
         peak = metrics.get("peak_memory_bytes")
@@ -471,7 +478,7 @@ async def _cmd_history(args: argparse.Namespace) -> int:
     for v in views:
         when = datetime.fromtimestamp(v.created_at).strftime("%m-%d %H:%M")
         duration = f"{v.duration_s:.1f}s" if v.duration_s is not None else "-"
-        preview = _printable((v.response or v.error or "").replace("\n", " "))[:40]
+        preview = HIDDEN if v.content_hidden else _printable((v.response or v.error or "").replace("\n", " "))[:40]
         print(f"{v.id:>5}  {when}  {v.owner_name:<10} {v.status.value:<10} {duration:>7}  {preview}")
     return EXIT_OK
 
@@ -485,7 +492,8 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
     print(f"running {queue.running}/{queue.cap} ({queue.utilization:.0f}% used), queued {queue.queued}")
     for v in queue.tests:
         where = f"#{v.position} ~{v.eta_s:.0f}s" if v.position else ""
-        print(f"{v.id:>5}  {v.owner_name:<10} {v.status.value:<9} {v.priority:<6} {where:<12} {_printable(v.query)[:40]}")
+        query = HIDDEN if v.content_hidden else _printable(v.query)[:40]
+        print(f"{v.id:>5}  {v.owner_name:<10} {v.status.value:<9} {v.priority:<6} {where:<12} {query}")
     return EXIT_OK
 
 

@@ -83,10 +83,10 @@ class LocalClient:
         return await self._svc.submit(self.owner, request, parent_id=parent_id)
 
     async def show(self, test_id: int) -> TestView:
-        return await self._svc.show(test_id)
+        return await self._svc.show(self.owner, test_id)
 
     async def queue(self) -> QueueView:
-        return await self._svc.queue()
+        return await self._svc.queue(self.owner)
 
     async def history(self, *, search: str | None = None, limit: int = 50, mine: bool = False) -> list[TestView]:
         return await self._svc.history(self.owner, search=search, limit=limit, mine=mine)

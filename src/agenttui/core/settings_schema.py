@@ -95,6 +95,10 @@ _ALL = (
     Setting("socket_mode", str, "600", pattern=r"^[0-7]{3}$", description="Octal mode of the socket."),
     Setting("socket_group", str | None, None, description="Group given the socket (shared box)."),
     Setting("admin_group", str | None, None, description="Members may act on every user's tests."),
+    Setting(
+        "share_test_content", bool, False,
+        description="Every user sees every test's query, response and error (off: only its owner and admins).",
+    ),
     Setting("server_idle_exit_s", float, 1800.0, ge=0, description="Personal server exits when idle."),
     Setting("in_process", bool, False, description="Headless commands run without a server."),
     # Model providers, egress and secrets (docs/providers.md)

@@ -1,6 +1,8 @@
 """The engine's operations on behalf of a caller: what both the in-process client and the server
-call. Access rules live here once (R-27): anyone sees the queue; only a test's owner (or an
-admin) may cancel, retry, read the logs or the request of, or package a test."""
+call. Access rules live here once (R-27): anyone sees the queue, but another user's test only as
+metadata (owner, status, times, position) unless the setting share_test_content is on; only a
+test's owner (or an admin) sees its content, and may cancel, retry, read the logs or the request
+of, or package it."""
 
 from __future__ import annotations
 
@@ -54,29 +56,29 @@ class Service:
         )
         assert test.id is not None
         self.on_submit(test.id)
-        return await self.show(test.id)
+        return await self.show(caller, test.id)
 
-    async def show(self, test_id: int) -> TestView:
+    async def show(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
         if test.status is Status.QUEUED:
             queued = await self.store.queued_in_order()
             position = next((i for i, t in enumerate(queued, 1) if t.id == test_id), None)
             eta = self._eta(position, await self._typical_duration()) if position else None
-            return TestView.from_record(test, position=position, eta_s=eta)
+            return self.seen_by(caller, TestView.from_record(test, position=position, eta_s=eta))
         view = TestView.from_record(test)
         view.packages = [
             {"path": p.path, "size": p.size, "created_at": p.created_at} for p in await self.store.packages_for(test_id)
         ]
-        return view
+        return self.seen_by(caller, view)
 
-    async def queue(self) -> QueueView:
+    async def queue(self, caller: Owner) -> QueueView:
         status, active, queued = await self.store.queue_snapshot(self.settings.max_concurrent)
         typical = await self._typical_duration()
         views = [TestView.from_record(t) for t in active]
         views += [
             TestView.from_record(t, position=i, eta_s=self._eta(i, typical)) for i, t in enumerate(queued, 1)
         ]
-        return QueueView.build(status, views)
+        return QueueView.build(status, [self.seen_by(caller, v) for v in views])
 
     async def history(
         self, caller: Owner, *, search: str | None = None, limit: int = 50, mine: bool = False
@@ -84,7 +86,16 @@ class Service:
         tests = await self.store.list_tests(
             statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None
         )
-        return [TestView.from_record(t) for t in tests]
+        views = [self.seen_by(caller, TestView.from_record(t)) for t in tests]
+        if not search:
+            return views
+        # A hidden test matches on what its viewer sees (owner, status), never on its content:
+        # else searching would tell another user's query or response a character at a time.
+        needle = search.lower()
+        return [
+            v for v in views
+            if not v.content_hidden or needle in v.owner_name.lower() or needle in v.status.value.lower()
+        ]
 
     async def cancel(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
@@ -165,6 +176,13 @@ class Service:
             if (test.status.is_terminal or test.status is Status.ARCHIVED) and position >= test.log_seq:
                 return
             await _until(change, FOLLOW_POLL_S)
+
+    def seen_by(self, caller: Owner, view: TestView) -> TestView:
+        """`view` as `caller` may see it: whole for its owner and the admins (root, the
+        server's own user, admin_group), or with share_test_content on; metadata alone else."""
+        if self.settings.share_test_content or view.owner_uid == caller.uid or self.is_admin(caller):
+            return view
+        return view.without_content()
 
     async def wait(self, test_id: int) -> TestView:
         while True:
