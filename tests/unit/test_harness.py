@@ -384,12 +384,11 @@ def _waiting_runner(tmp_path: Path, wait_s: str = "60") -> tuple[subprocess.Pope
     """The runner as a warm-pool container runs it: no test yet, a pipe to wait on."""
     runner = tmp_path / "agenttui_harness.py"
     runner.write_text(runner_source())
-    signal_path = tmp_path / "job.signal"
+    signal_path = tmp_path / "job.pipe"
     os.mkfifo(signal_path)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AGENTTUI_JOB_SIGNAL": str(signal_path),
-        "AGENTTUI_JOB_FILE": str(tmp_path / "job.json"),
+        "AGENTTUI_JOB_PIPE": str(signal_path),
         "AGENTTUI_JOB_WAIT_S": wait_s,
         "AGENTTUI_AGENT_PATH": str(tmp_path / "agent.py"),
         "AGENTTUI_EXIT_GRACE_S": "5",
@@ -416,7 +415,7 @@ def test_a_runner_started_ahead_waits_silently_then_runs_the_job_it_is_given(tmp
         os.close(_open_when_listening(signal_path))
         time.sleep(0.3)
         assert proc.poll() is None
-        # Then the job: the agent, the test's environment, one byte.
+        # Then the job: the agent, then the test's environment through the pipe (no file).
         (tmp_path / "agent.py").write_text(textwrap.dedent("""
             import os
             print("secret set:", os.environ["MY_KEY"] == "s3cret")
@@ -425,9 +424,8 @@ def test_a_runner_started_ahead_waits_silently_then_runs_the_job_it_is_given(tmp
         """))
         nonce = new_nonce()
         env = {"AGENTTUI_QUERY": "from the job", "AGENTTUI_RESULT_NONCE": nonce, "MY_KEY": "s3cret"}
-        (tmp_path / "job.json").write_text(json.dumps({"env": env}))
         fd = _open_when_listening(signal_path)
-        os.write(fd, b"1")
+        os.write(fd, json.dumps({"env": env}).encode())
         os.close(fd)
         stdout, stderr = proc.communicate(timeout=30)
     finally:

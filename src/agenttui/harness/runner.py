@@ -8,8 +8,8 @@ Environment:
   AGENTTUI_AGENT_PATH    the agent's file (default: agent.py next to this runner)
   AGENTTUI_RESULT_NONCE  random token proving the result record comes from this runner
   AGENTTUI_ENTRYPOINT    optional name (or dotted path) of the callable to use
-  AGENTTUI_JOB_SIGNAL, AGENTTUI_JOB_FILE, AGENTTUI_JOB_WAIT_S
-                         a container started ahead of its test: wait for the job first
+  AGENTTUI_JOB_PIPE, AGENTTUI_JOB_WAIT_S
+                         a container started ahead of its test: read the job from the pipe first
 
 The result is reported as the last line of the original stdout:
   @@agenttui-result <nonce> <json>
@@ -29,22 +29,28 @@ import types
 
 def _wait_for_job():
     """A container started ahead of its test (agenttui's warm pool) waits here, printing
-    nothing, until the host announces a job with one byte on a named pipe; the job file beside
-    it holds the test's environment. Runs before anything reads the environment."""
-    signal_path = os.environ.get("AGENTTUI_JOB_SIGNAL")
-    if not signal_path:
+    nothing, until the host writes the job into a named pipe: {"env": the test's environment},
+    secrets included (never written to a file). Runs before anything reads the environment."""
+    pipe_path = os.environ.get("AGENTTUI_JOB_PIPE")
+    if not pipe_path:
         return
     # No test within this long: the server that started us is gone (it replaces us sooner).
     signal.signal(signal.SIGALRM, lambda signum, frame: os._exit(0))
     signal.alarm(max(1, int(float(os.environ.get("AGENTTUI_JOB_WAIT_S", "600")))))
-    while True:
-        with open(signal_path, "rb") as pipe:  # blocks until the host opens the other end
-            if pipe.read(1):  # the host also opens it without writing, to see us waiting
-                break
+    job = b""
+    while not job:  # the host also opens the pipe without writing, to see us waiting
+        with open(pipe_path, "rb") as pipe:  # blocks until the host opens the other end
+            job = pipe.read()  # to the end: until the host closes it
     signal.alarm(0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    with open(os.environ["AGENTTUI_JOB_FILE"], encoding="utf-8") as job:
-        os.environ.update(json.load(job)["env"])
+    try:
+        env = json.loads(job.decode("utf-8"))["env"]
+        os.environ.update(env)
+    except (ValueError, KeyError, TypeError) as exc:
+        # The host stopped half-way (it died): run nothing rather than a test without its settings.
+        sys.stderr.write("[agenttui] the job from the host was cut short (%d bytes: %s); nothing ran\n" % (len(job), exc))
+        sys.stderr.flush()
+        os._exit(2)
 
 
 _wait_for_job()

@@ -13,8 +13,7 @@ from agenttui.backends.docker.logstream import epoch_or_none
 from agenttui.backends.docker.staging import (
     AGENT_FILENAME,
     CA_FILENAME,
-    JOB_FILE,
-    JOB_SIGNAL,
+    JOB_PIPE,
     MOUNT_POINT,
 )
 from agenttui.core.config import Settings
@@ -113,8 +112,7 @@ def _environment(settings: Settings, spec: RunSpec, waiting: bool) -> dict[str, 
         env.setdefault("AGENTTUI_QUERY", spec.request.query)
     else:
         env = {
-            "AGENTTUI_JOB_SIGNAL": f"{MOUNT_POINT}/{JOB_SIGNAL}",
-            "AGENTTUI_JOB_FILE": f"{MOUNT_POINT}/{JOB_FILE}",
+            "AGENTTUI_JOB_PIPE": f"{MOUNT_POINT}/{JOB_PIPE}",
             "AGENTTUI_JOB_WAIT_S": str(int(settings.warm_pool_idle_s)),
         }
     if settings.extra_ca_bundle is not None:

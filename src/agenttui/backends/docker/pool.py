@@ -5,8 +5,10 @@ trivial program; a test that finds a container of its kind already started skips
 container runs the harness with no test: `runner.py` blocks on a named pipe in its staging
 folder. To give it a test, the host renames the container to the test's deterministic name (so
 adoption after a crash finds it like any other), moves the folder to the test's name (the bind
-mount follows the directory), writes the agent and the job (the test's environment: query,
-nonce, provider settings, secrets) beside the runner, and writes one byte into the pipe.
+mount follows the directory), writes the agent beside the runner, and writes the job (the
+test's environment: query, nonce, provider settings, secrets) into the pipe: it passes through
+the kernel's pipe buffer only, never a file. Only the server's user reaches the pipe on the
+host (the staging root is 0700, staging.py); the container's user may only read it.
 
 A kind is what a container cannot change once created: the image, the network (egress `none`
 or `full`: `provider-only` tests need their own sidecar, so they start cold) and the limits.
@@ -28,6 +30,7 @@ import itertools
 import json
 import logging
 import os
+import select
 import shutil
 import time
 import uuid
@@ -38,7 +41,13 @@ from agenttui.backends.base import InfraError, RunSpec
 from agenttui.backends.docker.client import DockerEngine, engine_status
 from agenttui.backends.docker.containers import PROJECT_LABEL, container_config
 from agenttui.backends.docker.network import SandboxNetwork
-from agenttui.backends.docker.staging import JOB_FILE, JOB_SIGNAL, Staging
+from agenttui.backends.docker.staging import (
+    HANDED_OVER_MARKER,
+    JOB_PIPE,
+    Staging,
+    container_readable_mode,
+    write_private,
+)
 from agenttui.core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ READY_TIMEOUT_S = 20.0  # a started container reaches its pipe well within this
 EXPIRY_MARGIN_S = 5.0  # replaced this long before the runner would give up by itself
 BURST_WINDOW_S = 10.0  # tests of a kind starting within this long count as one burst
 FILL_AT_ONCE = 4  # waiting containers started together when refilling after a burst
+JOB_SEND_TIMEOUT_S = 10.0  # a waiting runner reads its job at once; one that does not is not used
 
 
 @dataclass
@@ -143,10 +153,10 @@ class WarmPool:
         return waiting.container_id
 
     def handed_over_at(self, name: str) -> float | None:
-        """When a container started ahead got its test (the job file's time; it outlives a
+        """When a container started ahead got its test (its marker's time; it outlives a
         restart of the server), None for a container started cold."""
         try:
-            return (self.staging.path(name) / JOB_FILE).stat().st_mtime
+            return (self.staging.path(name) / HANDED_OVER_MARKER).stat().st_mtime
         except OSError:
             return None
 
@@ -161,15 +171,8 @@ class WarmPool:
         self.staging.write_agent_files(folder, spec)
         env = dict(spec.env)
         env.setdefault("AGENTTUI_QUERY", spec.request.query)
-        job = folder / JOB_FILE
-        job.write_text(json.dumps({"env": env}), encoding="utf-8")
-        job.chmod(0o644)
-        # O_NONBLOCK: opening fails at once (ENXIO) unless the runner has the pipe open.
-        fd = os.open(folder / JOB_SIGNAL, os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(fd, b"1")
-        finally:
-            os.close(fd)
+        write_private(folder / HANDED_OVER_MARKER, b"")
+        _send_job(folder / JOB_PIPE, json.dumps({"env": env}).encode())
 
     # ------------------------------------------------------------------ keeping it warm
     def _note_demand(self, kind: str) -> None:
@@ -264,8 +267,10 @@ class WarmPool:
 
     def _prepare_folder(self, folder: Path) -> None:
         self.staging.prepare_folder(folder)
-        os.mkfifo(folder / JOB_SIGNAL, 0o644)
-        os.chmod(folder / JOB_SIGNAL, 0o644)  # the runner reads it as nobody
+        pipe = folder / JOB_PIPE
+        os.mkfifo(pipe, 0o600)
+        # The runner reads its job as the container's user; only the server writes it.
+        os.chmod(pipe, container_readable_mode(pipe))
 
     async def _until_listening(self, waiting: _Waiting) -> None:
         """Ready once the runner holds the pipe open (opening it for writing then works;
@@ -273,7 +278,7 @@ class WarmPool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             try:
-                os.close(os.open(waiting.folder / JOB_SIGNAL, os.O_WRONLY | os.O_NONBLOCK))
+                os.close(os.open(waiting.folder / JOB_PIPE, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW))
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -301,7 +306,7 @@ class WarmPool:
         """Hold this pool's lock file, and sweep the waiting containers of dead pools."""
         if self._lock_fd is not None:
             return
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.staging.ensure_root()
         self._lock_fd = os.open(self._lock_path(self.owner), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         with contextlib.suppress(Exception):
@@ -362,3 +367,22 @@ class WarmPool:
                 self._lock_path(self.owner).unlink()
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _send_job(pipe: Path, job: bytes) -> None:
+    """Write the job into the pipe a waiting runner holds open; it reads to the end of it. An
+    OSError when the runner is not waiting, stopped reading, or was gone before the end."""
+    # O_NONBLOCK: opening fails at once (ENXIO) unless the runner has the pipe open.
+    fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + JOB_SEND_TIMEOUT_S
+        view = memoryview(job)
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:  # the pipe's buffer is full: wait for the runner to read
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    raise TimeoutError(f"the runner did not read its job within {JOB_SEND_TIMEOUT_S:.0f} s") from None
+    finally:
+        os.close(fd)
