@@ -490,6 +490,8 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
         print(json.dumps(queue.to_json()))
         return EXIT_OK
     print(f"running {queue.running}/{queue.cap} ({queue.utilization:.0f}% used), queued {queue.queued}")
+    if queue.store_problem:
+        print(f"stalled: {queue.store_problem}")
     for v in queue.tests:
         where = f"#{v.position} ~{v.eta_s:.0f}s" if v.position else ""
         query = HIDDEN if v.content_hidden else _printable(v.query)[:40]

@@ -52,14 +52,16 @@ def request(query="q"):
     return TestRequest.parse(agent_code="def run(q): return q", query=query)
 
 
-async def run_one(tmp_path, backend, **overrides):
+async def run_one(tmp_path, backend, *, log_records=False, **overrides):
+    """The test as it ended and its log: the lines' texts (with `log_records`, the records)."""
     settings = load_settings(backend="noop", **overrides)
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
     try:
         test = await store.submit(request(), Owner.current())
         orchestrator = Orchestrator(store, backend, settings)
         await asyncio.wait_for(orchestrator.wait_idle(), 30)
-        return await store.get(test.id), [r.text for r in await store.logs(test.id)]
+        records = await store.logs(test.id)
+        return await store.get(test.id), records if log_records else [r.text for r in records]
     finally:
         await store.close()
 
@@ -72,6 +74,18 @@ async def test_infrastructure_failure_is_retried_with_exponential_backoff(tmp_pa
     assert gaps[0] >= 0.3 and gaps[1] >= 0.6, gaps  # 0.3 s, then doubled
     retries = [line for line in log if "infrastructure failure" in line]
     assert len(retries) == 2 and "retrying in 0.3 s" in retries[0] and "retrying in 0.6 s" in retries[1]
+
+
+async def test_a_retried_test_that_completes_has_no_error_and_each_line_says_its_attempt(tmp_path):
+    """The failed attempt stays in the log (its lines marked attempt 1, the failure said), not
+    in the completed test's error."""
+    test, records = await run_one(tmp_path, FlakyBackend(failures=1), log_records=True, retry_backoff_s=0.05)
+    assert (test.status, test.attempt, test.error) == (Status.COMPLETED, 2, None)
+    failure = [r for r in records if "infrastructure failure" in r.text]
+    assert len(failure) == 1 and failure[0].attempt == 1 and "engine hiccup" in failure[0].text
+    attempts = [r.attempt for r in records]
+    assert attempts == sorted(attempts) and set(attempts) == {1, 2}
+    assert next(r for r in records if r.attempt == 2).text.startswith("[agenttui] attempt 2: preparing image")
 
 
 async def test_infrastructure_failure_gives_up_after_max_attempts(tmp_path):

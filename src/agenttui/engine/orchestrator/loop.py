@@ -29,7 +29,7 @@ from agenttui.core.redact import Redactor
 from agenttui.engine.orchestrator.log_pump import LogPump
 from agenttui.engine.orchestrator.outcome import classify
 from agenttui.engine.orchestrator.run import LeaseLost, Run
-from agenttui.engine.store import Fence, Store, TestRecord
+from agenttui.engine.store import PATIENT, Fence, Store, TestRecord
 from agenttui.sandbox.egress import plan_network
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class Orchestrator:
     # ------------------------------------------------------------------ main loop
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work the queue until `until()` is true (checked each tick) or stop() is called."""
+        # Its writes and its tests' (tasks made here inherit it) wait while the store's disk is full.
+        patient = PATIENT.set(True)
         if self.only_ids is None:
             try:
                 await self.backend.start_up()
@@ -85,6 +87,7 @@ class Orchestrator:
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
         finally:
             await self._detach_all()
+            PATIENT.reset(patient)
 
     def wake(self) -> None:
         """Look at the queue now (e.g. right after a submit)."""
@@ -192,12 +195,16 @@ class Orchestrator:
         def idle() -> bool:
             return not self.runs
 
-        while True:
-            await self.tick()
-            status = await self.store.queue_status(self.settings.max_concurrent)
-            if idle() and status.queued == 0 and status.running == 0:
-                return
-            await asyncio.sleep(self.settings.poll_s)
+        patient = PATIENT.set(True)
+        try:
+            while True:
+                await self.tick()
+                status = await self.store.queue_status(self.settings.max_concurrent)
+                if idle() and status.queued == 0 and status.running == 0:
+                    return
+                await asyncio.sleep(self.settings.poll_s)
+        finally:
+            PATIENT.reset(patient)
 
     # ------------------------------------------------------------------ one test
     async def _execute(self, run: Run, *, adopted: bool) -> None:
@@ -359,6 +366,8 @@ class Orchestrator:
         outcome = classify(exit_info, result, run.facts())
         run.peak_memory, run.cpu_s = outcome.peak_memory, outcome.cpu_s
         fields = outcome.fields()
+        # An earlier attempt's infrastructure error is not this outcome's (its log keeps it).
+        fields.setdefault("error", None)
         fields["metrics_json"] = json.dumps(run.metrics(outcome.exit_info, result))
         await self._end(run, outcome.status, **fields)
 

@@ -6,6 +6,7 @@ callers get (records.py), connections and transactions (driver.py), the hot path
 (gate.py) and schema upgrades (migrate.py).
 """
 
+from agenttui.engine.store.driver import PATIENT, StoreFull
 from agenttui.engine.store.facade import Store
 from agenttui.engine.store.logs import count_into_cap, line_bytes
 from agenttui.engine.store.migrate import BASELINE_REVISION, MIGRATIONS_DIR

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import errno
 import fcntl
 import functools
 import logging
@@ -30,8 +32,32 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from agenttui.core.errors import InfraError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Set in the orchestrator's tasks: while the store's disk is full their writes wait (pauses
+# growing to FULL_RETRY_MAX_S) instead of failing the test; a client's write fails at once.
+PATIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("agenttui_store_patient", default=False)
+FULL_RETRY_FIRST_S = 0.5
+FULL_RETRY_MAX_S = 30.0
+_FULL_SIGNS = ("database or disk is full", "no space left on device", "could not extend file")
+
+
+class StoreFull(InfraError):
+    """The store's disk is full: nothing can be written until space is freed."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of disk space (SQLite's SQLITE_FULL, ENOSPC, or
+    PostgreSQL's disk-full error), raised bare or wrapped by SQLAlchemy."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if error is not None and any(sign in str(error).lower() for sign in _FULL_SIGNS):
+            return True
+    return False
 
 _PLACEHOLDERS = {  # DB-API paramstyle → the placeholder of the n-th parameter
     "qmark": lambda n: "?",
@@ -111,6 +137,7 @@ class Transactions:
         self._writer_conn: Connection | None = None  # the writer thread's own (SQLite)
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
+        self.problem: str | None = None  # why writes fail now (the disk is full), for `queue`
         if sync_engine is not None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="agenttui-store-write")
             self._readers = ThreadPoolExecutor(2, thread_name_prefix="agenttui-store-read")
@@ -131,11 +158,44 @@ class Transactions:
 
     async def _write_tx(self, body: Callable[[Connection], T]) -> T:
         """Run `body` as one write transaction; on SQLite it takes the write lock up front
-        (BEGIN IMMEDIATE) so read-then-write sequences never deadlock or race between processes."""
+        (BEGIN IMMEDIATE) so read-then-write sequences never deadlock or race between processes.
+        While the disk is full, a PATIENT caller's write waits and retries; others' raise StoreFull."""
+        pause = FULL_RETRY_FIRST_S
+        while True:
+            try:
+                return await self._write_once(body)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                self._disk_full(exc)
+                if not PATIENT.get():
+                    raise StoreFull(self.problem or "") from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, FULL_RETRY_MAX_S)
+
+    def _disk_full(self, exc: Exception) -> None:
+        """One warning when writes start failing for want of space (not one per retry)."""
+        if self.problem is not None:
+            return
+        where = self.url.split("///", 1)[-1] if self.is_sqlite else make_url(self.url).render_as_string()
+        self.problem = f"the store's disk is full ({where}): work waits until space is freed there"
+        log.warning(
+            "store %s: the disk is full (%s); the engine's writes wait and retry, pausing up to %.0f s, "
+            "until space is freed", where, getattr(exc, "orig", None) or exc, FULL_RETRY_MAX_S,
+        )
+
+    def _wrote(self) -> None:
+        if self.problem is not None:
+            self.problem = None
+            log.warning("store: writes succeed again (disk space was freed)")
+
+    async def _write_once(self, body: Callable[[Connection], T]) -> T:
         try:
             if self._writer is None:
                 async with self._write() as conn:
-                    return await conn.run_sync(body)
+                    result = await conn.run_sync(body)
+                self._wrote()
+                return result
             return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_tx, body, True)
         finally:
             changed, self._changed = self._changed, asyncio.Event()
@@ -164,8 +224,13 @@ class Transactions:
             conn = self._writer_conn
             if conn is None or conn.closed or conn.invalidated:
                 conn = self._writer_conn = self.sync_engine.connect().execution_options(sqlite_immediate=True)
+            changes = conn.connection.dbapi_connection.total_changes  # type: ignore[union-attr]
             with conn.begin():
-                return body(conn)
+                result = body(conn)
+            # Only a commit that wrote rows shows the disk has room (an empty one always succeeds).
+            if conn.connection.dbapi_connection.total_changes != changes:  # type: ignore[union-attr]
+                self._wrote()
+            return result
 
     @contextlib.contextmanager
     def _writers_turn(self) -> Iterator[None]:

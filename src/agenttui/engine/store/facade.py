@@ -9,6 +9,7 @@ objects.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -145,7 +146,8 @@ class Store(Transactions):
         """The active tests (oldest first), the queued ones in claim order and their counts,
         read in one transaction: the counts always match the lists."""
         now = time.time()
-        return await self._read_tx(lambda conn: queue.snapshot(conn, now, cap))
+        status, active, queued = await self._read_tx(lambda conn: queue.snapshot(conn, now, cap))
+        return dataclasses.replace(status, store_problem=self.problem), active, queued
 
     async def queue_status(self, cap: int) -> QueueStatus:
         return await self._read_tx(lambda conn: queue.status_counts(conn, cap))

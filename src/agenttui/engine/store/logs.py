@@ -49,13 +49,14 @@ def insert_lines(conn: Connection, test_id: int, position: Any, lines: Sequence[
     new position, for the caller's UPDATE. Past the cap, agent lines are dropped and one
     truncation notice is written (R-19)."""
     seq, used, truncated = position.log_seq, position.log_bytes, bool(position.log_truncated)
+    attempt = position.attempt  # every line says which attempt wrote it
     cut = None
     if not truncated:
         used, cut = count_into_cap(lines, used, cap)
         kept, rest = (lines, ()) if cut is None else (lines[:cut], lines[cut:])
     else:
         kept, rest = (), lines
-    rows = [(test_id, number, ts, stream, text) for number, (ts, stream, text) in enumerate(kept, seq + 1)]
+    rows = [(test_id, number, ts, stream, text, attempt) for number, (ts, stream, text) in enumerate(kept, seq + 1)]
     seq += len(rows)
     if cut is not None:
         truncated = True
@@ -64,12 +65,12 @@ def insert_lines(conn: Connection, test_id: int, position: Any, lines: Sequence[
             f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
             "later output is not stored (the agent keeps running)"
         )
-        rows.append((test_id, seq, rest[0][0], "system", notice))
+        rows.append((test_id, seq, rest[0][0], "system", notice, attempt))
     for ts, stream, text in rest:
         if stream == "system":
             seq += 1
             used += line_bytes(text)
-            rows.append((test_id, seq, ts, stream, text))
+            rows.append((test_id, seq, ts, stream, text, attempt))
     if rows:
         execute(conn, sql.INSERT_LOG, rows, many=True)
     return dict(log_seq=seq, log_bytes=used, log_truncated=truncated)

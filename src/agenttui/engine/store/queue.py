@@ -84,7 +84,9 @@ def claim(conn: Connection, order: ClaimOrder, now: float) -> list[TestRecord]:
         active_after = active + len(claimed)
         audit = [(row.id, order.owner, row.attempt, active_after, order.cap, now) for row in claimed]
         execute(conn, sql.INSERT_CLAIM, audit, many=True)
-        lines = [(row.id, row.log_seq, now, "system", first_line(row.attempt, order.owner)) for row in claimed]
+        lines = [
+            (row.id, row.log_seq, now, "system", first_line(row.attempt, order.owner), row.attempt) for row in claimed
+        ]
         execute(conn, sql.INSERT_LOG, lines, many=True)
     return [driver_row_to_test(vars(row)) for row in claimed]
 

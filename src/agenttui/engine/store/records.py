@@ -42,6 +42,7 @@ class QueueStatus:
     running: int  # BUILDING + RUNNING
     queued: int
     cap: int
+    store_problem: str | None = None  # why the engine is stalled (the store's disk is full)
 
     @property
     def utilization(self) -> float:

@@ -29,7 +29,7 @@ TERMINAL_IN = f"({_literals(TERMINAL)})"
 QUEUED = f"'{Status.QUEUED.value}'"
 TEST_COLUMNS = tuple(c.name for c in TESTS.c)
 _ALL_TEST_COLUMNS = ", ".join(TEST_COLUMNS)
-LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text")
+LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text", "attempt")
 
 # ---------------------------------------------------------------- the store's identity
 STORE_ID = f"SELECT value FROM {META.name} WHERE key = 'store_id'"

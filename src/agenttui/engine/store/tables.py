@@ -105,6 +105,7 @@ class LogRecord(SQLModel, table=True):
     ts: float
     stream: str  # stdout | stderr | system
     text: str
+    attempt: int = 0  # the attempt that wrote it (0: written before lines were marked)
 
 
 class ClaimRecord(SQLModel, table=True):
