@@ -37,7 +37,12 @@ def test_valid_request_defaults():
         ({"timeout_s": 601}, "timeout_s", "between 10 s and 600 s"),
         ({"priority": "urgent"}, "priority", "high, normal or low"),
         ({"provider": {"name": "skynet"}}, "provider.name", "unknown provider"),
-        ({"limits": {"memory_mb": 1}}, "limits.memory_mb", "greater than or equal to 64"),
+        ({"limits": {"memory_mb": 1}}, "limits.memory_mb", "between 64 MB and 1048576 MB; it is 1 MB"),
+        ({"limits": {"memory_mb": 0}}, "limits.memory_mb", "between 64 MB and 1048576 MB; it is 0 MB"),
+        ({"limits": {"memory_mb": "lots"}}, "limits.memory_mb", "must be a whole number; it is 'lots'"),
+        ({"limits": {"cpus": 0}}, "limits.cpus", "more than 0 and at most 64 CPUs; it is 0"),
+        ({"limits": {"pids": 2}}, "limits.pids", "between 16 and 1000000 processes; it is 2"),
+        ({"limits": {"gpus": 1}}, "limits.gpus", "is not a field agenttui knows"),
     ],
 )
 def test_each_rejected_field_is_named_with_its_limit(changes, field, fragment):

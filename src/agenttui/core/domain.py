@@ -36,12 +36,39 @@ MIN_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 600
 
 
+MAX_CPUS = 64
+MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 1_048_576
+MIN_PIDS, MAX_PIDS = 16, 1_000_000
+
+
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpus: float = Field(default=1.0, gt=0, le=64, description="CPUs (fractions allowed)")
-    memory_mb: int = Field(default=2048, ge=64, le=1_048_576, description="memory limit in MB")
-    pids: int = Field(default=1000, ge=16, le=1_000_000, description="maximum processes")
+    cpus: float = Field(default=1.0, description="CPUs (fractions allowed)")
+    memory_mb: int = Field(default=2048, description="memory limit in MB")
+    pids: int = Field(default=1000, description="maximum processes")
+
+    # Said in agenttui's words and units, not the validation library's.
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: float) -> float:
+        if not 0 < value <= MAX_CPUS:
+            raise ValueError(f"must be more than 0 and at most {MAX_CPUS} CPUs; it is {value:g}")
+        return value
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        if not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
+            raise ValueError(f"must be between {MIN_MEMORY_MB} MB and {MAX_MEMORY_MB} MB; it is {value} MB")
+        return value
+
+    @field_validator("pids")
+    @classmethod
+    def _pids(cls, value: int) -> int:
+        if not MIN_PIDS <= value <= MAX_PIDS:
+            raise ValueError(f"must be between {MIN_PIDS} and {MAX_PIDS} processes; it is {value}")
+        return value
 
 
 class Egress(str, enum.Enum):
@@ -174,13 +201,31 @@ class TestRequest(BaseModel):
                     for sub, message in found.errors.items():
                         errors.setdefault(f"{field}.{sub}" if field != "request" else sub, message)
                     continue
-                message = err["msg"].removeprefix("Value error, ")
-                errors.setdefault(field, message)
+                errors.setdefault(field, _in_our_words(err))
             raise InvalidRequest(errors) from None
 
     def replace(self, **changes: Any) -> TestRequest:
         """A copy with some fields changed, validated again (used by edit-and-retry)."""
         return TestRequest.parse(**{**self.model_dump(), **changes})
+
+
+# The validation library's kinds of error, said the way agenttui says the rest.
+_TYPE_PROBLEMS = {
+    "int_parsing": "must be a whole number", "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number", "float_parsing": "must be a number",
+    "float_type": "must be a number", "bool_parsing": "must be true or false", "bool_type": "must be true or false",
+    "string_type": "must be text", "dict_type": "must be a table of names and values",
+    "missing": "is required", "extra_forbidden": "is not a field agenttui knows; remove it",
+}
+
+
+def _in_our_words(error: Any) -> str:
+    problem = _TYPE_PROBLEMS.get(error["type"])
+    if problem is None:
+        return error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("missing", "extra_forbidden"):
+        return problem
+    return f"{problem}; it is {error.get('input')!r}"
 
 
 def strip_secrets(request: TestRequest) -> tuple[TestRequest, dict[str, str]]:
