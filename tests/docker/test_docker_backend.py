@@ -254,7 +254,7 @@ async def test_custom_dockerfile_runs_its_own_command(backend, launch):
     lines, _ = await read_all(backend, run.handle)
     assert record_of(lines, run.nonce)["response"] == "custom q"
     info = docker_inspect(run.handle)
-    assert info["HostConfig"]["ReadonlyRootfs"] is False
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
     assert info["HostConfig"]["Privileged"] is False
     assert info["Config"]["Image"].startswith("agenttui-custom:")
 

@@ -32,10 +32,12 @@ from agenttui.backends.base import (
 )
 from agenttui.backends.docker.client import DockerEngine, engine_message, engine_status
 from agenttui.backends.docker.containers import (
+    PASSWD_LIMIT,
     USER_IMAGE_START_FAILURES,
     container_config,
     exit_info,
     is_ours,
+    root_alias,
 )
 from agenttui.backends.docker.images import Images
 from agenttui.backends.docker.logstream import LogDecoder, read_batches
@@ -94,6 +96,7 @@ class DockerBackend(Backend):
             self.pool.cold_starts -= 1
 
     async def _start_cold(self, spec: RunSpec, image: str) -> str:
+        image_user = await self._image_user(spec, image)
         try:
             staging = await asyncio.to_thread(self.staging.stage, spec)
         except OSError as exc:
@@ -105,7 +108,9 @@ class DockerBackend(Backend):
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, staging, True)
             raise
-        config = container_config(self.settings, spec, image, staging, self.net.agent_network(spec, sidecar))
+        config = container_config(
+            self.settings, spec, image, staging, self.net.agent_network(spec, sidecar), image_user=image_user
+        )
         try:
             container_id = await self.engine.create(spec.name, config, f"create container {spec.name}")
         except InfraError as exc:
@@ -133,7 +138,32 @@ class DockerBackend(Backend):
         (warm pool), for the test's log."""
         return self.pool.take_notes(name) + self.net.take_notes(name)
 
+    async def _image_user(self, spec: RunSpec, image: str) -> str:
+        """A custom image's USER ("" for the generated images: they run as nobody)."""
+        if not spec.request.dockerfile.strip():
+            return ""
+        info = await self.engine.api("inspect an image", f"images/{image}/json")
+        return (info.get("Config") or {}).get("User") or ""
+
+    async def _refuse_root_alias(self, container_id: str, spec: RunSpec) -> None:
+        """A custom image whose USER names uid 0 under another name would run as root."""
+        info = await self.engine.inspect(container_id)
+        user = ((info or {}).get("Config") or {}).get("User") or ""
+        if not user or user.split(":", 1)[0].isdigit():  # nobody, or a uid other than 0
+            return
+        passwd = await self.engine.read_file(
+            container_id, "/etc/passwd", PASSWD_LIMIT, f"read /etc/passwd of {spec.name}"
+        )
+        if passwd is not None and root_alias(passwd, user):
+            name = user.split(":", 1)[0]
+            raise BuildError(
+                f"your Dockerfile's USER {name} is root (uid 0 in /etc/passwd): agenttui runs no test "
+                f"as root. Give {name} another uid, or leave USER out (the test then runs as nobody)"
+            )
+
     async def _start_container(self, container_id: str, spec: RunSpec) -> None:
+        if spec.request.dockerfile.strip():
+            await self._refuse_root_alias(container_id, spec)
         try:
             await self.engine.start(container_id, f"start container {spec.name}")
         except InfraError as exc:

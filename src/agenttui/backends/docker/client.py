@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -180,6 +181,34 @@ class DockerEngine:
             if engine_status(exc) == 404 or "already in progress" in engine_message(exc):
                 return
             raise
+
+    async def read_file(self, container: str, path: str, limit: int, action: str) -> bytes | None:
+        """A small file of a container, started or not (its image's, when nothing changed it);
+        None when it has no such regular file. InfraError when it is over `limit` bytes."""
+        docker = await self._client()
+        try:
+            async with self.errors(action):
+                async with asyncio.timeout(API_TIMEOUT_S):
+                    async with docker._query(f"containers/{container}/archive", params={"path": path}) as response:
+                        archive = b""
+                        # Enough for the tar header and `limit` bytes: the header says the size.
+                        while len(archive) <= limit + 1024 and (chunk := await response.content.read(1 << 16)):
+                            archive += chunk
+        except InfraError as exc:
+            if engine_status(exc) == 404:
+                return None
+            raise
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                member = tar.next()
+                if member is None or not member.isfile():
+                    return None
+                if member.size > limit:
+                    raise InfraError(f"{path} in container {container[:12]} is over {limit} bytes")
+                extracted = tar.extractfile(member)
+                return extracted.read() if extracted is not None else None
+        except tarfile.TarError as exc:
+            raise InfraError(f"Docker engine failed to {action}: unreadable archive of {path} ({exc})") from exc
 
     async def list_containers(self, labels: list[str]) -> list[dict[str, Any]]:
         """All containers (running or not) carrying these labels (`key` or `key=value`)."""

@@ -21,6 +21,8 @@ from agenttui.harness import RUNNER_FILENAME
 
 PROJECT_LABEL = "agenttui"
 NOBODY = "65534:65534"
+ROOT_NAMES = ("", "root", "0")  # an image's USER that means root (empty: the default)
+PASSWD_LIMIT = 1 << 20  # a bigger /etc/passwd is not read
 
 # A custom image whose configuration cannot start (the user's Dockerfile, not retried).
 USER_IMAGE_START_FAILURES = (
@@ -72,10 +74,12 @@ def container_config(
     network: dict[str, Any],
     *,
     waiting_labels: dict[str, str] | None = None,
+    image_user: str = "",
 ) -> dict[str, Any]:
     """The container of `spec`; with `waiting_labels`, a warm-pool container of its kind
     instead: no test's environment, and a runner that waits for its job (pool.py).
-    `network` holds its HostConfig network entries (network.py)."""
+    `network` holds its HostConfig network entries (network.py); `image_user` is a custom
+    image's USER."""
     env = _environment(settings, spec, waiting=waiting_labels is not None)
     host_config = _host_config(settings, spec, staging, network)
     config: dict[str, Any] = {
@@ -87,16 +91,18 @@ def container_config(
         "OpenStdin": False,
         "HostConfig": host_config,
     }
+    # Every image alike: a read-only root, and /tmp the only place to write, capped.
+    host_config["ReadonlyRootfs"] = True
+    host_config["Tmpfs"] = {"/tmp": f"rw,nosuid,nodev,size={settings.scratch_mb}m,mode=1777"}
     if spec.request.dockerfile.strip():
-        # The user's image runs its own CMD, as its own user; the root stays writable.
-        host_config["ReadonlyRootfs"] = False
+        # The user's image runs its own CMD, as its own USER unless that is root: then as
+        # nobody, like the generated images (a USER naming root otherwise is refused at start).
+        if image_user.split(":", 1)[0] in ROOT_NAMES:
+            config["User"] = NOBODY
+            env["HOME"] = "/tmp"
     else:
         env["HOME"] = "/tmp"
         env["AGENTTUI_AGENT_PATH"] = f"{MOUNT_POINT}/{AGENT_FILENAME}"
-        host_config["ReadonlyRootfs"] = True
-        host_config["Tmpfs"] = {
-            "/tmp": f"rw,nosuid,nodev,size={settings.scratch_mb}m,mode=1777"
-        }
         config["User"] = NOBODY
         config["WorkingDir"] = "/tmp"
         # Set as the entrypoint so a base image's own ENTRYPOINT/CMD cannot interfere.
@@ -146,3 +152,13 @@ def _host_config(settings: Settings, spec: RunSpec, staging: Path, network: dict
             "Config": {"max-size": f"{log_file_mb}m", "max-file": "3"},
         },
     }
+
+
+def root_alias(passwd: bytes, user: str) -> bool:
+    """Whether `user` (an image's USER, name[:group]) is uid 0 under another name in `passwd`."""
+    name = user.split(":", 1)[0]
+    for line in passwd.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] == name and fields[2].strip() == "0":
+            return True
+    return False
