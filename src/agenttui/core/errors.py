@@ -79,6 +79,8 @@ ACCESS_DENIED = Code("access_denied", 403, 2)
 NOT_ACTIONABLE = Code("not_actionable", 409, 2)
 BAD_SETTING = Code("bad_setting", None, 2)
 INFRA = Code("infra", 503, 3)
+# The server refuses a connection: its user already holds too many (agenttui.server.guard).
+TOO_MANY_CONNECTIONS = Code("too_many_connections", 429, 3)
 INTERNAL = Code("internal", 500, 1)  # a bug: the CLI shows its traceback, and Python exits 1
 # Interrupted (Ctrl-C): the shell's convention, 128 + SIGINT. `agenttui submit` only detaches: the
 # test keeps running on the server.
@@ -93,6 +95,7 @@ REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a ca
 CODES = (
     OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
     NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, OUTPUT_CLOSED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
+    TOO_MANY_CONNECTIONS,
 )
 
 # Each error a call can fail with, most specific first (isinstance decides).
@@ -104,6 +107,7 @@ ERRORS: tuple[tuple[type[Exception], Code], ...] = (
     (BadRequest, BAD_REQUEST),
     (SettingsError, BAD_SETTING),
     (InfraError, INFRA),
+    (InfraError, TOO_MANY_CONNECTIONS),  # told before any handler runs: a client takes it for an InfraError
 )
 
 

@@ -40,6 +40,7 @@ MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this l
 # A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
 # least one record), so neither side ever holds one huge line of a flooding agent's batch.
 FOLLOW_LINE_BYTES = 256 * 1024
+BODY_TIMEOUT_S = 10.0  # a body sent a byte at a time holds a connection no longer
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,9 +96,12 @@ _HINTS = {"`$.out_dir`": "out_dir must be the absolute path of a folder, without
 
 async def _body(request: web.Request, kind: type[T]) -> T:
     """The call's body as `kind` (agenttui.core.wire); no body reads as an empty object."""
-    data = await request.read() if request.can_read_body else b""
+    try:
+        data = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S) if request.can_read_body else b""
+    except asyncio.TimeoutError:
+        raise BadRequest(f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s") from None
     if wire.too_deep(data):
-        raise BadRequest(f"the body nests deeper than {wire.MAX_JSON_DEPTH} levels; send the request's fields as they are")
+        raise BadRequest(f"the body nests deeper than {wire.MAX_JSON_DEPTH} levels of arrays and objects")
     try:
         return wire.decode(data or b"{}", kind)
     except msgspec.ValidationError as exc:

@@ -14,19 +14,25 @@ import grp
 import logging
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
 from aiohttp import web
 
 from agenttui.core.config import Settings
+from agenttui.core.paths import UnsafeFolder, data_dir, private_dir, private_file, runtime_dir, trusted_runtime_dir
 from agenttui.engine.runtime import Engine
 from agenttui.server.api import Api
+from agenttui.server.guard import GuardedSockSite, RepeatedErrors, raise_descriptor_limit
 from agenttui.engine.store import Owner
 
 log = logging.getLogger("agenttui.server")
 
 IDLE_CHECK_S = 2.0
+# A connection's request must be whole this long after it opens (or after the last answer):
+# a half-sent request or an idle connection holds no descriptor longer.
+HEADER_TIMEOUT_S = 10.0
 
 
 class ServerError(Exception):
@@ -84,28 +90,55 @@ def admin_check(settings: Settings):
     return is_admin
 
 
+def _prepare_folders(settings: Settings, socket_path: Path) -> None:
+    """The socket's folder and this server's private runtime folder (the tunnels' sockets live
+    there): one another user made is refused, as the client refuses it."""
+    try:
+        if settings.socket_path is None:
+            trusted_runtime_dir(socket_path.parent)
+            return
+        socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if runtime_dir() != socket_path.parent:
+            trusted_runtime_dir(runtime_dir())
+    except UnsafeFolder as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _listening_socket(settings: Settings, socket_path: Path) -> socket.socket:
+    """The server's socket, bound with its mode already set (no moment with a wider one)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.fchmod(sock.fileno(), settings.socket_mode_bits)  # Linux gives the bound file this mode
+    sock.bind(str(socket_path))
+    os.chmod(socket_path, settings.socket_mode_bits)  # the same mode on systems that ignore fchmod
+    if settings.socket_group:
+        os.chown(socket_path, -1, grp.getgrnam(settings.socket_group).gr_gid)
+    return sock
+
+
 async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) -> None:
-    socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = raise_descriptor_limit()  # a service starts with 1024: a few users' tests and follows
+    repeated = RepeatedErrors()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(repeated)
+    _prepare_folders(settings, socket_path)
     lock = SingleInstanceLock(socket_path)
     lock.acquire()
     engine = await Engine.open(settings, is_admin=admin_check(settings))
     api = Api(engine.service, engine.backend)
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, keepalive_timeout=HEADER_TIMEOUT_S)
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()  # left by a server that was killed; the lock proves nobody uses it
     # Open follow streams must not hold a stopping server for a minute.
-    site = web.UnixSite(runner, str(socket_path), shutdown_timeout=2.0)
+    site = GuardedSockSite(runner, _listening_socket(settings, socket_path), shutdown_timeout=2.0, backlog=1024)
     await site.start()
-    os.chmod(socket_path, settings.socket_mode_bits)
-    if settings.socket_group:
-        os.chown(socket_path, -1, grp.getgrnam(settings.socket_group).gr_gid)
     stop = asyncio.Event()
+    api.stop = stop.set
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving on %s (pid %s, owner id %s, cap %s)", socket_path, os.getpid(), engine.orchestrator.owner_id,
-             settings.max_concurrent)
+    log.info("serving on %s (pid %s, owner id %s, cap %s, open files %s)", socket_path, os.getpid(),
+             engine.orchestrator.owner_id, settings.max_concurrent, files)
     engine.start()
     idle = asyncio.create_task(_exit_when_idle(engine, api, settings, idle_exit_s, stop))
     try:
@@ -144,8 +177,12 @@ def run_server(settings: Settings, *, foreground_log: bool) -> int:
 
     socket_path = settings.resolved_socket_path
     log_file = server_log_file()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    # Every folder and file of agenttui's is its user's alone (the socket aside).
+    private_dir(log_file.parent, ours=True)
+    private_dir(data_dir(), ours=True)
+    private_dir(settings.resolved_package_dir, ours=settings.package_dir is None)
+    private_dir(settings.staging_dir, ours=True)  # mounted folder by folder: containers never cross it
+    handlers: list[logging.Handler] = [logging.FileHandler(private_file(log_file))]
     if foreground_log:
         handlers.append(logging.StreamHandler())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers)

@@ -89,7 +89,10 @@ def _operation(op: Operation, schemas: dict[Any, dict[str, Any]]) -> dict[str, A
     content = _json(schemas[op.answer])
     if op.streams:  # one JSON value a line: batches of log entries, then the end record
         content[NDJSON] = {"schema": {"type": "string"}}
-    error = {"description": "an error: `kind` is a row of the code table", "content": _json(schemas[ErrorAnswer])}
+    # A request the HTTP parser refuses (a line over 8 KB, a broken header) never reaches the
+    # API: its 400 is plain text.
+    error = {"description": "an error: `kind` is a row of the code table (agenttui.core.errors)",
+             "content": {**_json(schemas[ErrorAnswer]), "text/plain": {"schema": {"type": "string"}}}}
     described: dict[str, Any] = {
         "operationId": op.handler,
         "summary": op.summary,
