@@ -677,7 +677,7 @@ def _run_server(args: argparse.Namespace) -> int:
 
     try:
         return run_server(_settings(args), foreground_log=args.foreground)
-    except UserError as exc:  # a bad setting: the client that started this server reports it
+    except (UserError, codes.SettingsError) as exc:  # a bad setting or store: the client that started it reports it
         print(f"agenttui: {exc}", file=sys.stderr)
         return codes.BAD_SETTING.exit
     except ServerError as exc:

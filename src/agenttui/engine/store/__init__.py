@@ -6,6 +6,7 @@ callers get (records.py), connections and transactions (driver.py), the hot path
 (gate.py) and schema upgrades (migrate.py).
 """
 
+from agenttui.engine.store.checks import StoreUnusable
 from agenttui.engine.store.driver import PATIENT, StoreFull
 from agenttui.engine.store.facade import Store
 from agenttui.engine.store.logs import count_into_cap, line_bytes
@@ -31,6 +32,7 @@ __all__ = [
     "LOGS",
     "MIGRATIONS_DIR",
     "PACKAGES",
+    "PATIENT",
     "SECRETS",
     "TESTS",
     "ClaimRecord",
@@ -40,7 +42,9 @@ __all__ = [
     "PackageRecord",
     "QueueStatus",
     "Store",
+    "StoreFull",
     "StoreMeta",
+    "StoreUnusable",
     "TestRecord",
     "TestSecretRecord",
     "count_into_cap",
