@@ -195,17 +195,40 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- helpers
+# Far above any file field's own limit (agenttui.core.domain), so a file the engine would take
+# is never cut; small enough that three such files fit the server's 1 MB body. A larger file is
+# refused before it is read whole.
+READ_CAP_CHARS = 256 * 1024
+
+
 def _read_text(path: Path | None, what: str) -> str:
     if path is None:
         return ""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(READ_CAP_CHARS + 1)
+            size = os.fstat(handle.fileno()).st_size
     except FileNotFoundError:
         raise UserError(f"{what} file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} file {path} is a folder; name the file itself") from None
     except UnicodeDecodeError:
         raise UserError(f"{what} file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise UserError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    if len(text) > READ_CAP_CHARS:
+        raise UserError(_too_large(path, what, size))
+    return text
+
+
+def _too_large(path: Path, what: str, size: int) -> str:
+    """What to say of a file far over its field's limit (the limits load only on this path)."""
+    from agenttui.core import domain
+
+    limit = {"agent": domain.MAX_AGENT_BYTES, "requirements": domain.MAX_REQUIREMENTS_BYTES,
+             "Dockerfile": domain.MAX_DOCKERFILE_BYTES}.get(what, READ_CAP_CHARS)
+    told = f"{size / 1048576:.1f} MB" if size else f"over {READ_CAP_CHARS // 1024} KB"
+    return f"{what} file {path} is {told}: too large; it must be under {limit // 1024} KB"
 
 
 def _settings(args: argparse.Namespace):

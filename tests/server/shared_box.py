@@ -28,7 +28,7 @@ def start_server(
                    **{f"AGENTTUI_{key.upper()}": str(value) for key, value in settings.items()})
     server = users.start(svc, [*AGENTTUI, "server"], env)
     wait_for(lambda: socket_path.exists() or server.poll() is not None, 30)
-    assert server.poll() is None, (home / "state" / "agenttui" / "server.log").read_text(errors="replace")
+    assert server.poll() is None, server.stderr.read().decode(errors="replace")
     return socket_path, server
 
 

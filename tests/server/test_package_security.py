@@ -118,3 +118,12 @@ def test_the_package_answer_carries_the_zip_and_health_no_pid(box):
     health = json.loads(users.run(mallory, [*curl, "http://x/v1/health"], {}).stdout)
     assert health.get("pid") is None
 
+
+def test_a_huge_agent_file_is_refused_before_it_is_read_whole(box):
+    huge = users_file(box[2], "huge_agent.py", "")
+    with open(huge, "wb") as out:  # sparse: 100 MB that cost no disk
+        out.truncate(100 * 1024 * 1024)
+    submit = as_mallory(box, "submit", str(huge), "--query", "q")
+    assert submit.returncode == 2, (submit.stdout, submit.stderr)
+    assert f"agent file {huge} is 100.0 MB: too large; it must be under 100 KB" in submit.stderr
+    assert "Traceback" not in submit.stderr
