@@ -27,9 +27,10 @@ import msgspec
 from agenttui import __version__, build_id
 from agenttui.client import transport
 from agenttui.client.transport import ConnectionLost
+from agenttui.client.trust import check_server
 from agenttui.core import wire
-from agenttui.core.errors import BAD_SETTING, OK, InfraError, SettingsError, error_of
-from agenttui.core.paths import server_log_file
+from agenttui.core.errors import BAD_SETTING, NOT_FOUND, OK, InfraError, SettingsError, error_of
+from agenttui.core.paths import PRIVATE_FILE, private_dir, server_log_file
 from agenttui.core.wire import (
     NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageAnswer,
     PackageBody, QueueView, RetryBody, SubmitBody, TestView,
@@ -113,6 +114,8 @@ class SocketClient:
             return None
 
     async def _ensure_server(self) -> None:
+        # Before anything is sent: the folder and the server's uid (kernel credentials).
+        await asyncio.to_thread(check_server, self.socket_path, self.personal)
         health = await self._health()
         if health is not None:
             if health.build == build_id():
@@ -125,7 +128,7 @@ class SocketClient:
                 return
             # Our own personal server runs older code (agenttui was upgraded): replace it. Its
             # running tests are adopted by the new one.
-            await self._stop_personal_server(health.pid)
+            await self._stop_personal_server()
         elif not self.personal:
             raise ServerUnavailable(
                 f"the agenttui server at {self.socket_path} does not answer; ask the box's admin to start it "
@@ -145,14 +148,17 @@ class SocketClient:
             f"{SERVER_START_TIMEOUT_S:.0f} s; see {server_log_file()}"
         )
 
-    async def _stop_personal_server(self, pid: int | None) -> None:
-        if not isinstance(pid, int):  # a server too old to say: its lock file knows
+    async def _stop_personal_server(self) -> None:
+        """Ask our own personal server (its uid checked by check_server) to stop: a pid is never
+        taken from a socket's answer, which another user's server could forge."""
+        try:
+            status, _ = await asyncio.to_thread(partial(self._exchange, "POST", "/shutdown", timeout=5))
+        except ConnectionLost:  # it went away while answering
+            status = OK.http
+        if status == NOT_FOUND.http:  # a server older than /v1/shutdown: its lock file, in our 0700 folder
             with contextlib.suppress(OSError, ValueError):
                 pid = int(self.socket_path.with_name(self.socket_path.name + ".lock").read_text())
-        if not isinstance(pid, int):
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline and self.socket_path.exists():
             await asyncio.sleep(0.05)
@@ -161,8 +167,10 @@ class SocketClient:
         """Start `agenttui server` detached from this terminal: it outlives this client. Returns
         the process and where its output starts in the server log."""
         log = server_log_file()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
+        private_dir(log.parent, ours=True)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+        with open(fd, "ab") as out:
+            out.seek(0, os.SEEK_END)
             start = out.tell()
             return subprocess.Popen(
                 [sys.executable, "-m", "agenttui", "server"],

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 
 from agenttui.sandbox.egress import NetworkPlan, Tunnel
@@ -22,6 +23,32 @@ CONNECT_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 64  # per test: a flood of connections cannot exhaust the host's descriptors
 CHUNK = 64 * 1024
 MAX_SOCKET_PATH = 107  # sun_path limit on Linux
+NOBODY = 65534
+
+
+def sidecar_user() -> tuple[int, int]:
+    """The uid and gid the net sidecar runs as, the only user its tunnels' sockets (0600) are
+    given to: nobody when this process is root and can give them away, else this process's
+    own user (a user outside the sandbox must never reach another's model endpoint)."""
+    if os.geteuid() == 0:
+        return NOBODY, NOBODY
+    return os.getuid(), os.getgid()
+
+
+def _tunnel_socket(path: Path) -> socket.socket:
+    """A bound socket at `path`, mode 0600 from its creation, owned by the sidecar's user."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.fchmod(sock.fileno(), 0o600)  # Linux gives the bound file this mode
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        uid, gid = sidecar_user()
+        if uid != os.getuid():
+            os.chown(path, uid, gid)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class TunnelHost:
@@ -43,9 +70,8 @@ class TunnelHost:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # left by a process that stopped (adoption)
             server = await asyncio.start_unix_server(
-                lambda r, w, t=tunnel: self._accept(t, r, w), path=str(path)
+                lambda r, w, t=tunnel: self._accept(t, r, w), sock=_tunnel_socket(path)
             )
-            os.chmod(path, 0o666)  # the sidecar runs as nobody
             self._servers.append(server)
 
     def _accept(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

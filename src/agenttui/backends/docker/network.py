@@ -28,7 +28,7 @@ from agenttui.backends.docker.logstream import split_frames
 from agenttui.core.config import Settings, runtime_dir
 from agenttui.core.domain import Egress, ProviderConfig, TestRequest
 from agenttui.sandbox.egress import NetworkPlan, plan_network
-from agenttui.sandbox.forwarder import TunnelHost
+from agenttui.sandbox.forwarder import TunnelHost, sidecar_user
 from agenttui.sandbox.preflight import Check, evaluate, failure_of
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class SandboxNetwork:
         config = {
             "Image": image,
             "Labels": labels,
-            "User": "65534:65534",
+            "User": "%d:%d" % sidecar_user(),  # the only user its tunnels' sockets let in
             "Entrypoint": ["python3", f"{NET_MOUNT}/{SCRIPT_FILE}", f"{NET_MOUNT}/{PLAN_FILE}"],
             "Cmd": [],
             "Env": ["PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"],
@@ -172,7 +172,7 @@ class SandboxNetwork:
             "HostConfig": {
                 "NetworkMode": "none" if plan.isolated else "default",
                 "ExtraHosts": [f"{n}:{a}" for n, a in plan.pins],
-                # Tunnels listen on the endpoint's own port (443 for https) as nobody.
+                # Tunnels listen on the endpoint's own port (443 for https) as an unprivileged user.
                 "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"},
                 "Mounts": [{"Type": "bind", "Source": str(folder), "Target": NET_MOUNT, "ReadOnly": True}],
                 "ReadonlyRootfs": True,
