@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from agenttui.core.errors import InfraError
+from agenttui.core.paths import PRIVATE_FILE, private_dir, state_dir
 
 
 class SecretsUnavailable(InfraError):
@@ -57,10 +58,10 @@ def _read_or_create_key(path: Path) -> bytes:
     try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent, ours=path.parent == state_dir())
         key = Fernet.generate_key()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
         except FileExistsError:  # another process created it first: use theirs
             return path.read_bytes().strip()
         with os.fdopen(fd, "wb") as handle:

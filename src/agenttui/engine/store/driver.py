@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from agenttui.core.errors import InfraError
+from agenttui.core.paths import data_dir, private_dir, private_file
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -110,7 +111,10 @@ def engines(url: str) -> tuple[AsyncEngine, Engine | None]:
     path = url.split("///", 1)[-1]
     in_memory = not path or path == ":memory:"
     if not in_memory:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal, -shm and -journal files the database file's mode: a database
+        # created private keeps all of them private.
+        folder = Path(path).parent
+        private_file(private_dir(folder, ours=folder == data_dir()) / Path(path).name)
     engine = create_async_engine(url, connect_args={"timeout": 60})
     _install_sqlite_hooks(engine.sync_engine)
     sync_url = make_url(url).set(drivername="sqlite")
