@@ -272,9 +272,9 @@ class DestroyEvents:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            # By name (agenttui-<store>-<test>-a<attempt>): a container started ahead (warm
+            # By name (agenttui-<store>-<test>-a<attempt>-<mark>): a container started ahead (warm
             # pool) got its test after creation, so only its name says which test it served.
-            match = re.fullmatch(r"agenttui-[0-9a-f]+-(\d+)-a\d+ (\d+)", line.strip())
+            match = re.fullmatch(r"agenttui-[0-9a-f]+-(\d+)-a\d+(?:-[0-9a-f]+)? (\d+)", line.strip())
             if match:  # agenttui's test containers (not the raw baseline's, nor waiting ones)
                 self.times[match.group(1)] = int(match.group(2)) / 1e9
 
