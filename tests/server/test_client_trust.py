@@ -194,3 +194,38 @@ def test_tunnel_sockets_let_in_the_sidecars_user_alone(unix_users, tmp_path):  #
 
     assert sidecar_user() == (nobody, nobody)  # the sidecar's "User" (network.py) for this root process
 
+
+
+MODEL_CALLER = '''
+import json, os, urllib.request
+
+def run(query):
+    body = json.dumps({"model": os.environ["MODEL_ID"], "messages": [{"role": "user", "content": query}]}).encode()
+    request = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", body, {
+        "Content-Type": "application/json", "Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+    return json.loads(urllib.request.urlopen(request, timeout=20).read())["choices"][0]["message"]["content"]
+'''
+
+
+@pytest.mark.docker
+def test_a_service_users_sandbox_reaches_its_model_through_its_own_tunnel(unix_users):  # noqa: F811
+    from ..providers.fakes import FakeOpenAI
+
+    # Not root: the tunnel's socket stays the service user's (0600) and its sidecar runs as it.
+    service = unix_users.user("svc", "docker")
+    home = Path(service.pw_dir)
+    (home / "agent.py").write_text(MODEL_CALLER)
+    socket_path = home / "agenttui.sock"
+    env = user_env(service, AGENTTUI_SOCKET_PATH=str(socket_path), OPENAI_API_KEY="sk-tunnel-" + "y" * 20)
+    try:
+        unix_users.serve(service, socket_path, env)
+        with FakeOpenAI(api_key=env["OPENAI_API_KEY"]) as endpoint:
+            submit = unix_users.run(service, [
+                *AGENTTUI, "submit", "agent.py", "--query", "through the tunnel", "--provider", "openai", "--model",
+                "m", "--option", f"OPENAI_BASE_URL={endpoint.url}/v1", "--egress", "provider-only", "--json",
+            ], env, cwd=home, timeout=180)
+        assert submit.returncode == 0, submit.stdout + submit.stderr
+        assert endpoint.requests, "the model endpoint was never reached"
+    finally:
+        unix_users.cleanup()
+        subprocess.run(["rm", "-rf", f"/tmp/agenttui-{service.pw_uid}"])

@@ -102,11 +102,7 @@ def test_a_shared_set_up_keeps_every_file_private_but_the_groups_socket(unix_use
               "AGENTTUI_SOCKET_GROUP": users}
     service_runtime = Path(f"/tmp/agenttui-{service.pw_uid}")
     try:
-        server = unix_users.start(service, [*AGENTTUI, "server"], user_env(service, **shared))
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()
-            time.sleep(0.05)
+        unix_users.serve(service, socket_path, user_env(service, **shared))
         agent = Path(alice.pw_dir) / "agent.py"
         agent.write_text("def run(q):\n    return q\n")
         submit = unix_users.run(alice, [*AGENTTUI, *SUBMIT], user_env(alice, **shared, **KEY), cwd=alice.pw_dir,

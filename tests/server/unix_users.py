@@ -8,6 +8,7 @@ import pwd
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,15 @@ class UnixUsers:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.processes.append(process)
         return process
+
+    def serve(self, user: pwd.struct_passwd, socket_path: Path, env: dict[str, str]) -> subprocess.Popen:
+        """`agenttui server` run by `user` with `env`, once its socket is there."""
+        server = self.start(user, [*AGENTTUI, "server"], env)
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()
+            time.sleep(0.05)
+        return server
 
     def cleanup(self) -> None:
         for process in self.processes:
