@@ -51,6 +51,7 @@ class LocalClient:
 
     async def open(self) -> None:
         self.engine = await Engine.open(self.settings, whole_queue=self.work_whole_queue, backend=self._backend)
+        self.engine.service.share_content = True  # this process reads the store itself: nothing is hidden
         if self.work_whole_queue:
             self.engine.start()
 

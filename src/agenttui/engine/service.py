@@ -48,6 +48,9 @@ class Service:
         self.is_admin = is_admin
         self.on_submit = on_submit  # tell the orchestrator there is work
         self.on_orphan = on_orphan  # an active test nobody looks after needs adopting
+        # Whether every caller sees every test's content; the in-process client turns it on (its
+        # user reads the store itself: there is nothing to hide from them).
+        self.share_content = settings.share_test_content
 
     async def submit(self, caller: Owner, request: TestRequest, *, parent_id: int | None = None) -> TestView:
         request, sealed = self._prepare_submit(request)
@@ -180,7 +183,7 @@ class Service:
     def seen_by(self, caller: Owner, view: TestView) -> TestView:
         """`view` as `caller` may see it: whole for its owner and the admins (root, the
         server's own user, admin_group), or with share_test_content on; metadata alone else."""
-        if self.settings.share_test_content or view.owner_uid == caller.uid or self.is_admin(caller):
+        if self.share_content or view.owner_uid == caller.uid or self.is_admin(caller):
             return view
         return view.without_content()
 
