@@ -36,7 +36,6 @@ EXIT_CODES_HELP = (
 
 
 # In place of another user's query and response (the server's setting share_test_content is off).
-HIDDEN = "(hidden: not your test)"
 
 
 class UserError(Exception):
@@ -340,6 +339,8 @@ def _print_log_line(record: Any, stream: Any) -> None:
 def _print_view(view: TestView) -> None:
     from datetime import datetime
 
+    from agenttui.core.wire import HIDDEN_CONTENT
+
     when = datetime.fromtimestamp(view.created_at).strftime("%Y-%m-%d %H:%M:%S")
     print(f"test {view.id}  {view.status.value}  owner {view.owner_name}  priority {view.priority}  created {when}")
     if view.parent_id:
@@ -347,7 +348,7 @@ def _print_view(view: TestView) -> None:
     if view.position:
         print(f"queue position {view.position}, estimated wait {view.eta_s:.0f} s")
     if view.content_hidden:
-        print(f"query, response and error: {HIDDEN}")
+        print(f"query, response and error: {HIDDEN_CONTENT}")
     else:
         print(f"query: {_printable(view.query)}")
     metrics = view.metrics
@@ -491,6 +492,8 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
 async def _cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from agenttui.core.wire import HIDDEN_CONTENT
+
     async with _client(_client_settings(args)) as client:
         views = await client.history(search=args.search, limit=args.limit)
     if args.json:
@@ -501,12 +504,14 @@ async def _cmd_history(args: argparse.Namespace) -> int:
     for v in views:
         when = datetime.fromtimestamp(v.created_at).strftime("%m-%d %H:%M")
         duration = f"{v.duration_s:.1f}s" if v.duration_s is not None else "-"
-        preview = HIDDEN if v.content_hidden else _printable((v.response or v.error or "").replace("\n", " "))[:40]
+        preview = HIDDEN_CONTENT if v.content_hidden else _printable((v.response or v.error or "").replace("\n", " "))[:40]
         print(f"{v.id:>5}  {when}  {v.owner_name:<10} {v.status.value:<10} {duration:>7}  {preview}")
     return EXIT_OK
 
 
 async def _cmd_queue(args: argparse.Namespace) -> int:
+    from agenttui.core.wire import HIDDEN_CONTENT
+
     async with _client(_client_settings(args)) as client:
         queue = await client.queue()
     if args.json:
@@ -517,7 +522,7 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
         print(f"stalled: {queue.store_problem}")
     for v in queue.tests:
         where = f"#{v.position} ~{v.eta_s:.0f}s" if v.position else ""
-        query = HIDDEN if v.content_hidden else _printable(v.query)[:40]
+        query = HIDDEN_CONTENT if v.content_hidden else _printable(v.query)[:40]
         print(f"{v.id:>5}  {v.owner_name:<10} {v.status.value:<9} {v.priority:<6} {where:<12} {query}")
     return EXIT_OK
 

@@ -42,3 +42,12 @@ async def test_a_status_longer_than_its_column_widens_it_instead_of_being_cut():
         table.set_tests([cancelling])
         await pilot.pause()
         assert "RUNNING ✗" in row_text(table)
+
+
+async def test_another_users_hidden_content_says_so_instead_of_showing_blank():
+    app = TableApp()
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(QueueTable)
+        table.set_tests([dataclasses.replace(QUEUED_VIEW, query="", content_hidden=True)])
+        await pilot.pause()
+        assert "(hidden: not your test)" in row_text(table)

@@ -25,6 +25,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+HIDDEN_CONTENT = "(hidden: not your test)"  # shown for the content of another user's test
+
+
 @dataclass
 class TestView:
     __test__ = False

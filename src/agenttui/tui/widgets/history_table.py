@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from agenttui.core.wire import TestView
+from agenttui.core.wire import HIDDEN_CONTENT, TestView
 from agenttui.tui.formatting import clock_time, duration, preview
 from agenttui.tui.widgets.test_table import TEST_BINDINGS, TestTable
 
@@ -35,5 +35,5 @@ class HistoryTable(TestTable):
             self.status_text(view),
             duration(view.duration_s),
             Text(view.owner_name),
-            Text(preview(shown, 50)),
+            Text(HIDDEN_CONTENT if view.content_hidden else preview(shown, 50)),
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from agenttui.core.wire import TestView
+from agenttui.core.wire import HIDDEN_CONTENT, TestView
 from agenttui.tui.formatting import duration, preview
 from agenttui.tui.widgets.test_table import TestTable
 
@@ -37,5 +37,5 @@ class QueueTable(TestTable):
             duration(now - started),
             view.priority,
             Text(view.owner_name),
-            Text(preview(view.query, 40)),
+            Text(HIDDEN_CONTENT if view.content_hidden else preview(view.query, 40)),
         )
