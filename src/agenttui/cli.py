@@ -540,15 +540,8 @@ async def _cmd_cancel(args: argparse.Namespace) -> int:
         return EXIT_OK if final.status is Status.CANCELLED else exit_code_for(final)
 
 
-def copy_hint(path: Path) -> str:
-    """How to fetch a file from this box when it was reached over SSH."""
-    import getpass
-    import socket
-
-    return f"scp {getpass.getuser()}@{socket.getfqdn()}:{path} ."
-
-
 async def _cmd_package(args: argparse.Namespace) -> int:
+    from agenttui.client.hints import copy_hint
     from agenttui.packaging import PackageError
 
     output = args.output.resolve() if args.output else None

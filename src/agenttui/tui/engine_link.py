@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agenttui.client.hints import copy_hint
 from agenttui.core.wire import QueueView, TestView
 from agenttui.core.lifecycle import InvalidRequest
 from agenttui.tui.follow import follow
@@ -294,6 +293,5 @@ class EngineLink:
 
     async def package(self, test_id: int) -> None:
         result = await self.call(self.client.package(test_id))
-        host = await asyncio.to_thread(socket.getfqdn)  # may ask DNS: not on the UI loop
-        hint = f"scp {getpass.getuser()}@{host}:{result.path} ."
+        hint = await asyncio.to_thread(copy_hint, result.path)  # may ask DNS: not on the UI loop
         self._post(messages.PackageReady(test_id, result.path, hint, getattr(result, "url", None)))
