@@ -30,10 +30,14 @@ if ! answers; then
 fi
 
 runuser -u postgres -- psql -q -p "$PORT" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
     CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
   END IF;
 END \$\$;
+-- DROP DATABASE ... WITH (FORCE) after a test must also end an autovacuum worker busy in that
+-- database, which only a member of pg_signal_backend may do.
+GRANT pg_signal_backend TO $ROLE;
 SQL
 echo "postgresql+asyncpg://$ROLE:$PASSWORD@127.0.0.1:$PORT/postgres"
