@@ -22,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import configure_mappers
 
 from agenttui.core.domain import Status, TestRequest
-from agenttui.engine.store import checks, history, logs, queue, sql
+import agenttui.engine.store.checks as checks
+import agenttui.engine.store.history as history
+import agenttui.engine.store.logs as logs
+import agenttui.engine.store.queue as queue
+import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import Transactions, engines, execute, first
 from agenttui.engine.store.gate import status_after
 from agenttui.engine.store.logs import Line

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, or_, select
 
 from agenttui.core.lifecycle import Status
-from agenttui.engine.store import sql
+import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import execute, first
 from agenttui.engine.store.gate import status_after
 from agenttui.engine.store.tables import PACKAGES, TESTS, PackageRecord

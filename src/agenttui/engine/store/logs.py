@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from agenttui.engine.store import sql
+import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import execute, first
 from agenttui.engine.store.records import Fence, row_to_log
 from agenttui.engine.store.tables import LOGS, LogRecord

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from agenttui.core.lifecycle import ACTIVE, Status
-from agenttui.engine.store import logs, sql
+import agenttui.engine.store.logs as logs
+import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import all_rows, execute, first
 from agenttui.engine.store.gate import status_after
 from agenttui.engine.store.records import Fence, QueueStatus, driver_row_to_test, row_to_test
