@@ -41,6 +41,12 @@ MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 1_048_576
 MIN_PIDS, MAX_PIDS = 16, 1_000_000
 
 
+def _within(value: int, low: int, high: int, unit: str, units: str) -> int:
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low}{unit} and {high}{units}; it is {value}{unit}")
+    return value
+
+
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,16 +65,12 @@ class Limits(BaseModel):
     @field_validator("memory_mb")
     @classmethod
     def _memory(cls, value: int) -> int:
-        if not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
-            raise ValueError(f"must be between {MIN_MEMORY_MB} MB and {MAX_MEMORY_MB} MB; it is {value} MB")
-        return value
+        return _within(value, MIN_MEMORY_MB, MAX_MEMORY_MB, " MB", " MB")
 
     @field_validator("pids")
     @classmethod
     def _pids(cls, value: int) -> int:
-        if not MIN_PIDS <= value <= MAX_PIDS:
-            raise ValueError(f"must be between {MIN_PIDS} and {MAX_PIDS} processes; it is {value}")
-        return value
+        return _within(value, MIN_PIDS, MAX_PIDS, "", " processes")
 
 
 class Egress(str, enum.Enum):
