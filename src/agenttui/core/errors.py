@@ -18,6 +18,12 @@ class InfraError(Exception):
     to start). The orchestrator retries these with backoff (R-8)."""
 
 
+class ConfigurationError(InfraError):
+    """An infrastructure failure that retrying cannot fix: the set-up is wrong (a CA bundle the
+    build's TLS does not trust, a model endpoint down under strict preflight). The test fails at
+    once, as an infrastructure failure (exit 3), with the fix in the message."""
+
+
 class BuildError(Exception):
     """The user's build failed (bad requirement, broken Dockerfile): not retried.
     `log` holds the build output worth showing."""

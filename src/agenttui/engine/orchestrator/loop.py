@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agenttui.backends.base import Backend, BuildError, ExitInfo, InfraError, RunSpec
+from agenttui.core.errors import ConfigurationError
 from agenttui.core.config import Settings
 from agenttui.core.domain import Egress, FailureKind, Status
 from agenttui.core.providers import container_env, endpoints, provider_for
@@ -238,6 +239,8 @@ class Orchestrator:
         except BuildError as exc:
             await self._log(run, "[agenttui] build failed: " + str(exc))
             await self._end(run, Status.FAILED, failure_kind=FailureKind.AGENT.value, error=f"build failed: {exc}")
+        except ConfigurationError as exc:
+            await self._infra_failure(run, str(exc), retry=False)
         except InfraError as exc:
             await self._infra_failure(run, str(exc))
         except Exception as exc:  # a bug or an unexpected engine answer: fail this test, keep the loop
@@ -386,12 +389,12 @@ class Orchestrator:
         self.wake()  # a slot is free: claim the next test now rather than at the next poll
         await self._cleanup(run)
 
-    async def _infra_failure(self, run: Run, message: str) -> None:
+    async def _infra_failure(self, run: Run, message: str, *, retry: bool = True) -> None:
         test = run.test
         assert test.id is not None
         message = run.redact(message)
         await self._cleanup(run)
-        if test.attempt < self.settings.max_attempts:
+        if retry and test.attempt < self.settings.max_attempts:
             delay = self.settings.retry_backoff_s * 2 ** (test.attempt - 1)
             await self._log(
                 run,
@@ -413,13 +416,14 @@ class Orchestrator:
                 await self.store.request_cancel(test.id)
             self.wake()
         else:
-            await self._log(run, f"[agenttui] infrastructure failure (attempt {test.attempt}, giving up): {message}")
+            tries = f"after {test.attempt} attempts" if retry else "(not retried: the set-up must change)"
+            await self._log(run, f"[agenttui] infrastructure failure {tries}: {message}")
             await self.store.transition(
                 test.id,
                 Status.FAILED,
                 fence=run.fence,
                 failure_kind=FailureKind.INFRA.value,
-                error=f"infrastructure failure after {test.attempt} attempts: {message}",
+                error=f"infrastructure failure {tries}: {message}",
             )
 
     async def _cleanup(self, run: Run) -> None:
