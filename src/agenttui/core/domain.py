@@ -131,6 +131,9 @@ class TestRequest(BaseModel):
     agent_filename: str = "agent.py"
     # None: the server's default (setting default_egress), filled in when the test is submitted.
     egress: Egress | None = None
+    # True: a model endpoint that does not answer fails the test at once instead of a warning.
+    # None: the server's setting strict_preflight, filled in when the test is submitted.
+    strict_preflight: bool | None = None
 
     @field_validator("query")
     @classmethod

@@ -116,6 +116,11 @@ _ALL = (
         description="How long the provider check from the sandbox may take.",
     ),
     Setting(
+        "strict_preflight", bool, False,
+        description="A test whose model endpoint does not answer fails at once (not retried) instead of "
+        "running with a warning (for CI; the flag --strict-preflight sets it per test).",
+    ),
+    Setting(
         "aws_session_duration_s", int, 3600, ge=900, le=129_600,
         description="Lifetime of the session credentials given to Bedrock tests.",
     ),
@@ -189,6 +194,7 @@ CLIENT_SETTINGS = (
     # Read by the TUI: its status bar names the backend, its editor the server's default egress.
     "backend",
     "default_egress",
+    "strict_preflight",  # the client asks for it per test
 )
 
 

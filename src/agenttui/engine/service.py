@@ -132,7 +132,7 @@ class Service:
         return await self.submit(caller, request, parent_id=test_id)
 
     def _prepare_submit(self, request: TestRequest) -> tuple[TestRequest, str | None]:
-        """Check what the provider needs, fill in the default egress, and take the secret values
+        """Check what the provider needs, fill in the defaults (egress, strict preflight), take the secret values
         out of the request (sealed for the store; agenttui.core.secrets explains the life cycle)."""
         from agenttui.core.domain import strip_secrets
         from agenttui.core.providers import submit_errors
@@ -146,7 +146,8 @@ class Service:
             errors["egress"] = "'full' is disabled on this server (setting allow_full_egress); use provider-only"
         if errors:
             raise InvalidRequest(errors)
-        request, values = strip_secrets(request.model_copy(update={"egress": egress}))
+        strict = self.settings.strict_preflight if request.strict_preflight is None else request.strict_preflight
+        request, values = strip_secrets(request.model_copy(update={"egress": egress, "strict_preflight": strict}))
         if not values:
             return request, None
         return request, SecretBox(self.settings.resolved_secrets_key_file).seal(values)
