@@ -61,6 +61,11 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
         help="what the agent may reach: nothing, its model endpoint only (default: setting default_egress), "
         "or Docker's bridge network",
     )
+    parser.add_argument(
+        "--strict-preflight", action="store_true", default=None,
+        help="fail the test at once when its model endpoint does not answer (default: run the agent with "
+        "a warning; setting strict_preflight)",
+    )
     parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
     parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
     parser.add_argument("--pids", type=int, help="process limit (default 1000)")
@@ -271,6 +276,7 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
         dockerfile=_read_text(args.dockerfile, "Dockerfile"),
         provider={"name": args.provider, "model_id": args.model, "options": _options_from_args(args)},
         egress=args.egress,
+        strict_preflight=True if args.strict_preflight or settings.strict_preflight else None,
         timeout_s=args.timeout if args.timeout is not None else settings.default_timeout_s,
         priority=args.priority,
         limits={

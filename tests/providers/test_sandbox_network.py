@@ -62,7 +62,7 @@ def leftover_sidecars() -> list[str]:
     return out.split()
 
 
-async def test_agent_reaches_host_ollama_and_fails_fast_when_it_is_down():
+async def test_agent_reaches_host_ollama_and_is_told_when_it_is_down():
     with FakeOllama() as ollama:
         settings = load_settings(ollama_url=ollama.url, max_attempts=2)
         view, logs = await run_test(settings, egress="provider-only", query="ping")
@@ -72,16 +72,36 @@ async def test_agent_reaches_host_ollama_and_fails_fast_when_it_is_down():
         assert "OLLAMA_HOST is http://host.docker.internal:11434".replace("11434", str(ollama.port)) in logs
         assert [r["path"] for r in ollama.requests if r["path"] != "/api/tags"] == ["/api/chat", "/api/generate"]
         assert any("preflight: " in line and "answers from the sandbox" in line for line in logs)
-    # The same agent with the fake stopped: preflight fails it fast, as the infrastructure's fault.
+    # The same agent with the fake stopped: it runs anyway (an agent may not call its model), its
+    # log opens with the warning, and its failure's reason says the endpoint was down.
     view, logs = await run_test(settings, egress="provider-only", query="ping")
-    assert view["status"] == Status.FAILED.value and view["failure_kind"] == "infra", view
-    assert f"Ollama not reachable at {ollama.url}" in view["error"] and "is it running" in view["error"]
-    assert "AGENTTUI_OLLAMA_URL" in view["error"]
-    assert any("attempt 1/2" in line for line in logs)  # retried like any infrastructure failure
-    assert not any(line.startswith("OLLAMA_HOST is") for line in logs)  # the agent never ran
+    assert view["status"] == Status.FAILED.value and view["failure_kind"] == "agent", view
+    assert f"the model endpoint {ollama.url} did not answer when the test started" in view["error"], view
+    warning = next(line for line in logs if "warning: Ollama not reachable" in line)
+    assert ollama.url in warning and "is it running" in warning and "AGENTTUI_OLLAMA_URL" in warning
+    assert logs.index(warning) < next(i for i, line in enumerate(logs) if line.startswith("Traceback"))
+    assert not any("attempt 1/2" in line for line in logs)
     from ..docker.conftest import wait_for
 
     wait_for(lambda: leftover_sidecars() == [], 20)  # sidecars are removed with their tests
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_strict_preflight_fails_at_once_without_retries():
+    unused_port = free_port()
+    settings = load_settings(ollama_url=f"http://127.0.0.1:{unused_port}", max_attempts=3, retry_backoff_s=5)
+    view, logs = await run_test(settings, egress="provider-only", query="ping", strict_preflight=True)
+    assert view["status"] == Status.FAILED.value and view["failure_kind"] == "infra", view
+    assert f"Ollama not reachable at http://127.0.0.1:{unused_port}" in view["error"], view
+    assert "not retried" in view["error"] and view["attempt"] == 1, view
+    assert not any("retrying in" in line for line in logs)  # no backoff: the answer comes at once
+    assert not any(line.startswith("OLLAMA_HOST is") for line in logs)  # the agent never ran
 
 
 # ---------------------------------------------------------------------------- egress matrix

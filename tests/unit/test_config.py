@@ -66,7 +66,7 @@ def test_the_client_reads_what_settings_reads_from_the_same_sources(monkeypatch,
         "socket_path": f'"{tmp_path / "file.sock"}"', "in_process": "true", "default_cpus": "0.5",
         "default_memory_mb": "512", "default_pids": "64", "default_timeout_s": "30",
         "aws_session_duration_s": "900", "poll_s": "0.25", "backend": '"noop"', "default_egress": '"none"',
-        "package_dir": f'"{tmp_path / "zips"}"',
+        "strict_preflight": "true", "package_dir": f'"{tmp_path / "zips"}"',
     }
     assert set(in_file) == set(CLIENT_SETTINGS)  # a new client setting needs a line here
     config_file().parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def test_the_client_reads_what_settings_reads_from_the_same_sources(monkeypatch,
         "socket_path": tmp_path / "flag.sock", "in_process": False, "default_cpus": 4.0,
         "default_memory_mb": 512, "default_pids": 64, "default_timeout_s": 60,
         "aws_session_duration_s": 900, "poll_s": 0.5, "backend": "noop", "default_egress": "full",
-        "package_dir": tmp_path / "zips",
+        "strict_preflight": True, "package_dir": tmp_path / "zips",
     }
     monkeypatch.setenv("AGENTTUI_DEFAULT_MEMORY_MB", "10")
     where = f"setting 'default_memory_mb' (AGENTTUI_DEFAULT_MEMORY_MB or {config_file()}): "

@@ -131,6 +131,11 @@ class Backend(Protocol):
         (e.g. what the sandbox's preflight found). Taken once."""
         return []
 
+    def take_endpoints_down(self, name: str) -> list[str]:
+        """The model endpoints that did not answer the preflight of the test run as `name` (it
+        runs anyway; a failure's reason then says so). Taken once."""
+        return []
+
     async def last_lines(self, handle: str, count: int) -> list[LogLine]:
         """The last `count` lines of the output, read apart from the log stream (which can
         lose the end of a log that rotated under a flood); empty when the backend cannot."""

@@ -1,10 +1,11 @@
 """Preflight: is the model endpoint reachable from inside the sandbox network?
 
 Before a test's agent starts, its net sidecar (agenttui.sandbox.egress) checks every endpoint through
-the very tunnel the agent will use; when one does not answer, the test fails at once with an
-actionable message, as an infrastructure failure (retried like one, R-8), never blamed on the
-agent. `agenttui doctor` runs the same check on demand (`provider_checks`, through the
-NetworkProbe a backend gives).
+the very tunnel the agent will use. When one does not answer, the agent still runs (it may not
+call its model at all) and its log opens with an actionable warning; under strict preflight
+(setting strict_preflight, `--strict-preflight`) the test fails at once instead, as an
+infrastructure failure that is not retried. `agenttui doctor` runs the same check on demand
+(`provider_checks`, through the NetworkProbe a backend gives).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agenttui.core.domain import ProviderConfig
-from agenttui.core.errors import InfraError
+from agenttui.core.errors import ConfigurationError, InfraError
 from agenttui.core.providers import Endpoint, ollama_model_warning, unreachable_message
 from agenttui.sandbox.egress import NetworkPlan
 
 
-class PreflightError(InfraError):
-    """The provider's endpoint does not answer from inside the sandbox."""
+class PreflightError(ConfigurationError):
+    """Under strict preflight, the provider's endpoint does not answer from inside the sandbox
+    (retrying would only delay the answer)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Check:
     ok: bool
     message: str
     warning: bool = False
+    endpoint: str | None = None  # the URL checked, for an endpoint check
 
 
 class NetworkProbe(Protocol):
@@ -54,7 +57,8 @@ def evaluate(
             status = report.get("status")
             detail = f"HTTP {status}" if status else "answers"
             checks.append(Check(f"{tunnel.name} endpoint", True,
-                                f"{tunnel.url} answers from the sandbox at {tunnel.sandbox_url} ({detail})"))
+                                f"{tunnel.url} answers from the sandbox at {tunnel.sandbox_url} ({detail})",
+                                endpoint=tunnel.url))
             if config.name == "ollama" and status == 200 and report.get("body"):
                 warning = ollama_model_warning(config.model_id, str(report["body"]))
                 if warning:
@@ -64,8 +68,21 @@ def evaluate(
             why = str(report.get("detail") or "no answer")
         # The host side knows the real reason (refused, timeout) better than the sandbox.
         why = host_errors.get(tunnel.name) or why
-        checks.append(Check(f"{tunnel.name} endpoint", False, unreachable_message(config, endpoint, why, tunnel.sandbox_url)))
+        checks.append(Check(f"{tunnel.name} endpoint", False, unreachable_message(config, endpoint, why, tunnel.sandbox_url),
+                            endpoint=tunnel.url))
     return checks
+
+
+def log_note(check: Check) -> str:
+    """How a check is told in the test's log when the test runs anyway."""
+    if not check.ok:
+        return (f"warning: {check.message}. The agent runs anyway; if it calls this model it will fail "
+                "(--strict-preflight or the setting strict_preflight fails the test here instead)")
+    return ("warning: " if check.warning else "preflight: ") + check.message
+
+
+def endpoints_down(checks: list[Check]) -> list[str]:
+    return [check.endpoint for check in checks if not check.ok and check.endpoint]
 
 
 def failure_of(checks: list[Check]) -> PreflightError | None:

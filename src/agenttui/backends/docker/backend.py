@@ -138,6 +138,9 @@ class DockerBackend(Backend):
         (warm pool), for the test's log."""
         return self.pool.take_notes(name) + self.net.take_notes(name)
 
+    def take_endpoints_down(self, name: str) -> list[str]:
+        return self.net.take_endpoints_down(name)
+
     async def _image_user(self, spec: RunSpec, image: str) -> str:
         """A custom image's USER ("" for the generated images: they run as nobody)."""
         if not spec.request.dockerfile.strip():

@@ -29,7 +29,7 @@ from agenttui.core.config import Settings, runtime_dir
 from agenttui.core.domain import Egress, ProviderConfig, TestRequest
 from agenttui.sandbox.egress import NetworkPlan, plan_network
 from agenttui.sandbox.forwarder import TunnelHost, sidecar_user
-from agenttui.sandbox.preflight import Check, evaluate, failure_of
+from agenttui.sandbox.preflight import Check, endpoints_down, evaluate, failure_of, log_note
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class SandboxNetwork:
         self.settings = settings
         self.tunnels: dict[str, TunnelHost] = {}  # container name → its tunnels' host side
         self.notes: dict[str, list[str]] = {}  # container name → preflight notes for the test log
+        self.down: dict[str, list[str]] = {}  # container name → model endpoints that did not answer
 
     # ------------------------------------------------------------------ planning
     def plan(self, spec: RunSpec) -> NetworkPlan:
@@ -115,14 +116,19 @@ class SandboxNetwork:
             raise
         checks = evaluate(spec.request.provider, plan, reports, host.last_error)
         failure = failure_of(checks) if plan.preflight else None
-        if failure is not None:
+        strict = self.settings.strict_preflight if spec.request.strict_preflight is None else spec.request.strict_preflight
+        if failure is not None and strict:
             await asyncio.shield(self.discard(name))
             raise failure
-        self.notes[name] = [("warning: " if c.warning else "preflight: ") + c.message for c in checks]
+        self.notes[name] = [log_note(check) for check in checks]
+        self.down[name] = endpoints_down(checks)
         return sidecar
 
     def take_notes(self, name: str) -> list[str]:
         return self.notes.pop(name, [])
+
+    def take_endpoints_down(self, name: str) -> list[str]:
+        return self.down.pop(name, [])
 
     def _write_folder(self, folder: Path, plan: NetworkPlan) -> None:
         folder.mkdir(parents=True, exist_ok=True)

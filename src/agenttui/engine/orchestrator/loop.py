@@ -288,6 +288,7 @@ class Orchestrator:
         await self._write(run, note=image_note, handle=spec.name, image=image)
         handle = await self.backend.start(spec, image)
         notes = [f"[agenttui] {note}" for note in self.backend.take_notes(spec.name)]
+        run.endpoints_down = self.backend.take_endpoints_down(spec.name)
         notes.append(f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
         await self._mark_running(run, handle, notes)
         return handle

@@ -28,6 +28,7 @@ class RunFacts:
     peak_memory: int | None = None  # the highest memory use sampled
     cpu_s: float | None = None
     stdout_tail: Sequence[str] = ()
+    endpoints_down: Sequence[str] = ()  # model endpoints that did not answer when it started
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ def classify(exit_info: ExitInfo, result: dict[str, Any] | None, run: RunFacts) 
         # The kernel killed it at the limit: the limit is the truest peak we can report.
         peak_memory = max(peak_memory or 0, limit_bytes)
     ending = _ending(exit_info, result, run, peak_memory)
+    if run.endpoints_down and ending["status"] in (Status.FAILED, Status.TIMED_OUT):
+        down = ", ".join(run.endpoints_down)
+        ending["error"] += f" (the model endpoint {down} did not answer when the test started)"
     return Outcome(exit_info=exit_info, peak_memory=peak_memory, cpu_s=cpu_s, **ending)
 
 

@@ -34,6 +34,7 @@ class Run:
     build_s: float = 0.0
     image_built: bool = False
     stdout_tail: list[str] = field(default_factory=list)
+    endpoints_down: list[str] = field(default_factory=list)  # model endpoints silent at the start
     redact: Redactor = field(default_factory=Redactor)
     task: asyncio.Task[None] | None = None
 
@@ -49,6 +50,7 @@ class Run:
             peak_memory=self.peak_memory,
             cpu_s=self.cpu_s,
             stdout_tail=self.stdout_tail,
+            endpoints_down=self.endpoints_down,
         )
 
     def metrics(self, exit_info: ExitInfo, result: dict[str, Any] | None) -> dict[str, Any]:
