@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """The most one test can be given where a backend runs it."""
+
+    cpus: float
+    memory_mb: int
+    where: str  # named in a refusal: "the Docker engine's machine", ...
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything a backend needs to run one attempt of one test."""
 
@@ -130,6 +139,10 @@ class Backend(Protocol):
         """Lines worth showing in the log of the test run as `name`, gathered while starting it
         (e.g. what the sandbox's preflight found). Taken once."""
         return []
+
+    async def capacity(self) -> Capacity | None:
+        """The largest limits a test can be given (None: unknown, nothing is refused)."""
+        return None
 
     def take_endpoints_down(self, name: str) -> list[str]:
         """The model endpoints that did not answer the preflight of the test run as `name` (it

@@ -37,7 +37,9 @@ class Engine:
         self.backend = backend
         self.orchestrator = Orchestrator(store, backend, settings, only_ids=None if whole_queue else set())
         admin = {} if is_admin is None else {"is_admin": is_admin}  # else the service's own rule
-        self.service = Service(store, settings, on_submit=self.take_charge, on_orphan=self.take_charge, **admin)
+        self.service = Service(
+            store, settings, on_submit=self.take_charge, on_orphan=self.take_charge, capacity=backend.capacity, **admin
+        )
         self._work: asyncio.Task[None] | None = None
 
     @classmethod

@@ -14,7 +14,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Statu
 from agenttui.engine.store import LogRecord, Owner, Store, TestRecord
 
 if TYPE_CHECKING:
+    from agenttui.backends.base import Capacity
     from agenttui.packaging import PackageResult
 
 __all__ = ["Service", "NotFound", "AccessDenied", "NotActionable"]
@@ -42,18 +43,21 @@ class Service:
         is_admin: Callable[[Owner], bool] = lambda owner: owner.uid == 0,
         on_submit: Callable[[int], None] = lambda test_id: None,
         on_orphan: Callable[[int], None] = lambda test_id: None,
+        capacity: Callable[[], Awaitable[Capacity | None]] | None = None,
     ):
         self.store = store
         self.settings = settings
         self.is_admin = is_admin
         self.on_submit = on_submit  # tell the orchestrator there is work
         self.on_orphan = on_orphan  # an active test nobody looks after needs adopting
+        self.capacity = capacity  # the backend's: limits it cannot grant are refused at submit
         # Whether every caller sees every test's content; the in-process client turns it on (its
         # user reads the store itself: there is nothing to hide from them).
         self.share_content = settings.share_test_content
 
     async def submit(self, caller: Owner, request: TestRequest, *, parent_id: int | None = None) -> TestView:
         request, sealed = self._prepare_submit(request)
+        await self._check_capacity(request)
         test = await self.store.submit(
             request, caller, parent_id=parent_id, backend=self.settings.backend, sealed_secrets=sealed
         )
@@ -151,6 +155,21 @@ class Service:
         if not values:
             return request, None
         return request, SecretBox(self.settings.resolved_secrets_key_file).seal(values)
+
+    async def _check_capacity(self, request: TestRequest) -> None:
+        """Limits the backend cannot grant are bad input, refused before anything is queued."""
+        capacity = await self.capacity() if self.capacity is not None else None
+        if capacity is None:
+            return
+        limits, errors = request.limits, {}
+        if limits.cpus > capacity.cpus:
+            errors["limits.cpus"] = (f"asks for {limits.cpus:g} CPUs but {capacity.where} has {capacity.cpus:g}; "
+                                     f"use at most {capacity.cpus:g}")
+        if limits.memory_mb > capacity.memory_mb:
+            errors["limits.memory_mb"] = (f"asks for {limits.memory_mb} MB but {capacity.where} has "
+                                          f"{capacity.memory_mb} MB; use at most {capacity.memory_mb} MB")
+        if errors:
+            raise InvalidRequest(errors)
 
     async def request(self, caller: Owner, test_id: int) -> TestRequest:
         test = await self.get(test_id)

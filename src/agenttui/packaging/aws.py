@@ -41,6 +41,12 @@ def fargate_size(cpus: float, memory_mb: int) -> tuple[int, int]:
     return _FARGATE_SIZES[-1][0], _FARGATE_SIZES[-1][2]
 
 
+def fargate_largest() -> tuple[float, int]:
+    """The most CPUs and memory (MiB) one Fargate task can have."""
+    cpu, _low, high, _step = _FARGATE_SIZES[-1]
+    return cpu / 1024, high
+
+
 def bedrock_model_arns(model_id: str) -> list[dict[str, Any]]:
     """IAM resources for a Bedrock model id: the foundation model (any region) and, for a
     cross-region inference profile (`us.…`), the profile in this account. Each is

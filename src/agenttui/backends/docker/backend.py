@@ -22,6 +22,7 @@ from agenttui.backends.base import (
     Backend,
     BuildError,
     BuildLog,
+    Capacity,
     ExitInfo,
     HandleState,
     InfraError,
@@ -43,6 +44,8 @@ from agenttui.backends.docker.images import Images
 from agenttui.backends.docker.logstream import LogDecoder, read_batches
 from agenttui.backends.docker.network import SandboxNetwork
 from agenttui.backends.docker.pool import WarmPool
+
+MIB = 1024 * 1024
 from agenttui.backends.docker.staging import Staging
 from agenttui.backends.docker.stats import container_stats
 from agenttui.core.config import Settings
@@ -63,12 +66,23 @@ class DockerBackend(Backend):
         self.images = Images(self.engine, settings)
         self.staging = Staging(settings)
         self._stopped: set[str] = set()  # handles this backend signalled itself
+        self._capacity: Capacity | None = None
         self.net = SandboxNetwork(self.engine, settings)  # egress policy, net sidecar, tunnels, preflight
         # Containers started ahead of their tests (warm_pool).
         self.pool = WarmPool(self.engine, settings, self.staging, self.net)
 
     async def check(self) -> None:
         await self.engine.check()
+
+    async def capacity(self) -> Capacity | None:
+        """What the engine's machine has (read once); None while the engine does not answer."""
+        if self._capacity is None:
+            try:
+                info = await self.engine.api("read the engine's CPUs and memory", "info")
+            except InfraError:
+                return None
+            self._capacity = Capacity(float(info["NCPU"]), int(info["MemTotal"]) // MIB, "the Docker engine's machine")
+        return self._capacity
 
     async def start_up(self) -> None:
         """A server's orchestrator begins: sweep what dead servers' warm pools left."""

@@ -12,6 +12,7 @@ from agenttui.backends.base import (
     Backend,
     BuildError,
     BuildLog,
+    Capacity,
     ExitInfo,
     HandleState,
     InfraError,
@@ -63,6 +64,12 @@ class EcsBackend(Backend):
         return self.settings.ecs_runner_image or f"ecs-task-definition:{self.settings.ecs_task_definition}"
 
     # -- protocol -------------------------------------------------------------------------
+    async def capacity(self) -> Capacity | None:
+        from agenttui.packaging.aws import fargate_largest
+
+        cpus, memory_mb = fargate_largest()
+        return Capacity(cpus, memory_mb, "AWS Fargate's largest task")
+
     async def check(self) -> None:
         s = self.settings
         problems = []
