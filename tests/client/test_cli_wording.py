@@ -31,3 +31,19 @@ def test_global_options_are_taken_after_the_command_too(agenttui_cmd, tmp_path):
                            "--egress", "none"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert '"response": "hi x"' in done.stdout
+
+
+def test_a_retrys_log_does_not_read_as_a_first_attempt(agenttui_cmd, tmp_path):
+    agent = tmp_path / "agent.py"
+    agent.write_text("def run(query):\n    return 'hi ' + query\n")
+
+    def agenttui(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*agenttui_cmd, "--in-process", *args], capture_output=True, text=True, timeout=120)
+
+    first = agenttui("submit", str(agent), "--query", "x", "--egress", "none")
+    assert first.returncode == 0, first.stderr
+    retried = agenttui("retry", "1")
+    assert retried.returncode == 0, retried.stderr
+    log = agenttui("logs", "2").stdout
+    assert "[agenttui] preparing image" in log, log
+    assert "attempt 1" not in log, log

@@ -247,7 +247,7 @@ async def test_engine_notes_ride_on_the_write_they_describe(store):
     ended = await store.transition(test.id, Status.COMPLETED, fence=fence, notes=["COMPLETED"])
     assert ended.status is Status.COMPLETED and ended.handle == "h"
     assert [(line.seq, line.stream, line.text) for line in await store.logs(test.id)] == [
-        (1, "system", "[agenttui] attempt 1: preparing image (owner w)"), (2, "system", "preparing"),
+        (1, "system", "[agenttui] preparing image (owner w)"), (2, "system", "preparing"),
         (3, "system", "started"), (4, "system", "running"), (5, "stdout", "out"), (6, "system", "COMPLETED"),
     ]
 
@@ -273,7 +273,7 @@ async def test_every_claim_gives_its_attempt_a_fresh_nonce_and_first_line(store)
     (second,) = await store.claim("v", cap=5, lease_s=60)
     assert second.attempt == 2 and second.result_nonce and second.result_nonce != first.result_nonce
     assert [(line.seq, line.text) for line in await store.logs(test.id)] == [
-        (1, "[agenttui] attempt 1: preparing image (owner w)"), (2, "[agenttui] attempt 2: preparing image (owner v)"),
+        (1, "[agenttui] preparing image (owner w)"), (2, "[agenttui] attempt 2: preparing image (owner v)"),
     ]
     stored = await store.get(test.id)
     assert stored.log_seq == 2 and stored.log_bytes == sum(len(line.text) + 1 for line in await store.logs(test.id))

@@ -59,8 +59,10 @@ class ClaimOrder:
 
 
 def first_line(attempt: int, owner: str) -> str:
-    """The first line of an attempt's log, written by its claim."""
-    return f"[agenttui] attempt {attempt}: preparing image (owner {owner})"
+    """The first line of an attempt's log, written by its claim. A first attempt names none: a
+    retried test (a new test) would otherwise read "attempt 1" and look like nothing was retried."""
+    which = f"attempt {attempt}: " if attempt > 1 else ""
+    return f"[agenttui] {which}preparing image (owner {owner})"
 
 
 def claim(conn: Connection, order: ClaimOrder, now: float) -> list[TestRecord]:
