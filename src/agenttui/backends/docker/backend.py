@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from agenttui.backends.docker.network import SandboxNetwork
 from agenttui.backends.docker.pool import WarmPool
 
 MIB = 1024 * 1024
+OOM_EVENT_WAIT_S = 0.5  # an OOM event can trail the exit it caused
 from agenttui.backends.docker.staging import Staging
 from agenttui.backends.docker.stats import container_stats
 from agenttui.core.config import Settings
@@ -268,16 +270,21 @@ class DockerBackend(Backend):
         handed_over = await asyncio.to_thread(self.pool.handed_over_at, info["Name"].lstrip("/"))
         if handed_over is not None:  # started ahead: the test began when it got its job
             result = dataclasses.replace(result, started_at=handed_over)
-        if result.exit_code == 137 and not result.oom_killed and not result.reason:
-            if handle not in self._stopped:
-                # The engine can miss an OOM kill that lands right after start (a known
-                # containerd race); say what is known rather than guess the flag.
-                result = dataclasses.replace(
-                    result,
-                    reason="killed by SIGKILL (exit 137) without a stop from agenttui: most "
-                    "likely the kernel's OOM killer at the memory limit",
-                )
+        if result.exit_code == 137 and not result.oom_killed and not result.reason and handle not in self._stopped:
+            result = await self._missed_oom(info["Id"], result)
         return result
+
+    async def _missed_oom(self, container_id: str, result: ExitInfo) -> ExitInfo:
+        """A SIGKILL we did not send. The engine can set the exit before its OOM flag (a known
+        containerd race); its event stream still tells an OOM kill. Else say what is known."""
+        with contextlib.suppress(InfraError):
+            if await self.engine.oom_event_since(container_id, (result.started_at or time.time()) - 1, OOM_EVENT_WAIT_S):
+                return dataclasses.replace(result, oom_killed=True)
+        return dataclasses.replace(
+            result,
+            reason="killed by SIGKILL (exit 137) without a stop from agenttui: most "
+            "likely the kernel's OOM killer at the memory limit",
+        )
 
     async def stats(self, handle: str) -> Stats | None:
         return await container_stats(self.engine, handle)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -247,6 +248,17 @@ class DockerEngine:
                 return True
             raise
         return True
+
+    async def oom_event_since(self, container_id: str, since: float, wait_s: float) -> bool:
+        """Whether the engine reported an OOM kill of the container since `since` (epoch), waiting
+        up to `wait_s` for one still on its way."""
+        docker = await self._client()
+        filters = json.dumps({"container": [container_id], "event": ["oom"], "type": ["container"]})
+        params = {"since": f"{since:.3f}", "until": f"{time.time() + wait_s:.3f}", "filters": filters}
+        async with self.errors("read the engine's OOM events"):
+            async with asyncio.timeout(API_TIMEOUT_S + wait_s):
+                async with docker._query("events", "GET", params=params) as response:
+                    return b'"oom"' in await response.read()
 
     async def open_logs(self, handle: str, params: dict[str, str], action: str) -> aiohttp.ClientResponse | None:
         """The container's multiplexed log stream (the caller reads and closes it); None
