@@ -4,11 +4,15 @@ from agenttui.core.redact import Redactor
 
 
 def test_standard_variable_names_per_provider():
+    # Every client library's name for the endpoint is set too (issue 16: tests/unit/test_providers_env.py).
     assert container_env(ProviderConfig(name="ollama", model_id="llama3.2")) == {
-        "MODEL_ID": "llama3.2", "OLLAMA_HOST": "http://host.docker.internal:11434"}
+        "MODEL_ID": "llama3.2", "OLLAMA_HOST": "http://host.docker.internal:11434",
+        "OLLAMA_API_BASE": "http://host.docker.internal:11434",
+        "OLLAMA_BASE_URL": "http://host.docker.internal:11434/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     openai = container_env(ProviderConfig(name="openai", model_id="gpt", options={
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k-123456"}))
-    assert openai == {"MODEL_ID": "gpt", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k-123456"}
+    assert openai == {"MODEL_ID": "gpt", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k-123456",
+                      "OPENAI_API_BASE": "http://127.0.0.1:9/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 def test_aws_default_region_follows_aws_region():

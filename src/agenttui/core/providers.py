@@ -28,6 +28,12 @@ class EnvVar:
     secret: bool = False
     default: str | None = None  # used when the request's options do not set it
     example: str = ""  # placeholder for .env.example
+    # Another library's name for a value of this provider: copied from the first of these
+    # variables that has a value (after endpoint URLs are rewritten for the sandbox), unless
+    # the request's options set it themselves.
+    follows: tuple[str, ...] = ()
+    suffix: str = ""  # appended to the followed URL (OpenAI-style clients want .../v1)
+    readers: str = ""  # the libraries that read it (docs/providers.md)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,18 @@ class Provider:
         return option in self.secret_names or bool(SECRET_NAME.search(option))
 
 
-MODEL_ID = EnvVar("MODEL_ID", "model the agent should use")
+MODEL_ID = EnvVar("MODEL_ID", "model the agent should use", readers="your agent (agenttui's convention)")
+# Settings for libraries that would otherwise download data at import; the sandbox has no
+# internet under provider-only egress, and a deployed agent loses nothing by them.
+OFFLINE_ENV = (
+    EnvVar(
+        "LITELLM_LOCAL_MODEL_COST_MAP",
+        "litellm: use the price list bundled with it instead of downloading one at import",
+        default="True",
+        example="True",
+        readers="litellm (and what calls it: smolagents' LiteLLMModel, CrewAI)",
+    ),
+)
 # Names that mark a value as secret when a user passes their own option (`--option MY_TOKEN=…`).
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
 OPTION_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
@@ -106,7 +123,24 @@ PROVIDERS: dict[str, Provider] = {
                 "Ollama server URL",
                 default=f"http://{HOST_ALIAS}:11434",
                 example=f"http://{HOST_ALIAS}:11434",
+                readers="ollama (Python client), langchain-ollama, Strands' OllamaModel",
             ),
+            EnvVar(
+                "OLLAMA_BASE_URL",
+                "Ollama's OpenAI-compatible URL (the server URL + /v1)",
+                example=f"http://{HOST_ALIAS}:11434/v1",
+                follows=("OLLAMA_HOST",),
+                suffix="/v1",
+                readers="pydantic-ai's OllamaProvider",
+            ),
+            EnvVar(
+                "OLLAMA_API_BASE",
+                "Ollama server URL (litellm's name)",
+                example=f"http://{HOST_ALIAS}:11434",
+                follows=("OLLAMA_HOST",),
+                readers="litellm (`ollama/` and `ollama_chat/` models), smolagents' LiteLLMModel, CrewAI",
+            ),
+            *OFFLINE_ENV,
         ),
         docs="Ollama serves models on the host; the container reaches it at OLLAMA_HOST.",
         python_packages=("ollama",),
@@ -117,11 +151,23 @@ PROVIDERS: dict[str, Provider] = {
         title="AWS Bedrock",
         env=(
             MODEL_ID,
-            EnvVar("AWS_REGION", "AWS region of Bedrock", default="us-east-1", example="us-east-1"),
-            EnvVar("AWS_DEFAULT_REGION", "AWS region (older SDKs)", default="us-east-1", example="us-east-1"),
-            EnvVar("AWS_ACCESS_KEY_ID", "AWS access key id", secret=True, example="<your-access-key-id>"),
-            EnvVar("AWS_SECRET_ACCESS_KEY", "AWS secret access key", secret=True, example="<your-secret-key>"),
-            EnvVar("AWS_SESSION_TOKEN", "AWS session token (temporary credentials)", secret=True, example=""),
+            EnvVar("AWS_REGION", "AWS region of Bedrock", default="us-east-1", example="us-east-1",
+                   readers="boto3/botocore (Strands' BedrockModel, langchain-aws, pydantic-ai), litellm"),
+            EnvVar("AWS_DEFAULT_REGION", "AWS region (older SDKs)", example="us-east-1", follows=("AWS_REGION",),
+                   readers="boto3/botocore, the AWS CLI"),
+            EnvVar("AWS_REGION_NAME", "AWS region (litellm's name)", example="us-east-1", follows=("AWS_REGION",),
+                   readers="litellm (`bedrock/` models)"),
+            EnvVar("AWS_ACCESS_KEY_ID", "AWS access key id", secret=True, example="<your-access-key-id>",
+                   readers="boto3/botocore, litellm"),
+            EnvVar("AWS_SECRET_ACCESS_KEY", "AWS secret access key", secret=True, example="<your-secret-key>",
+                   readers="boto3/botocore, litellm"),
+            EnvVar("AWS_SESSION_TOKEN", "AWS session token (temporary credentials)", secret=True, example="",
+                   readers="boto3/botocore, litellm"),
+            EnvVar("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "Bedrock runtime endpoint, when not AWS's own",
+                   follows=("AWS_ENDPOINT_URL",), readers="boto3/botocore 1.31+"),
+            EnvVar("AWS_BEDROCK_RUNTIME_ENDPOINT", "Bedrock runtime endpoint (litellm's name)",
+                   follows=("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"), readers="litellm"),
+            *OFFLINE_ENV,
         ),
         docs="Bedrock is called with the AWS SDK; credentials come from the standard AWS variables.",
         python_packages=("boto3",),
@@ -140,8 +186,15 @@ PROVIDERS: dict[str, Provider] = {
         title="OpenAI-compatible endpoint",
         env=(
             MODEL_ID,
-            EnvVar("OPENAI_BASE_URL", "base URL of the endpoint", example="https://api.example.com/v1"),
-            EnvVar("OPENAI_API_KEY", "API key", secret=True, example="<your-api-key>"),
+            EnvVar("OPENAI_BASE_URL", "base URL of the endpoint", example="https://api.example.com/v1",
+                   readers="openai 1.x (and what wraps it: Strands' OpenAIModel, the OpenAI Agents SDK, "
+                   "pydantic-ai, smolagents' OpenAIServerModel, langchain-openai), litellm"),
+            EnvVar("OPENAI_API_BASE", "base URL of the endpoint (older clients' name)",
+                   example="https://api.example.com/v1", follows=("OPENAI_BASE_URL",),
+                   readers="langchain-openai (`openai_api_base`), litellm, openai 0.x"),
+            EnvVar("OPENAI_API_KEY", "API key", secret=True, example="<your-api-key>",
+                   readers="openai, langchain-openai, pydantic-ai, litellm, Strands, the OpenAI Agents SDK"),
+            *OFFLINE_ENV,
         ),
         docs="Any endpoint speaking the OpenAI API; the official client reads these variables.",
         python_packages=("openai",),
@@ -297,14 +350,23 @@ def container_env(
             env[var.name] = options[var.name]
         elif var.default is not None:
             env[var.name] = var.default
-    # Older AWS SDKs read only AWS_DEFAULT_REGION: it follows AWS_REGION unless set itself.
-    if "AWS_REGION" in options and "AWS_DEFAULT_REGION" not in options and "AWS_DEFAULT_REGION" in env:
-        env["AWS_DEFAULT_REGION"] = options["AWS_REGION"]
     for key, value in options.items():
         if key not in env and key not in provider.resolve_only:
             env[key] = value
     env.update(urls or {})
+    # Every library's name for a value gets it in the form that library expects.
+    for var in provider.env:
+        source = next((env[name] for name in var.follows if env.get(name)), None)
+        if source is not None and var.name not in options:
+            env[var.name] = with_suffix(source, var.suffix)
     return env
+
+
+def with_suffix(url: str, suffix: str) -> str:
+    """`url` ending in `suffix` (once): http://host:11434 → http://host:11434/v1."""
+    if not suffix or url.rstrip("/").endswith(suffix):
+        return url
+    return url.rstrip("/") + suffix
 
 
 def endpoints(config: ProviderConfig, *, ollama_url: str = DEFAULT_OLLAMA_URL) -> list[Endpoint]:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agenttui.core.domain import Limits, TestRequest
-from agenttui.core.providers import SECRET_NAME, EnvVar, Provider, container_env, provider_for
+from agenttui.core.providers import SECRET_NAME, EnvVar, Provider, ProviderConfig, container_env, provider_for
 from agenttui.harness import RUNNER_FILENAME
 from agenttui.packaging.analysis import env_vars_read, known_versions, module_docstring, requirement_lines, slugify
 from agenttui.packaging.aws import (
@@ -257,9 +257,11 @@ def _env_entry(var: EnvVar, tested_env: Mapping[str, str]) -> PackageVar:
         value = tested_env[var.name]  # what the test's container had
     else:
         value = var.example
-    # An empty secret line would set the variable to "" (e.g. a bogus session token).
+    # An empty secret line would set the variable to "" (e.g. a bogus session token); an
+    # unset optional name (an endpoint the test did not override) would set "" too.
+    comment_out = (var.secret and not var.example) or (not var.secret and not value)
     return PackageVar(name=var.name, description=var.description, secret=var.secret, value=value,
-                      example=var.example, comment_out=var.secret and not var.example)
+                      example=var.example, comment_out=comment_out)
 
 
 def _agent_var(name: str) -> PackageVar:
@@ -292,7 +294,7 @@ def _aws_deployment(request: TestRequest, provider: Provider, env_vars: list[Pac
     aws_env: dict[str, str] = {}
     aws_secrets: list[str] = []
     for var in env_vars:
-        if var.name in AWS_CREDENTIAL_VARS:
+        if var.name in AWS_CREDENTIAL_VARS or var.comment_out and not var.secret:
             continue
         if var.secret:
             aws_secrets.append(var.name)
@@ -302,7 +304,9 @@ def _aws_deployment(request: TestRequest, provider: Provider, env_vars: list[Pac
     if provider.name == "ollama":
         host = aws_env.get("OLLAMA_HOST", "")
         if not host or _is_local_url(host):
-            aws_env["OLLAMA_HOST"] = OLLAMA_PLACEHOLDER
+            placeholder = container_env(ProviderConfig(name="ollama", options={"OLLAMA_HOST": OLLAMA_PLACEHOLDER}))
+            # Every library's name for the server follows the placeholder (OLLAMA_BASE_URL: /v1).
+            aws_env.update({k: v for k, v in placeholder.items() if k.startswith("OLLAMA_")})
             aws_warnings.append(
                 "OLLAMA_HOST is a placeholder: set the context value environment.OLLAMA_HOST in "
                 "cdk/cdk.json to an Ollama server the task can reach"
