@@ -4,6 +4,10 @@ connection forwarded to that endpoint's configured address and nowhere else.
 It runs in the process that runs the test (the server, or the headless command with
 --in-process), in its event loop. The sockets live in a folder bind-mounted read-only into the
 test's net sidecar; a process that adopts a running test opens them again at the same paths.
+
+When the engine has attached a call sink under the test's name (agenttui.sandbox.recorder), each
+connection is also read by a ConnectionRecorder: every chunk is written on first, then a copy is
+handed to the recorder, so recording never holds a byte back (docs/recorder.md).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
+import agenttui.sandbox.recorder as recorder
 from agenttui.sandbox.egress import NetworkPlan, Tunnel
 
 log = logging.getLogger(__name__)
@@ -54,9 +60,10 @@ def _tunnel_socket(path: Path) -> socket.socket:
 class TunnelHost:
     """Serves one test's tunnels."""
 
-    def __init__(self, folder: Path, plan: NetworkPlan):
+    def __init__(self, folder: Path, plan: NetworkPlan, name: str = ""):
         self.folder = folder
         self.plan = plan
+        self.name = name  # the test's container name: its call sink's key (agenttui.sandbox.recorder)
         self.last_error: dict[str, str] = {}  # endpoint name → why the last connect failed
         self._servers: list[asyncio.base_events.Server] = []
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
@@ -93,11 +100,18 @@ class TunnelHost:
                 writer.close()
                 return
             self.last_error.pop(tunnel.name, None)
+            sink = recorder.sink_for(self.name) if self.name else None
+            seen = recorder.ConnectionRecorder(tunnel.name, sink) if sink is not None else None
             try:
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                await asyncio.gather(
+                    _pipe(reader, up_writer, seen.from_agent if seen else None),
+                    _pipe(up_reader, writer, seen.from_endpoint if seen else None),
+                )
             finally:
                 for w in (writer, up_writer):
                     w.close()
+                if seen is not None:
+                    seen.closed()
 
     async def close(self) -> None:
         for server in self._servers:
@@ -111,13 +125,17 @@ class TunnelHost:
         self._servers.clear()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, copy_to: Callable[[bytes], None] | None = None
+) -> None:
     try:
         while True:
             data = await reader.read(CHUNK)
             if not data:
                 break
-            writer.write(data)
+            writer.write(data)  # on its way (the transport sends at once when it can) before it is read
+            if copy_to is not None:
+                copy_to(data)
             await writer.drain()
     except (OSError, asyncio.IncompleteReadError):
         pass

@@ -142,7 +142,7 @@ class SandboxNetwork:
         host = self.tunnels.get(name)
         if host is not None:
             return host
-        host = TunnelHost(folder, plan)
+        host = TunnelHost(folder, plan, name)
         try:
             await host.start()
         except OSError as exc:

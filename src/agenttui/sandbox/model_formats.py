@@ -1,0 +1,237 @@
+"""The wire formats of model calls, read from a copy of the bytes (agenttui.sandbox.recorder).
+
+Which paths are model calls, what a request asked (model, messages), and what a response said,
+whole or streamed: Ollama's JSON and NDJSON (/api/chat, /api/generate) and OpenAI-compatible
+JSON and server-sent events (/v1/chat/completions, /v1/completions), with their token counts
+and the tool calls the model requested. Chunks may be cut anywhere: lines are joined back
+before they are read. Nothing here raises on odd input; what cannot be read stays unknown.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+PARSE_CAP = 8 * 1024 * 1024  # a body or line longer than this is not read (its call keeps the rest)
+TEXT_CAP = 256 * 1024  # response text kept while reading (the store caps again)
+_decode = msgspec.json.Decoder().decode
+# path suffix → API family
+_FAMILIES = (
+    ("/api/chat", "ollama"),
+    ("/api/generate", "ollama"),
+    ("/chat/completions", "openai"),
+    ("/completions", "openai"),
+)
+
+
+def model_api(method: str, target: str) -> str | None:
+    """The API family of a request that is a model call ("ollama" | "openai"), else None."""
+    if method != "POST":
+        return None
+    path = target.split("?", 1)[0].rstrip("/")
+    for suffix, family in _FAMILIES:
+        if path.endswith(suffix):
+            return family
+    return None
+
+
+@dataclass
+class RequestSummary:
+    model: str | None = None
+    messages: Any = None  # the request's messages (or prompt), as sent
+    stream: bool | None = None
+
+
+def read_request(family: str, body: bytes) -> RequestSummary:
+    try:
+        data = _decode(body) if body else {}
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return RequestSummary()
+    if not isinstance(data, dict):
+        return RequestSummary()
+    messages = data.get("messages")
+    if messages is None and "prompt" in data:
+        messages = {"system": data["system"], "prompt": data["prompt"]} if data.get("system") else data["prompt"]
+    stream = data.get("stream")
+    if stream is None:
+        stream = family == "ollama"  # Ollama streams unless told not to; OpenAI does not
+    model = data.get("model")
+    return RequestSummary(model if isinstance(model, str) else None, messages, bool(stream))
+
+
+@dataclass
+class ResponseSummary:
+    model: str | None = None
+    text: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    unread: bool = False  # some of it could not be read (too long, not JSON)
+
+
+class ResponseReader:
+    """Reads a response body as it arrives: whole JSON, NDJSON lines or server-sent events."""
+
+    def __init__(self, family: str, content_type: str, content_encoding: str):
+        self.family = family
+        kind = content_type.split(";", 1)[0].strip().lower()
+        self.mode = "sse" if kind == "text/event-stream" else "ndjson" if "ndjson" in kind else "json"
+        if self.mode == "json" and family == "ollama":
+            self.mode = "ndjson"  # a whole Ollama answer is one line of the same shape
+        encoding = content_encoding.strip().lower()
+        self._inflate = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
+        self._buffer = bytearray()
+        self._event_data: list[bytes] = []
+        self._streamed_tools: dict[int, dict[str, Any]] = {}
+        self.summary = ResponseSummary()
+
+    def feed(self, data: bytes) -> None:
+        if self._inflate is not None:
+            try:
+                data = self._inflate.decompress(data)
+            except zlib.error:
+                self._inflate, self.mode = None, "none"
+                self.summary.unread = True
+        if self.mode == "none":
+            return
+        self._buffer += data
+        if self.mode == "json":
+            if len(self._buffer) > PARSE_CAP:
+                self._give_up()
+            return
+        self._read_lines()
+
+    def end(self) -> ResponseSummary:
+        if self.mode == "json":
+            self._on_object(bytes(self._buffer))
+        elif self.mode != "none":
+            self._buffer += b"\n\n"  # a last line or event without its end
+            self._read_lines()
+        self._buffer.clear()
+        if self._streamed_tools:
+            self.summary.tool_calls.extend(self._streamed_tools[i] for i in sorted(self._streamed_tools))
+            self._streamed_tools.clear()
+        return self.summary
+
+    def _give_up(self) -> None:
+        self.mode = "none"
+        self.summary.unread = True
+        self._buffer.clear()
+
+    def _read_lines(self) -> None:
+        start = 0
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if self.mode == "ndjson":
+                if line.strip():
+                    self._on_object(line)
+            else:
+                self._on_sse_line(line)
+        del buffer[:start]
+        if len(buffer) > PARSE_CAP:
+            self._give_up()
+
+    def _on_sse_line(self, line: bytes) -> None:
+        if not line:  # an event ends at a blank line
+            if self._event_data:
+                payload = b"\n".join(self._event_data)
+                self._event_data = []
+                if payload.strip() != b"[DONE]":
+                    self._on_object(payload)
+            return
+        if line.startswith(b"data:"):
+            value = line[5:]
+            self._event_data.append(value[1:] if value.startswith(b" ") else value)
+
+    def _on_object(self, payload: bytes) -> None:
+        try:
+            data = _decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            self.summary.unread = True
+            return
+        if isinstance(data, dict):
+            if self.family == "ollama":
+                self._ollama(data)
+            else:
+                self._openai(data)
+
+    def _add_text(self, text: Any) -> None:
+        if isinstance(text, str) and text and len(self.summary.text) < TEXT_CAP:
+            self.summary.text += text[: TEXT_CAP - len(self.summary.text)]
+
+    def _ollama(self, data: dict[str, Any]) -> None:
+        summary = self.summary
+        if isinstance(data.get("model"), str):
+            summary.model = data["model"]
+        if data.get("error") is not None:
+            summary.error = str(data["error"])
+        message = data.get("message")
+        if isinstance(message, dict):
+            self._add_text(message.get("content"))
+            for call in message.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    summary.tool_calls.append(_tool_call(call))
+        self._add_text(data.get("response"))
+        if isinstance(data.get("prompt_eval_count"), int):
+            summary.tokens_in = data["prompt_eval_count"]
+        if isinstance(data.get("eval_count"), int):
+            summary.tokens_out = data["eval_count"]
+
+    def _openai(self, data: dict[str, Any]) -> None:
+        summary = self.summary
+        if isinstance(data.get("model"), str):
+            summary.model = data["model"]
+        error = data.get("error")
+        if error is not None:
+            summary.error = str(error.get("message") or error) if isinstance(error, dict) else str(error)
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("prompt_tokens"), int):
+                summary.tokens_in = usage["prompt_tokens"]
+            if isinstance(usage.get("completion_tokens"), int):
+                summary.tokens_out = usage["completion_tokens"]
+        for choice in data.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            self._add_text(choice.get("text"))  # /v1/completions
+            message = choice.get("message")
+            if isinstance(message, dict):
+                self._add_text(message.get("content"))
+                summary.tool_calls.extend(_tool_call(c) for c in message.get("tool_calls") or [] if isinstance(c, dict))
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._add_text(delta.get("content"))
+                for part in delta.get("tool_calls") or []:
+                    if isinstance(part, dict):
+                        self._merge_tool_part(part)
+
+    def _merge_tool_part(self, part: dict[str, Any]) -> None:
+        """A streamed tool call comes in pieces keyed by index: its id and name first, then its
+        arguments a few characters at a time."""
+        index = part.get("index") if isinstance(part.get("index"), int) else len(self._streamed_tools)
+        call = self._streamed_tools.setdefault(index, {"id": None, "name": None, "arguments": ""})
+        if part.get("id"):
+            call["id"] = part["id"]
+        function = part.get("function")
+        if isinstance(function, dict):
+            if function.get("name"):
+                call["name"] = function["name"]
+            if isinstance(function.get("arguments"), str):
+                call["arguments"] += function["arguments"]
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = msgspec.json.encode(arguments).decode() if arguments is not None else ""
+    return {"id": call.get("id"), "name": function.get("name"), "arguments": arguments}

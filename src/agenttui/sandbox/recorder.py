@@ -1,0 +1,269 @@
+"""The recorder on the egress path: what each model call through a test's tunnel asked and got
+(docs/recorder.md).
+
+The forwarder (agenttui.sandbox.forwarder) hands a ConnectionRecorder a copy of every chunk
+after it has written the chunk on: the recorder never holds or changes a byte. Two h11 parsers
+read the copy, one per direction; a request to a model API (agenttui.sandbox.model_formats)
+becomes a ModelCall when its response ends. A connection that is not HTTP/1.1 (TLS, anything
+h11 cannot read) becomes one "connection" record of bytes and timing when it closes.
+
+Calls go to the sink attached under the test's container name (the engine attaches one that
+redacts, caps and stores them in batches); with none attached nothing is parsed at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import h11
+
+from agenttui.sandbox.model_formats import PARSE_CAP, RequestSummary, ResponseReader, model_api, read_request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelCall:
+    """One model call (kind "call") or one connection the recorder could not read ("connection")."""
+
+    provider: str  # the tunnel's endpoint name: ollama | openai | bedrock
+    kind: str
+    started_at: float
+    ended_at: float = 0.0
+    first_byte_at: float | None = None  # the response's first byte
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    model: str | None = None
+    streamed: bool = False
+    request: Any = None  # the request's messages (or prompt), as sent, before redaction
+    response: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
+class CallSink(Protocol):
+    def add(self, call: ModelCall) -> None: ...
+
+
+_sinks: dict[str, CallSink] = {}  # container name → where its calls go
+
+
+def attach(name: str, sink: CallSink) -> None:
+    _sinks[name] = sink
+
+
+def detach(name: str, sink: CallSink | None = None) -> None:
+    if sink is None or _sinks.get(name) is sink:
+        _sinks.pop(name, None)
+
+
+def sink_for(name: str) -> CallSink | None:
+    return _sinks.get(name)
+
+
+class _Exchange:
+    """One request and its response, while they pass."""
+
+    def __init__(self, provider: str, request: h11.Request, now: float):
+        method = request.method.decode("ascii", "replace")
+        target = request.target.decode("ascii", "replace")
+        self.family = model_api(method, target)
+        self.call = ModelCall(provider, "call", now, method=method, path=target.split("?", 1)[0])
+        self.body = bytearray()
+        self.body_too_long = False
+        self.reader: ResponseReader | None = None
+
+    def request_data(self, data: bytes) -> None:
+        if self.family is None or self.body_too_long:
+            return
+        if len(self.body) + len(data) > PARSE_CAP:
+            self.body_too_long = True
+            self.body.clear()
+            return
+        self.body += data
+
+    def request_ended(self) -> None:
+        if self.family is None:
+            return
+        summary = RequestSummary() if self.body_too_long else read_request(self.family, bytes(self.body))
+        self.call.model, self.call.request, self.call.streamed = summary.model, summary.messages, bool(summary.stream)
+        self.body = bytearray()
+
+    def response_started(self, response: h11.Response) -> None:
+        self.call.status = response.status_code
+        if self.family is None:
+            return
+        headers = {name: value.decode("latin-1") for name, value in response.headers}
+        self.reader = ResponseReader(
+            self.family, headers.get(b"content-type", ""), headers.get(b"content-encoding", "")
+        )
+        self.call.streamed = "event-stream" in headers.get(b"content-type", "") or (
+            self.call.streamed and self.family == "ollama"
+        )
+
+    def response_data(self, data: bytes) -> None:
+        if self.reader is not None:
+            self.reader.feed(data)
+
+    def finish(self, now: float, error: str | None = None) -> ModelCall:
+        call = self.call
+        call.ended_at = now
+        if self.reader is not None:
+            summary = self.reader.end()
+            call.response = summary.text
+            call.tokens_in, call.tokens_out = summary.tokens_in, summary.tokens_out
+            call.tool_calls = summary.tool_calls
+            call.model = summary.model or call.model
+            call.error = summary.error
+        if call.error is None and call.status is not None and call.status >= 400:
+            call.error = f"HTTP {call.status}"
+        if error is not None:
+            call.error = error
+        return call
+
+
+class ConnectionRecorder:
+    """Reads one tunnel connection's two directions (see the module's docstring)."""
+
+    def __init__(self, provider: str, sink: CallSink, clock: Any = time.time):
+        self.provider = provider
+        self.sink = sink
+        self.clock = clock
+        self.opened_at = clock()
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.first_byte_at: float | None = None
+        self.calls = 0
+        self._request_began: int | None = None  # where the request being read began (bytes from the agent)
+        self.readable = True  # False: not HTTP/1.1 we can follow; bytes and timing only
+        self._requests = h11.Connection(h11.SERVER)  # reads what the agent sends
+        self._responses = h11.Connection(h11.CLIENT)  # reads what the endpoint answers
+        self._waiting: deque[_Exchange] = deque()  # requests whose responses have not ended
+        self._sending: _Exchange | None = None  # the request whose body is passing
+
+    def from_agent(self, data: bytes) -> None:
+        if not data:  # h11 would take it for the end of the stream
+            return
+        if self._request_began is None:  # a request's first byte may come in an earlier chunk than its head's end
+            self._request_began = self.bytes_up
+        self.bytes_up += len(data)
+        if self.readable:
+            self._guard(self._requests.receive_data, data)
+            self._guard(self._read_requests)
+
+    def from_endpoint(self, data: bytes) -> None:
+        if not data:
+            return
+        self.bytes_down += len(data)
+        if self.first_byte_at is None:
+            self.first_byte_at = self.clock()
+        if self._waiting and self._waiting[0].call.first_byte_at is None:
+            self._waiting[0].call.first_byte_at = self.clock()
+        if self.readable:
+            self._guard(self._responses.receive_data, data)
+            self._guard(self._read_responses)
+
+    def closed(self) -> None:
+        """The connection ended: calls cut short are recorded with an error, and a connection
+        the recorder could not read is recorded as bytes and timing."""
+        now = self.clock()
+        for exchange in self._waiting:
+            if exchange.family is not None:
+                self._emit(exchange.finish(now, "the connection closed before the response ended"))
+        self._waiting.clear()
+        if not self.readable or (self.calls == 0 and self.bytes_up and self._looks_unread()):
+            self.sink.add(ModelCall(
+                self.provider, "connection", self.opened_at, ended_at=now, first_byte_at=self.first_byte_at,
+                bytes_up=self.bytes_up, bytes_down=self.bytes_down,
+            ))
+
+    def _looks_unread(self) -> bool:
+        return self._requests.their_state not in (h11.IDLE, h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+    def _guard(self, action: Any, *args: Any) -> None:
+        if not self.readable:
+            return
+        try:
+            action(*args)
+        except h11.ProtocolError:
+            self.readable = False
+        except Exception:  # a bug here must never break the agent's connection
+            log.exception("recorder: cannot read a %s connection; recording bytes only", self.provider)
+            self.readable = False
+
+    def _read_requests(self) -> None:
+        while self.readable:
+            event = self._requests.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                exchange = _Exchange(self.provider, event, self.clock())
+                exchange.call.bytes_up, exchange.call.bytes_down = self._request_began or 0, self.bytes_down
+                self._request_began = None
+                self._sending = exchange
+                self._waiting.append(exchange)
+                # The response parser must know the request (HEAD, keep-alive) to frame its answer.
+                self._responses.send(h11.Request(method=event.method, target=event.target,
+                                                 headers=_framing_free(event.headers)))
+            elif isinstance(event, h11.Data) and self._sending is not None:
+                self._sending.request_data(event.data)
+            elif isinstance(event, h11.EndOfMessage) and self._sending is not None:
+                self._sending.request_ended()
+                self._responses.send(h11.EndOfMessage())
+                self._sending = None
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    def _read_responses(self) -> None:
+        while self.readable:
+            event = self._responses.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED or not self._waiting:
+                return
+            exchange = self._waiting[0]
+            if isinstance(event, h11.Response):
+                exchange.response_started(event)
+            elif isinstance(event, h11.Data):
+                exchange.response_data(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._waiting.popleft()
+                if exchange.family is not None:
+                    self._emit(exchange.finish(self.clock()))
+                self._answer_request_parser(exchange)
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    def _answer_request_parser(self, exchange: _Exchange) -> None:
+        """The request parser waits for an answer before it reads the next request: give it one
+        (its bytes go nowhere), then start the next cycle on both."""
+        if self._requests.our_state is h11.SEND_RESPONSE:
+            self._requests.send(h11.Response(status_code=exchange.call.status or 200,
+                                             headers=[("content-length", "0")]))
+            self._requests.send(h11.EndOfMessage())
+        if self._responses.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
+            self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        if self._requests.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
+            self._requests.start_next_cycle()
+            self._responses.start_next_cycle()
+            self._read_requests()
+
+    def _emit(self, call: ModelCall) -> None:
+        self.calls += 1
+        call.bytes_up, call.bytes_down = self.bytes_up - call.bytes_up, self.bytes_down - call.bytes_down
+        self.sink.add(call)
+
+
+def _framing_free(headers: Any) -> list[tuple[bytes, bytes]]:
+    """The request's headers without its body framing (the response parser is sent no body)."""
+    keep = [(n, v) for n, v in headers if n not in (b"content-length", b"transfer-encoding", b"expect")]
+    return keep or [(b"host", b"endpoint")]
