@@ -14,7 +14,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -360,6 +360,25 @@ def container_env(
         if source is not None and var.name not in options:
             env[var.name] = with_suffix(source, var.suffix)
     return env
+
+
+def with_host(url: str, host: str) -> str:
+    """`url` with its host replaced (port, path and query kept)."""
+    parts = urlsplit(url)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def deployed_env(config: ProviderConfig, *, ollama_url: str = DEFAULT_OLLAMA_URL) -> dict[str, str]:
+    """The provider's variables for a deployed container (a package): endpoints on the host's
+    loopback become the host's address from a container's point of view (HOST_ALIAS, which
+    `--add-host host.docker.internal:host-gateway` provides on Linux), their ports as configured."""
+    urls = {
+        endpoint.env_var: with_host(endpoint.url, HOST_ALIAS)
+        for endpoint in endpoints(config, ollama_url=ollama_url)
+        if endpoint.env_var and endpoint.is_loopback
+    }
+    return container_env(config, urls=urls)
 
 
 def with_suffix(url: str, suffix: str) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agenttui.core.providers import DEFAULT_OLLAMA_URL
 from agenttui.core.redact import Redactor
 from agenttui.harness import RUNNER_FILENAME, runner_source
 from agenttui.packaging.context import PackageContext, as_datetime, package_context
@@ -60,6 +61,7 @@ def render_package(
     now: datetime | float | None = None,
     extra_secrets: Iterable[str] = (),
     versions: Mapping[str, str] | None = None,
+    ollama_url: str = DEFAULT_OLLAMA_URL,
 ) -> tuple[PackageResult, bytes]:
     """The deployment package of `test`: its description (whose `path` is the zip's file name
     alone) and the zip's bytes. Writes nothing.
@@ -68,7 +70,8 @@ def render_package(
     base_image_id: its id/digest, recorded in the README (the caller asks the engine);
     now: generation time (fixed in tests); extra_secrets: more values to scrub (e.g. AWS
     credentials resolved at run time); versions: {distribution: version} known from the test
-    environment, used to pin unpinned requirements.
+    environment, used to pin unpinned requirements; ollama_url: the setting the test's Ollama
+    was reached at (the package's .env.example points at the same port on the host).
     """
     started = time.perf_counter()
     request = test.request
@@ -77,7 +80,7 @@ def render_package(
     # files skips values too short to tell from ordinary words.
     context = package_context(
         test, base_image=base_image, base_image_id=base_image_id, now=now, versions=versions,
-        redact_text=Redactor(secrets),
+        redact_text=Redactor(secrets), ollama_url=ollama_url,
     )
     files = render_files(context, request.agent_code)
     warnings = scrub_files(files, request, secrets)

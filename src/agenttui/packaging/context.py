@@ -11,7 +11,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agenttui.core.domain import Limits, TestRequest
-from agenttui.core.providers import SECRET_NAME, EnvVar, Provider, ProviderConfig, container_env, provider_for
+from agenttui.core.providers import (
+    DEFAULT_OLLAMA_URL,
+    HOST_ALIAS,
+    SECRET_NAME,
+    EnvVar,
+    Provider,
+    ProviderConfig,
+    container_env,
+    deployed_env,
+    provider_for,
+)
 from agenttui.harness import RUNNER_FILENAME
 from agenttui.packaging.analysis import env_vars_read, known_versions, module_docstring, requirement_lines, slugify
 from agenttui.packaging.aws import (
@@ -132,7 +142,10 @@ class BuildFiles:
     entrypoint_file: str
     agent_file: str
     original_agent_filename: str
-    local_ollama: bool
+    local_ollama: bool  # the model is the host's Ollama
+    # Some endpoint is on the host: the container reaches it as host.docker.internal
+    # (compose's extra_hosts, `docker run --add-host`).
+    host_endpoints: bool
 
 
 @dataclass(frozen=True)
@@ -276,8 +289,8 @@ def _agent_var(name: str) -> PackageVar:
     )
 
 
-def _variables(request: TestRequest, provider: Provider) -> Variables:
-    tested_env = container_env(request.provider)
+def _variables(request: TestRequest, provider: Provider, ollama_url: str) -> Variables:
+    tested_env = deployed_env(request.provider, ollama_url=ollama_url)
     env_vars = [_env_entry(var, tested_env) for var in provider.env]
     provider_names = {v.name for v in provider.env}
     # Variables agent.py reads itself: the test did not set them, so they stay optional
@@ -323,10 +336,16 @@ def _aws_deployment(request: TestRequest, provider: Provider, env_vars: list[Pac
 
 
 def _build_files(
-    test: FinishedTest, provider: Provider, versions: Mapping[str, str], base_image: str, base_image_id: str | None
+    test: FinishedTest, provider: Provider, versions: Mapping[str, str], base_image: str, base_image_id: str | None,
+    variables: Variables,
 ) -> BuildFiles:
     request = test.request
     req_lines, req_added = requirement_lines(request, provider, versions)
+    values = {var.name: var.value for var in variables.env_vars}
+
+    def on_host(name: str) -> bool:
+        return f"//{HOST_ALIAS}" in values.get(name, "")
+
     has_requirements = any(
         line.split(" #", 1)[0].strip() and not line.strip().startswith("#") for line in req_lines
     ) or bool(req_added)
@@ -345,7 +364,8 @@ def _build_files(
         entrypoint_file=ENTRYPOINT_FILENAME,
         agent_file=AGENT_FILENAME,
         original_agent_filename=request.agent_filename,
-        local_ollama=provider.name == "ollama",
+        local_ollama=provider.name == "ollama" and on_host("OLLAMA_HOST"),
+        host_endpoints=any(on_host(var.name) for var in variables.env_vars),
     )
 
 
@@ -357,21 +377,22 @@ def package_context(
     now: datetime | float | None = None,
     versions: Mapping[str, str] | None = None,
     redact_text: Callable[[str], str] | None = None,
+    ollama_url: str = DEFAULT_OLLAMA_URL,
 ) -> PackageContext:
     """Everything the templates see. `redact_text` cleans the free text a test produced
     (query, response, error, docstring) before it is placed; every file is scrubbed again
-    on output."""
+    on output. `ollama_url`: where the test's Ollama was when the request named none."""
     test_id = _check_packageable(test)
     clean = redact_text or (lambda text: text)
     request = test.request
     provider = provider_for(request.provider)
     outcome = _outcome(test, clean, now)
-    variables = _variables(request, provider)
+    variables = _variables(request, provider, ollama_url)
     return PackageContext(
         naming=_naming(test_id, slugify(outcome.description or outcome.query)),
         outcome=outcome,
         provider=_provider_info(request, provider),
         variables=variables,
         aws=_aws_deployment(request, provider, variables.env_vars),
-        build=_build_files(test, provider, known_versions(test, versions), base_image, base_image_id),
+        build=_build_files(test, provider, known_versions(test, versions), base_image, base_image_id, variables),
     )
