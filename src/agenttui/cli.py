@@ -154,8 +154,16 @@ def _add_test_commands(sub: Any) -> None:
 
 def _add_engine_commands(sub: Any) -> None:
     """The commands that run or check the engine itself."""
-    server = sub.add_parser("server", help="run the agenttui server (started automatically when needed)")
+    server = sub.add_parser(
+        "server", help="run the agenttui server (started automatically when needed), or status|stop|restart it",
+        description="Without an action: run the server. status: is it running, its pid, version, uptime, socket, "
+        "owner, backend, store and tests (exit 3 when none runs). stop: stop it as SIGTERM does (its running "
+        "tests are adopted by the next server). restart: stop your personal server and start it with your "
+        "settings now. Asked over the socket: the server's own user and admin_group only.",
+    )
+    server.add_argument("action", nargs="?", choices=["status", "stop", "restart"], help="(default: run the server)")
     server.add_argument("--foreground", action="store_true", help="also log to stderr")
+    server.add_argument("--json", action="store_true", help="status|stop|restart: one JSON object")
 
     doctor = sub.add_parser("doctor", help="check the engine and the model provider (from a sandbox like a test's)")
     doctor.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
@@ -425,6 +433,9 @@ async def _queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
 
     try:
         async with _client(settings) as client:
+            notice = None if settings.in_process else client.settings_notice()
+            if notice:  # before the log: a changed setting applies only once the server restarts
+                print(f"agenttui: {notice}", file=sys.stderr)
             view = await queue(client)
             if getattr(args, "no_wait", False):
                 print(json.dumps(view.summary()) if args.json else view.id)
@@ -571,6 +582,13 @@ async def _cmd_package(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_server(args: argparse.Namespace) -> int:
+    """`agenttui server status|stop|restart` (agenttui.client.control)."""
+    from agenttui.client.control import server_command
+
+    return await server_command(args.action, _client_settings(args), as_json=args.json)
+
+
 async def _cmd_worker(args: argparse.Namespace) -> int:
     from agenttui.engine.runtime import Engine
 
@@ -655,6 +673,7 @@ COMMANDS = {
     "retry": _cmd_retry,
     "package": _cmd_package,
     "worker": _cmd_worker,
+    "server": _cmd_server,  # status|stop|restart; without an action, the server runs (_run_server)
 }
 
 
@@ -667,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return _run_tui(args)
-    if args.command == "server":
+    if args.command == "server" and args.action is None:
         return _run_server(args)
     try:
         code = asyncio.run(COMMANDS[args.command](args))

@@ -33,7 +33,7 @@ from agenttui.core.errors import BAD_SETTING, NOT_FOUND, OK, InfraError, Setting
 from agenttui.core.paths import PRIVATE_FILE, private_dir, server_log_file
 from agenttui.core.wire import (
     NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageAnswer,
-    PackageBody, QueueView, RetryBody, SubmitBody, TestView,
+    PackageBody, QueueView, RetryBody, ServerStatus, SubmitBody, TestView,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVER_START_TIMEOUT_S = 20.0
+# A stopping server first lets go of its running tests (they stay for the next one to adopt).
+SERVER_STOP_TIMEOUT_S = 60.0
 RECONNECT_TRIES = 60  # about half a minute of retries before a follower gives up
 RECONNECT_DELAY_S = 0.5
 # The server sends ~256 KB lines; one record alone may be longer (a huge build-log line), so
@@ -75,6 +77,7 @@ class SocketClient:
         self.personal = settings.socket_path is None
         self._ended: dict[int, TestView] = {}  # final views that ended a follow stream, for wait()
         self._submitted: dict[int, FollowStream] = {}  # follow streams a submit opened, for follow_logs()
+        self.health: Health | None = None  # the server's last answer to /health
 
     async def __aenter__(self) -> SocketClient:
         await self.open()
@@ -109,9 +112,11 @@ class SocketClient:
     async def _health(self) -> Health | None:
         try:
             status, data = await asyncio.to_thread(partial(self._exchange, "GET", "/health", timeout=5))
-            return wire.decode(data, Health) if status == OK.http else None
+            health = wire.decode(data, Health) if status == OK.http else None
         except (ConnectionLost, msgspec.DecodeError):
             return None
+        self.health = health
+        return health
 
     async def _ensure_server(self) -> None:
         # Before anything is sent: the folder and the server's uid (kernel credentials).
@@ -157,11 +162,66 @@ class SocketClient:
             status = OK.http
         if status == NOT_FOUND.http:  # a server older than /v1/shutdown: its lock file, in our 0700 folder
             with contextlib.suppress(OSError, ValueError):
-                pid = int(self.socket_path.with_name(self.socket_path.name + ".lock").read_text())
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline and self.socket_path.exists():
+                os.kill(int(self._lock_path.read_text()), signal.SIGTERM)
+        await self._wait_until_stopped(SERVER_START_TIMEOUT_S)
+
+    @property
+    def _lock_path(self) -> Path:
+        return self.socket_path.with_name(self.socket_path.name + ".lock")
+
+    async def _wait_until_stopped(self, timeout: float) -> bool:
+        """Whether the server let go of its socket (and our own server of its lock, so that a
+        new one may start at once) within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.socket_path.exists() and (not self.personal or _lock_free(self._lock_path)):
+                return True
             await asyncio.sleep(0.05)
+        return False
+
+    # ------------------------------------------------------------------ the server's life
+    async def running_server(self) -> Health | None:
+        """The server's health when one answers on the socket (checked first: check_server),
+        None when none does; never starts one."""
+        await asyncio.to_thread(check_server, self.socket_path, self.personal)
+        return await self._health()
+
+    async def server_status(self) -> ServerStatus:
+        """The running server's status (its own user and admins only); never starts one."""
+        status, data = await asyncio.to_thread(partial(self._exchange, "GET", "/server", timeout=10))
+        if status >= 400:
+            raise _error_from(data, status)
+        return wire.decode(data, ServerStatus)
+
+    async def stop_server(self) -> None:
+        """Ask the running server to stop, as SIGTERM does (its running tests are left for the
+        next server to adopt), and wait until it is gone. Asked over the socket, where the
+        server checks the caller's kernel credentials: no signal, no pid."""
+        try:
+            status, data = await asyncio.to_thread(partial(self._exchange, "POST", "/shutdown", timeout=10))
+        except ConnectionLost:  # it went away while answering
+            status, data = OK.http, b""
+        if status >= 400:
+            raise _error_from(data, status)
+        if not await self._wait_until_stopped(SERVER_STOP_TIMEOUT_S):
+            raise ServerUnavailable(
+                f"the agenttui server at {self.socket_path} was asked to stop but still holds its socket after "
+                f"{SERVER_STOP_TIMEOUT_S:.0f} s; see {server_log_file()}"
+            )
+
+    def settings_notice(self) -> str | None:
+        """What to tell the user when their personal server runs with settings other than
+        the ones a server started now would read, else None."""
+        digests = self.health.settings if self.health is not None else None
+        if not self.personal or not digests:
+            return None
+        from agenttui.client.settings import differing_settings
+
+        differing = differing_settings(digests)
+        if not differing:
+            return None
+        return (f"your agenttui server was started with other settings than yours now ({', '.join(differing)}): "
+                "`agenttui server restart` applies them; its running tests carry on")
 
     def _spawn_server(self) -> tuple[subprocess.Popen[bytes], int]:
         """Start `agenttui server` detached from this terminal: it outlives this client. Returns
@@ -359,6 +419,20 @@ class SocketClient:
         body = PackageBody(out_dir=str(folder.absolute()))
         answer = await self._call("POST", f"/tests/{test_id}/package", PackageAnswer[PackageResult], body=body)
         return await asyncio.to_thread(save_package, answer.result, answer.zip, folder)
+
+
+def _lock_free(path: Path) -> bool:
+    """Whether no server holds its single-instance lock file (agenttui.server.main)."""
+    import fcntl
+
+    try:
+        with open(path, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go of at once, as it closes
+    except FileNotFoundError:
+        return True
+    except OSError:  # BlockingIOError: a server holds it
+        return False
+    return True
 
 
 def _server_said(offset: int) -> str | None:

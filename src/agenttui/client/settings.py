@@ -15,6 +15,7 @@ import os
 import types
 import typing
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from agenttui.core.errors import SettingsError
@@ -90,6 +91,10 @@ def _convert(setting: Setting, raw: Any) -> Any:
         if not isinstance(raw, (str, os.PathLike)):
             raise ValueError("must be a path")
         return Path(raw) if str(raw) else None  # empty: not set
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        return raw
     if kind not in (int, float):
         raise TypeError(f"the client cannot read setting {setting.name!r} of type {kind}")
     value = _number(kind, raw)
@@ -102,29 +107,63 @@ def _convert(setting: Setting, raw: Any) -> Any:
     return value
 
 
-def load_client_settings(**overrides: Any) -> ClientSettings:
-    """Flags (`overrides`, None = not given) > AGENTTUI_* (any case) > config.toml > defaults."""
+def _raw_values(names: Iterable[str], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Each setting's value as given: flags (`overrides`, None = not given) > AGENTTUI_* (any
+    case) > config.toml > defaults."""
     env = {key.upper(): value for key, value in os.environ.items() if key.upper().startswith(ENV_PREFIX)}
     config: dict[str, Any] | None = None
-    values: dict[str, Any] = {}
-    errors = []
-    for name in CLIENT_SETTINGS:
+    raws: dict[str, Any] = {}
+    for name in names:
         setting = SETTINGS[name]
         if overrides.get(name) is not None:
-            raw = overrides[name]
+            raws[name] = overrides[name]
         elif setting.env_var in env:
-            raw = env[setting.env_var]
+            raws[name] = env[setting.env_var]
         else:
             if config is None:
                 config = read_config_file()
-            raw = config.get(name, setting.default)
-        if raw is None:
-            values[name] = None
-            continue
+            raws[name] = config.get(name, setting.default)
+    return raws
+
+
+def load_client_settings(**overrides: Any) -> ClientSettings:
+    """Flags (`overrides`, None = not given) > AGENTTUI_* (any case) > config.toml > defaults."""
+    values: dict[str, Any] = {}
+    errors = []
+    for name, raw in _raw_values(CLIENT_SETTINGS, overrides).items():
         try:
-            values[name] = _convert(setting, raw)
+            values[name] = None if raw is None else _convert(SETTINGS[name], raw)
         except ValueError as exc:
             errors.append(describe_problem(name, str(exc)))
     if errors:
         raise SettingsError("; ".join(errors))
     return ClientSettings(**values)
+
+
+# Settings that choose the server rather than set it up, or that only the client uses.
+_NOT_THE_SERVERS = frozenset({"socket_path", "in_process", "package_dir", "aws_session_duration_s"})
+
+
+def _readable(setting: Setting) -> bool:
+    kind = _without_none(setting.type)
+    return kind in (bool, int, float, str, Path) or typing.get_origin(kind) is Literal
+
+
+def differing_settings(server_digests: dict[str, str]) -> list[str]:
+    """The settings whose value a personal server started now would read (it reads the same
+    sources as this process: AGENTTUI_* and config.toml) other than the running server's, told
+    by their digests (agenttui.core.wire.Health.settings). Settings of a kind this reader does
+    not know (lists, tables) and bad values (a server refuses them when it starts) are left out."""
+    from agenttui.core.wire import settings_digest
+
+    names = [name for name, setting in SETTINGS.items()
+             if name in server_digests and name not in _NOT_THE_SERVERS and _readable(setting)]
+    differing = []
+    for name, raw in _raw_values(names, {}).items():
+        try:
+            value = None if raw is None else _convert(SETTINGS[name], raw)
+        except ValueError:
+            continue
+        if settings_digest(value) != server_digests[name]:
+            differing.append(name)
+    return differing

@@ -91,6 +91,8 @@ INTERNAL = Code("internal", 500, 1)  # a bug: the CLI shows its traceback, and P
 # Interrupted (Ctrl-C): the shell's convention, 128 + SIGINT. `agenttui submit` only detaches: the
 # test keeps running on the server.
 DETACHED = Code("detached", None, 130)
+# `agenttui server status` finds no server: 3, as `systemctl status` says of a unit that is not running.
+NOT_RUNNING = Code("not_running", None, 3)
 # The reader of the output went away (`agenttui history | head -1`): 128 + SIGPIPE, as `git log` ends.
 OUTPUT_CLOSED = Code("output_closed", None, 141)
 # Defined now so that no two features pick the same number.
@@ -101,7 +103,7 @@ REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a ca
 CODES = (
     OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
     NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, OUTPUT_CLOSED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
-    TOO_MANY_CONNECTIONS,
+    TOO_MANY_CONNECTIONS, NOT_RUNNING,
 )
 
 # Each error a call can fail with, most specific first (isinstance decides).

@@ -187,6 +187,37 @@ class Health:
     version: str | None = None
     build: str | None = None  # a client replaces its personal server when this is not its own
     pid: int | None = None  # absent from a server too old to say
+    # Its settings, each as settings_digest(value), told to the server's own user alone: a
+    # client compares them with its own to say which differ (absent from an older server).
+    settings: dict[str, str] | None = None
+
+
+def settings_digest(value: Any) -> str:
+    """A setting's value as both sides compare it: a digest of its JSON, so an answer never
+    carries a value itself (a store URL's password)."""
+    import hashlib
+
+    return hashlib.sha256(encode(value)).hexdigest()[:16]
+
+
+@dataclass
+class ServerStatus:
+    """`GET /v1/server`'s answer (the server's own user and admins only): what
+    `agenttui server status` prints."""
+
+    pid: int
+    version: str
+    build: str
+    started_at: float
+    uptime_s: float
+    socket_path: str
+    owner: Caller  # the user the server runs as
+    personal: bool  # a personal server (no socket_path setting) rather than a shared one
+    backend: str
+    store: str  # its URL, the password hidden
+    tests_running: int
+    tests_queued: int
+    cap: int
 
 
 @dataclass

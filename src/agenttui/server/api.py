@@ -13,8 +13,9 @@ import os
 import pwd
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -27,11 +28,14 @@ from agenttui.core.domain import InvalidRequest, TestRequest
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
 from agenttui.core.wire import (
     NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, LogEntry, PackageBody, RetryBody,
-    SubmitBody,
+    ServerStatus, SubmitBody, settings_digest,
 )
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
 from agenttui.server.openapi import API_PREFIX, OPERATIONS, document
+
+if TYPE_CHECKING:
+    from agenttui.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +57,14 @@ def peer_owner(request: web.Request) -> Owner:
         raise AccessDenied("the caller's identity is unknown (only Unix socket connections are served)")
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
+    return Owner(uid, _user_name(uid))
+
+
+def _user_name(uid: int) -> str:
     try:
-        name = pwd.getpwuid(uid).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        name = str(uid)
-    return Owner(uid, name)
+        return str(uid)
 
 
 def answer(value: Any, code: Code = OK) -> web.Response:
@@ -173,10 +180,26 @@ def _ndjson_chunks(records: list[Any], budget: int = FOLLOW_LINE_BYTES) -> Itera
         yield b"[" + b", ".join(parts) + b"]\n"
 
 
+def settings_digests(settings: Settings) -> dict[str, str]:
+    """Each setting's digest (agenttui.core.wire.settings_digest), as its JSON value."""
+    values = msgspec.to_builtins(settings.model_dump(), enc_hook=str)
+    return {name: settings_digest(value) for name, value in values.items()}
+
+
+def store_address(url: str) -> str:
+    """The store's URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 class Api:
-    def __init__(self, service: Service, backend: Backend):
+    def __init__(self, service: Service, backend: Backend, settings: Settings | None = None):
         self.service = service
         self.backend = backend
+        self.settings = settings  # the server's own, for /v1/server and the health's digests
+        self.started_at = time.time()
+        self._digests = settings_digests(settings) if settings is not None else None
         self.active_streams = 0  # open follow streams keep a personal server from idling out
         self.last_request = asyncio.get_event_loop().time()
         self.stop: Callable[[], None] | None = None  # set by the server: what POST /v1/shutdown calls
@@ -198,7 +221,9 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         caller = peer_owner(request)
         you = Caller(uid=caller.uid, name=caller.name)
-        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID))
+        # Its own user's client compares them with its settings; nobody else learns even digests.
+        digests = self._digests if caller.uid == os.getuid() else None
+        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID, settings=digests))
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
@@ -295,12 +320,34 @@ class Api:
         older = (await _body(request, ClearHistoryBody)).older_than_s  # not negative (wire.ClearHistoryBody)
         return answer(Archived(archived=await self.service.clear_history(caller, older)))
 
-    async def shutdown(self, request: web.Request) -> web.Response:
-        """Stop the server, as SIGTERM does: a client replacing its outdated personal server asks
-        here instead of signalling a pid. Only the server's own user, root and admins may."""
+    def _owner_or_admin(self, request: web.Request, what: str) -> Owner:
+        """The caller, when it is the server's own user, root or an admin; else AccessDenied."""
         caller = peer_owner(request)
         if caller.uid != os.getuid() and not self.service.is_admin(caller):
-            raise AccessDenied(f"only the server's own user or an admin may stop it; you are {caller.name}")
+            admins = self.settings.admin_group if self.settings is not None else None
+            who = f"{_user_name(os.getuid())}, root" + (f" or a member of group {admins}" if admins else "")
+            raise AccessDenied(f"only the server's own user ({who}) may {what}; you are {caller.name}")
+        return caller
+
+    async def server_status(self, request: web.Request) -> web.Response:
+        self._owner_or_admin(request, "see the server's status")
+        settings = self.settings
+        if settings is None:
+            raise BadRequest("this server was started without its settings")
+        queue = await self.service.store.queue_status(settings.max_concurrent)
+        return answer(ServerStatus(
+            pid=os.getpid(), version=__version__, build=BUILD_ID, started_at=self.started_at,
+            uptime_s=round(time.time() - self.started_at, 1), socket_path=str(settings.resolved_socket_path),
+            owner=Caller(uid=os.getuid(), name=_user_name(os.getuid())), personal=settings.socket_path is None,
+            backend=settings.backend, store=store_address(settings.resolved_db_url),
+            tests_running=queue.running, tests_queued=queue.queued, cap=queue.cap,
+        ))
+
+    async def shutdown(self, request: web.Request) -> web.Response:
+        """Stop the server, as SIGTERM does: `agenttui server stop` and a client replacing its
+        outdated personal server ask here instead of signalling a pid. Only the server's own
+        user, root and admins may."""
+        caller = self._owner_or_admin(request, "stop it")
         log.info("stopping: asked by %s (uid %s)", caller.name, caller.uid)
         if self.stop is not None:
             asyncio.get_running_loop().call_soon(self.stop)

@@ -1,8 +1,9 @@
 """`agenttui server`: one long-running process owning the orchestrator, the store and the backend.
 
 Tests outlive every terminal: clients come and go; the server keeps claiming, timing out and
-collecting logs. SIGTERM stops it gracefully: it stops claiming, leaves running containers
-alone and exits; the next server adopts them when their leases expire.
+collecting logs. SIGTERM (or `agenttui server stop`, asked over the socket: POST /v1/shutdown)
+stops it gracefully: it stops claiming, leaves running containers alone and exits; the next
+server adopts them when their leases expire.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ async def serve(settings: Settings, socket_path: Path, *, idle_exit_s: float) ->
     lock = SingleInstanceLock(socket_path)
     lock.acquire()
     engine = await Engine.open(settings, is_admin=admin_check(settings))
-    api = Api(engine.service, engine.backend)
+    api = Api(engine.service, engine.backend, settings)
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, keepalive_timeout=HEADER_TIMEOUT_S)
     await runner.setup()
     with contextlib.suppress(FileNotFoundError):

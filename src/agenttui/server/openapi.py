@@ -17,7 +17,7 @@ import msgspec
 from agenttui import __version__
 from agenttui.core.wire import (
     MAX_ID, NDJSON, Archived, ClearHistoryBody, ErrorAnswer, Health, LogEntry, PackageAnswer, PackageBody,
-    QueueView, RetryBody, SubmitBody, TestView,
+    QueueView, RetryBody, ServerStatus, SubmitBody, TestView,
 )
 from agenttui.packaging import PackageResult
 
@@ -70,6 +70,8 @@ OPERATIONS: tuple[Operation, ...] = (
               query=(SEARCH, LIMIT, MINE)),
     Operation("POST", "/history/clear", "clear_history", "archive finished tests older than a time", Archived,
               body=ClearHistoryBody),
+    Operation("GET", "/server", "server_status", "the server's process, store and load (its own user and admins "
+              "only)", ServerStatus),
     Operation("POST", "/shutdown", "shutdown", "stop the server (its own user and admins only)", dict[str, bool]),
     Operation("GET", "/openapi.json", "openapi", "this document", dict[str, Any]),
 )
