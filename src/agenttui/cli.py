@@ -500,9 +500,10 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
                 for record in batch:
                     _print_log_line(record, sys.stdout)
                 sys.stdout.flush()
-        else:
-            for record in await client.logs(args.id):
-                _print_log_line(record, sys.stdout)
+        else:  # a page at a time: `logs` of a huge log holds one page, never the whole
+            async for batch in client.read_logs(args.id):
+                for record in batch:
+                    _print_log_line(record, sys.stdout)
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ def test_ctrl_c_in_submit_detaches_with_exit_130_and_the_test_keeps_running(agen
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in submit.stdout:  # the follow has begun once the test's first line arrives
-            if "attempt 1" in line:
+            if "preparing image" in line:
                 break
         submit.send_signal(signal.SIGINT)
         _, err = submit.communicate(timeout=30)

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agenttui.core.wire import QueueView, TestView
+from agenttui.core.wire import LogEntry, QueueView, TestView
 
 if TYPE_CHECKING:
     from agenttui.core.domain import TestRequest
     from agenttui.packaging import PackageResult
-    from agenttui.engine.store import LogRecord
 
 
 class Client(Protocol):
@@ -48,9 +47,11 @@ class Client(Protocol):
 
     async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView: ...
 
-    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]: ...
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]: ...
 
-    def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]: ...
+    def read_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]: ...
+
+    def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]: ...
 
     async def wait(self, test_id: int) -> TestView: ...
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agenttui.backends.base import Backend
-from agenttui.core.wire import QueueView, TestView
+from agenttui.core.wire import LogEntry, QueueView, TestView
 from agenttui.engine.runtime import Engine
 from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
 from agenttui.core.config import Settings
 from agenttui.core.domain import TestRequest
-from agenttui.engine.store import LogRecord, Owner
+from agenttui.engine.store import Owner
 
 if TYPE_CHECKING:
     from agenttui.packaging import PackageResult
@@ -101,10 +101,13 @@ class LocalClient:
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets)
 
-    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         return await self._svc.logs(self.owner, test_id, after_seq=after_seq, limit=limit)
 
-    def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]:
+    def read_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
+        return self._svc.read_logs(self.owner, test_id, after_seq=after_seq)
+
+    def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         return self._svc.follow_logs(self.owner, test_id, after_seq=after_seq)
 
     async def wait(self, test_id: int) -> TestView:

@@ -343,8 +343,18 @@ class SocketClient:
         return TestRequest.model_validate(await self._call("GET", f"/tests/{test_id}/request"))
 
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
-        params = {"after": after_seq, **({"limit": limit} if limit else {})}
+        if not limit:  # the whole log: streamed (no single answer holds one), gathered here
+            return [record async for batch in self.read_logs(test_id, after_seq=after_seq) for record in batch]
+        params = {"after": after_seq, "limit": limit}
         return await self._call("GET", f"/tests/{test_id}/logs", list[LogEntry], params=params)
+
+    async def read_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
+        """The log after line `after_seq` up to its end so far, a batch at a time."""
+        params = {"after": after_seq, "stream": "1"}
+        stream = await asyncio.to_thread(partial(self._open_stream, "GET", f"/tests/{test_id}/logs", params=params))
+        async with contextlib.aclosing(self._batches(stream, test_id)) as batches:
+            async for batch in batches:
+                yield batch
 
     async def follow_logs(self, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Stream new lines until the test ends; reconnect and resume after a dropped link."""
@@ -378,6 +388,13 @@ class SocketClient:
         if stream is None:
             params = {"after": after_seq, "follow": "1"}
             stream = await asyncio.to_thread(partial(self._open_stream, "GET", f"/tests/{test_id}/logs", params=params))
+        async with contextlib.aclosing(self._batches(stream, test_id)) as batches:
+            async for batch in batches:
+                yield batch
+
+    async def _batches(self, stream: Any, test_id: int) -> AsyncIterator[list[LogEntry]]:
+        """A log stream's non-empty batches up to its FollowEnd (whose final view, if any, is kept
+        for wait()); ConnectionLost when it breaks off before that."""
         try:  # each read blocks a worker thread; closing the response wakes it when we stop early
             while (raw := await asyncio.to_thread(stream.next_line)) is not None:
                 record = wire.decode(raw, FollowRecord)

@@ -56,6 +56,8 @@ class TestView:
     log_truncated: bool
     cancel_requested: bool
     packages: list[dict[str, Any]] = field(default_factory=list)  # deployment packages: path, size, created_at
+    # {distribution: version} the test image's requirements step installed (pip freeze at its build).
+    installed: dict[str, str] = field(default_factory=dict)
     position: int | None = None  # 1-based place in the queue when QUEUED
     eta_s: float | None = None  # estimated wait before it starts
     # Another user's test seen without its content (query, response, error, packages): the
@@ -98,7 +100,8 @@ class TestView:
             failure_kind=test.failure_kind,
             error=test.error,
             response=test.response,
-            metrics=test.metrics,
+            metrics={k: v for k, v in test.metrics.items() if k != "installed"},
+            installed=dict(test.metrics.get("installed") or {}),
             log_lines=test.log_seq,
             log_truncated=test.log_truncated,
             cancel_requested=test.cancel_requested,
@@ -128,6 +131,7 @@ class TestView:
             "metrics": self.metrics,
             "log_truncated": self.log_truncated,
             "packages": self.packages,
+            "installed": self.installed,
         }
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agenttui.core.errors import AccessDenied, NotActionable, NotFound
-from agenttui.core.wire import PackageAnswer, QueueView, TestView
+from agenttui.core.wire import LogEntry, PackageAnswer, QueueView, TestView
 from agenttui.core.config import Settings
 from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
-from agenttui.engine.store import LogRecord, Owner, Store, TestRecord
+from agenttui.engine.store import Owner, Store, TestRecord
 
 if TYPE_CHECKING:
     from agenttui.backends.base import Capacity
@@ -32,6 +32,7 @@ __all__ = ["Service", "NotFound", "AccessDenied", "NotActionable"]
 
 DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
 FOLLOW_POLL_S = 0.05  # log followers look this often for lines stored by other processes
+LOG_PAGE_LINES = 2000  # a log is read a page at a time: its reader's memory does not grow with it
 
 
 class Service:
@@ -178,19 +179,30 @@ class Service:
 
     async def logs(
         self, caller: Owner, test_id: int, *, after_seq: int = 0, limit: int | None = None
-    ) -> list[LogRecord]:
+    ) -> list[LogEntry]:
         test = await self.get(test_id)
         self.check_access(caller, test, "read the logs of")
         return await self.store.logs(test_id, after_seq=after_seq, limit=limit)
 
-    async def follow_logs(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogRecord]]:
+    async def read_logs(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
+        """The log after line `after_seq` up to its end so far, a page at a time."""
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the logs of")
+        position = after_seq
+        while batch := await self.store.logs(test_id, after_seq=position, limit=LOG_PAGE_LINES):
+            position = batch[-1].seq
+            yield batch
+            if len(batch) < LOG_PAGE_LINES:
+                return
+
+    async def follow_logs(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Batches of new lines as they are stored, until the test has ended and all are read."""
         test = await self.get(test_id)
         self.check_access(caller, test, "read the logs of")
         position = after_seq
         while True:
             change = self.store.next_change()  # taken before reading: no write slips between
-            batch = await self.store.logs(test_id, after_seq=position, limit=5000)
+            batch = await self.store.logs(test_id, after_seq=position, limit=LOG_PAGE_LINES)
             if batch:
                 position = batch[-1].seq
                 yield batch
@@ -235,7 +247,8 @@ class Service:
         base_image_id = await lookup_image_id(self.settings.base_image)
         try:
             result, data = await asyncio.to_thread(
-                render_package, test, base_image=self.settings.base_image, base_image_id=base_image_id
+                render_package, test, base_image=self.settings.base_image, base_image_id=base_image_id,
+                ollama_url=self.settings.ollama_url,
             )
         except PackageError as exc:
             raise NotActionable(str(exc)) from None

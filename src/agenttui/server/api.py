@@ -44,6 +44,8 @@ MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this l
 # A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
 # least one record), so neither side ever holds one huge line of a flooding agent's batch.
 FOLLOW_LINE_BYTES = 256 * 1024
+# A log read as one JSON answer holds at most this many lines (`?stream=1` streams a whole log).
+LOG_ANSWER_MAX_LINES = 10_000
 BODY_TIMEOUT_S = 10.0  # a body sent a byte at a time holds a connection no longer
 
 T = TypeVar("T")
@@ -165,19 +167,22 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name) in ("1", "true")
 
 
-def _ndjson_chunks(records: list[Any], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
-    """Records as NDJSON lines (arrays of LogEntry) of about `budget` bytes each, one at a time."""
-    parts: list[bytes] = []
-    size = 0
-    for record in records:
-        part = wire.encode(LogEntry.from_record(record))
-        if parts and size + len(part) > budget:
-            yield b"[" + b", ".join(parts) + b"]\n"
-            parts, size = [], 0
-        parts.append(part)
-        size += len(part) + 2
-    if parts:
-        yield b"[" + b", ".join(parts) + b"]\n"
+# What a LogEntry's JSON adds to its text's length, about (field names, numbers, escapes aside).
+LOG_ENTRY_OVERHEAD = 96
+
+
+def _ndjson_chunks(records: list[LogEntry], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
+    """Records as NDJSON lines (arrays of LogEntry) of about `budget` bytes each, one at a time;
+    each line is encoded at once (a record at a time costs several times more)."""
+    start, size = 0, 0
+    for index, record in enumerate(records):
+        length = len(record.text) + LOG_ENTRY_OVERHEAD
+        if index > start and size + length > budget:
+            yield wire.encode(records[start:index]) + b"\n"
+            start, size = index, 0
+        size += length
+    if start < len(records):
+        yield wire.encode(records[start:]) + b"\n"
 
 
 def settings_digests(settings: Settings) -> dict[str, str]:
@@ -265,29 +270,33 @@ class Api:
         caller = peer_owner(request)
         test_id = _test_id(request)
         after = _int_param(request, "after", 0)
-        if not _flag(request, "follow"):
-            limit = _int_param(request, "limit", 0) or None
+        streamed = _flag(request, "stream")  # the log so far, streamed like a follow: no answer holds a whole log
+        if not (streamed or _flag(request, "follow")):
+            limit = min(_int_param(request, "limit", 0) or LOG_ANSWER_MAX_LINES, LOG_ANSWER_MAX_LINES)
             records = await self.service.logs(caller, test_id, after_seq=after, limit=limit)
-            return answer([LogEntry.from_record(r) for r in records])
+            return answer(records)
         await self.service.logs(caller, test_id, limit=0)  # access check before streaming starts
-        return await self._follow(request, caller, test_id, after)
+        return await self._follow(request, caller, test_id, after, to_now=streamed)
 
     async def _follow(
-        self, request: web.Request, caller: Owner, test_id: int, after: int, *, code: Code = OK, first: bytes = b""
+        self, request: web.Request, caller: Owner, test_id: int, after: int, *, code: Code = OK, first: bytes = b"",
+        to_now: bool = False,
     ) -> web.StreamResponse:
         """The test's log after line `after` as NDJSON batches until the test ends, then its
-        final view (FollowEnd); `first` goes before them."""
+        final view (FollowEnd); `first` goes before them. `to_now`: until the log's end so far,
+        then a FollowEnd without a view."""
         response = web.StreamResponse(status=code.status, headers={"Content-Type": NDJSON})
         await response.prepare(request)
         self.active_streams += 1
         try:
             if first:
                 await response.write(first)
-            async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
+            batches = (self.service.read_logs if to_now else self.service.follow_logs)(caller, test_id, after_seq=after)
+            async for batch in batches:
                 for line in _ndjson_chunks(batch):
                     await response.write(line)
             # The final view ends the stream: the follower needs no call of its own to learn it.
-            final = await self.service.show(caller, test_id)
+            final = None if to_now else await self.service.show(caller, test_id)
             await response.write(wire.encode(FollowEnd(end=True, test=final)) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away; it resumes from its own position

@@ -29,6 +29,7 @@ from agenttui.core.providers import container_env, endpoints, provider_for
 from agenttui.core.redact import Redactor
 from agenttui.engine.orchestrator.log_pump import LogPump
 from agenttui.engine.orchestrator.outcome import classify
+from agenttui.engine.orchestrator.recording import start_recording, stop_recording
 from agenttui.engine.orchestrator.run import LeaseLost, Run
 from agenttui.engine.store import PATIENT, Fence, Store, TestRecord
 from agenttui.sandbox.egress import plan_network
@@ -221,6 +222,7 @@ class Orchestrator:
             return
         spec = run_spec(test, self.settings, self.store.store_id, secrets)
         run.redact = Redactor([*_secret_values(test), *secrets.values()])
+        calls = await start_recording(self.store, self.settings, run, spec.name)
         try:
             if adopted:
                 handle = await self._reattach(run, spec)
@@ -231,6 +233,7 @@ class Orchestrator:
                 if handle is None:
                     return
             exit_info = await self._supervise(run, handle)
+            await stop_recording(spec.name, calls)  # its calls are stored before its end is written
             await self._finish(run, exit_info)
         except LeaseLost:
             log.info("test %s: stopped working on it (lease lost)", test.id)
@@ -246,6 +249,8 @@ class Orchestrator:
         except Exception as exc:  # a bug or an unexpected engine answer: fail this test, keep the loop
             log.exception("test %s: unexpected error", test.id)
             await self._infra_failure(run, f"{type(exc).__name__}: {exc}")
+        finally:
+            await asyncio.shield(stop_recording(spec.name, calls))
 
     async def _build_and_start(self, run: Run, spec: RunSpec) -> str | None:
         test = run.test

@@ -3,7 +3,7 @@
 SQLite (default) runs in WAL mode with a busy timeout; every write is one short
 `BEGIN IMMEDIATE` transaction, so the cap check and the claim see the same state in every
 process sharing the file (R-5, R-6). Writes run the driver's own SQL (sql.py), reads
-SQLAlchemy Core on the SQLModel tables; callers get detached `TestRecord` / `LogRecord`
+SQLAlchemy Core on the SQLModel tables; callers get detached `TestRecord` / `LogEntry`
 objects.
 """
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import configure_mappers
 
 from agenttui.core.domain import Status, TestRequest
+import agenttui.engine.store.calls as calls
 import agenttui.engine.store.checks as checks
 import agenttui.engine.store.history as history
 import agenttui.engine.store.logs as logs
@@ -32,7 +33,8 @@ from agenttui.engine.store.gate import status_after
 from agenttui.engine.store.logs import Line
 from agenttui.engine.store.migrate import migrate
 from agenttui.engine.store.records import Fence, Owner, QueueStatus, driver_row_to_test, row_to_test
-from agenttui.engine.store.tables import CLAIMS, SECRETS, TESTS, ClaimRecord, LogRecord, PackageRecord, TestRecord
+from agenttui.core.wire import LogEntry
+from agenttui.engine.store.tables import CLAIMS, SECRETS, TESTS, ClaimRecord, ModelCallRecord, PackageRecord, TestRecord
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +277,27 @@ class Store(Transactions):
     async def system_log(self, test_id: int, text: str, *, fence: Fence | None = None) -> bool:
         return await self.append_logs(test_id, [(time.time(), "system", text)], fence=fence)
 
-    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogRecord]:
+    async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         return await self._read_tx(lambda conn: logs.read(conn, test_id, after_seq, limit))
 
     async def claims(self) -> list[ClaimRecord]:
         rows = await self._read_tx(lambda conn: conn.execute(select(CLAIMS).order_by(CLAIMS.c.id)).all())
         return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]
+
+    # ------------------------------------------------------------------ model calls (calls.py)
+    async def add_model_calls(self, test_id: int, rows: list[tuple[Any, ...]]) -> None:
+        """A batch of a test's recorded calls (calls.CallWriter's rows), in one transaction."""
+        now = time.time()
+        await self._write_tx(lambda conn: calls.insert(conn, test_id, rows, now))
+
+    async def next_model_call_seq(self, test_id: int) -> int:
+        return await self._read_tx(lambda conn: calls.next_seq(conn, test_id)) + 1
+
+    async def model_calls(self, test_id: int, *, after_seq: int = 0, limit: int = 1000) -> list[ModelCallRecord]:
+        return await self._read_tx(lambda conn: calls.read(conn, test_id, after_seq, limit))
+
+    async def model_call_totals(self, test_id: int) -> dict[str, Any] | None:
+        return await self._read_tx(lambda conn: calls.totals(conn, test_id))
 
     # ------------------------------------------------------------------ packages
     async def record_package(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, or_, select
 
 from agenttui.core.lifecycle import Status
+import agenttui.engine.store.calls as calls
 import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import execute, first
 from agenttui.engine.store.gate import status_after
@@ -44,7 +45,7 @@ def list_query(
 
 def archive(conn: Connection, cutoff: float, owner_uid: int | None) -> int:
     """Archive the finished tests of `owner_uid` (None: everyone's) that ended before
-    `cutoff`, purging their logs and secrets; how many."""
+    `cutoff`, purging their logs, secrets and model calls; how many."""
     params = (cutoff,) if owner_uid is None else (cutoff, owner_uid)
     rows = execute(conn, sql.finished_before(of_one_owner=owner_uid is not None), params).fetchall()
     if not rows:
@@ -54,6 +55,7 @@ def archive(conn: Connection, cutoff: float, owner_uid: int | None) -> int:
     ids = [(test_id,) for test_id, _status in rows]
     execute(conn, sql.DELETE_LOGS, ids, many=True)
     execute(conn, sql.DELETE_SECRETS, ids, many=True)
+    execute(conn, calls.DELETE, ids, many=True)
     execute(conn, sql.update_tests(("status", "updated_at"), sql.BY_ID), changes, many=True)
     return len(rows)
 

@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import execute, first
-from agenttui.engine.store.records import Fence, row_to_log
-from agenttui.engine.store.tables import LOGS, LogRecord
+from agenttui.core.wire import LogEntry
+from agenttui.engine.store.records import Fence
+from agenttui.engine.store.tables import LOGS
 
 Line = tuple[float, str, str]  # (ts, stream, text)
 
@@ -114,8 +115,14 @@ def update_test(conn: Connection, test_id: int, changes: dict[str, Any]) -> None
     execute(conn, sql.update_tests(tuple(changes), sql.BY_ID), (*changes.values(), test_id))
 
 
-def read(conn: Connection, test_id: int, after_seq: int, limit: int | None) -> list[LogRecord]:
-    query = select(LOGS).where(LOGS.c.test_id == test_id).where(LOGS.c.seq > after_seq).order_by(LOGS.c.seq)
-    if limit is not None:
-        query = query.limit(limit)
-    return [row_to_log(r) for r in conn.execute(query).all()]
+# Straight to the entries clients get: a log is read a page at a time, and a row made into a
+# model object costs far more than the database's own read of it.
+_READ = f"SELECT test_id, seq, ts, stream, text, attempt FROM {LOGS.name} WHERE test_id = ? AND seq > ? ORDER BY seq"
+
+
+def read(conn: Connection, test_id: int, after_seq: int, limit: int | None) -> list[LogEntry]:
+    if limit is None:
+        rows = execute(conn, _READ, (test_id, after_seq)).fetchall()
+    else:
+        rows = execute(conn, _READ + " LIMIT ?", (test_id, after_seq, limit)).fetchall()
+    return [LogEntry(*row) for row in rows]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agenttui.core.lifecycle import Status
-from agenttui.engine.store.tables import TESTS, LogRecord, TestRecord
+from agenttui.engine.store.tables import TESTS, TestRecord
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,3 @@ def driver_row_to_test(values: Mapping[str, Any]) -> TestRecord:
     values["status"] = Status(values["status"])
     return TestRecord.model_construct(**values)
 
-
-def row_to_log(row: Any) -> LogRecord:
-    """As row_to_test, for a line of a log (a follower reads a whole log this way)."""
-    return LogRecord.model_construct(**row._mapping)

@@ -145,9 +145,42 @@ class TestSecretRecord(SQLModel, table=True):
     sealed: str
 
 
+class ModelCallRecord(SQLModel, table=True):
+    """One model call a test's agent made through its tunnel, or one connection the recorder could
+    not read (kind "connection"): redacted, capped, priced when written (docs/recorder.md)."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (Index("ux_model_calls_test_seq", "test_id", "seq", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int
+    seq: int
+    attempt: int
+    kind: str  # call | connection | truncated (the per-test cap was reached)
+    provider: str
+    method: str | None = None
+    path: str | None = None
+    model: str | None = None
+    status: int | None = None
+    streamed: bool = False
+    started_at: float
+    first_byte_s: float | None = None  # from the start
+    ended_at: float
+    tokens_in: int | None = None  # None: the provider did not say (unmeasured), never 0
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # None: unmeasured
+    tool_calls_json: str | None = None
+    request_text: str | None = None
+    response_text: str | None = None
+    error: str | None = None
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
 TESTS = TestRecord.__table__  # type: ignore[attr-defined]
 SECRETS = TestSecretRecord.__table__  # type: ignore[attr-defined]
 LOGS = LogRecord.__table__  # type: ignore[attr-defined]
 CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
 PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
 META = StoreMeta.__table__  # type: ignore[attr-defined]
+CALLS = ModelCallRecord.__table__  # type: ignore[attr-defined]
