@@ -48,7 +48,7 @@ def exit_code_for(view: TestView) -> int:
 
 # ---------------------------------------------------------------------- argument parsing
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--query", "-q", required=True, help="the test query given to the agent")
+    parser.add_argument("--query", "-q", help="the test query given to the agent (required, unless --queries)")
     parser.add_argument("--requirements", "-r", type=Path, help="requirements.txt for the agent")
     parser.add_argument("--dockerfile", type=Path, help="custom Dockerfile (runs its own command)")
     parser.add_argument("--timeout", type=int, help="seconds before the test is stopped (10-600)")
@@ -116,6 +116,10 @@ def _add_test_commands(sub: Any) -> None:
     _add_request_options(submit)
     submit.add_argument("--json", action="store_true", help="print one JSON object at the end (logs go to stderr)")
     submit.add_argument("--no-wait", action="store_true", help="print the test id and exit; the server runs it")
+    submit.add_argument(
+        "--queries", type=Path, metavar="FILE",
+        help="one query per line: a test for each, all queued in one request (all or none); prints their ids",
+    )
 
     show = sub.add_parser("show", help="show a test's status, result and metrics")
     show.add_argument("id", type=int)
@@ -453,10 +457,15 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import InvalidRequest
 
     settings = _client_settings(args)
-    if args.no_wait and settings.in_process:
-        raise UserError("--no-wait needs the server to run the test, and --in-process runs it in this "
-                        "command: drop one of them")
+    queries = _queries_from_args(args)
+    if (args.no_wait or queries) and settings.in_process:
+        raise UserError(f"{'--queries' if queries else '--no-wait'} needs the server to run the tests, and "
+                        "--in-process runs them in this command: drop one of them")
+    if queries:
+        args.query = queries[0][1]  # the common request is checked with the first one
     request = _request_from_args(args, settings)
+    if queries:
+        return await _submit_many(args, settings, request, queries)
 
     async def queue(client):
         try:
@@ -465,6 +474,51 @@ async def _cmd_submit(args: argparse.Namespace) -> int:
             raise _invalid_request(args, exc) from None
 
     return await _queue_and_follow(args, settings, queue)
+
+
+def _queries_from_args(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """--queries FILE as (line number, query) for each line that is not blank; [] without it."""
+    if args.queries is None:
+        if args.query is None:
+            raise UserError("--query is required (or --queries FILE: one query per line)")
+        return []
+    if args.query is not None:
+        raise UserError("give --query or --queries, not both")
+    queries = [(number, line) for number, line in enumerate(_read_text(args.queries, "queries").splitlines(), 1)
+               if line.strip()]
+    if not queries:
+        raise UserError(f"--queries {args.queries}: the file holds no query (one per line)")
+    return queries
+
+
+async def _submit_many(args: argparse.Namespace, settings: Any, request: Any, queries: list[tuple[int, str]]) -> int:
+    """A test per query, queued in one request (all or none); prints their ids, one per line."""
+    from agenttui.core.lifecycle import InvalidRequest
+
+    async with _client(settings) as client:
+        await client.check_backend()
+        try:
+            ids = await client.submit_many(request, [{"query": query} for _number, query in queries])
+        except InvalidRequest as exc:
+            raise _invalid_many(args, exc, queries) from None
+    print("\n".join(str(test_id) for test_id in ids))
+    return EXIT_OK
+
+
+def _invalid_many(args: argparse.Namespace, exc: Any, queries: list[tuple[int, str]]) -> UserError:
+    """Each bad query named by its line in --queries; the rest as for one test."""
+    from agenttui.core.lifecycle import InvalidRequest
+
+    lines, common = [], {}
+    for field, message in exc.errors.items():
+        place, _, rest = field.partition("].")
+        if place.startswith("tests[") and rest == "query":
+            lines.append(f"--queries {args.queries} line {queries[int(place[6:])][0]}: {message}")
+        else:
+            common[rest or field] = message
+    if common:
+        lines.append(str(_invalid_request(args, InvalidRequest(common))).split("\n", 1)[-1].strip())
+    return UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines))
 
 
 async def _cmd_retry(args: argparse.Namespace) -> int:

@@ -83,6 +83,14 @@ class LocalClient:
             await self.check_backend()
         return await self._svc.submit(self.owner, request, parent_id=parent_id)
 
+    async def submit_many(self, common: TestRequest | dict[str, Any], tests: list[dict[str, Any]]) -> list[int]:
+        from agenttui.core.domain import parse_requests
+        from agenttui.engine.credentials import resolve_for_submit
+
+        if not isinstance(common, dict):
+            common = (await resolve_for_submit(common, self.settings.aws_session_duration_s)).model_dump(mode="json")
+        return await self._svc.submit_many(self.owner, parse_requests(common, tests))
+
     async def show(self, test_id: int) -> TestView:
         return await self._svc.show(self.owner, test_id)
 

@@ -33,7 +33,7 @@ from agenttui.core.errors import BAD_SETTING, NOT_FOUND, OK, InfraError, Setting
 from agenttui.core.paths import PRIVATE_FILE, private_dir, server_log_file
 from agenttui.core.wire import (
     NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageAnswer,
-    PackageBody, QueueView, RetryBody, ServerStatus, SubmitBody, TestView,
+    PackageBody, QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
 
 if TYPE_CHECKING:
@@ -314,6 +314,15 @@ class SocketClient:
         if follow:
             return await self._with_server(partial(self._submit_and_follow, body))
         return await self._call("POST", "/tests", TestView, body=body)
+
+    async def submit_many(self, common: TestRequest | dict[str, Any], tests: list[dict[str, Any]]) -> list[int]:
+        """Queue a test per entry of `tests` (its fields over `common`'s) in one call: all or none."""
+        if not isinstance(common, dict):
+            from agenttui.engine.credentials import resolve_for_submit
+
+            common = (await resolve_for_submit(common, self.settings.aws_session_duration_s)).model_dump(mode="json")
+        body = SubmitManyBody(tests=tests, common=common)
+        return (await self._call("POST", "/tests/many", SubmittedMany, body=body)).ids
 
     async def show(self, test_id: int) -> TestView:
         return await self._call("GET", f"/tests/{test_id}", TestView)

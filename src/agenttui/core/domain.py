@@ -233,6 +233,26 @@ def _in_our_words(error: Any) -> str:
     return f"{problem}; it is {error.get('input')!r}"
 
 
+MAX_TESTS_PER_SUBMIT = 10_000
+
+
+def parse_requests(common: dict[str, Any], tests: list[dict[str, Any]]) -> list[TestRequest]:
+    """One request per entry of `tests`, each `common` with the entry's fields over it; every
+    one is checked, and a bad field is named with its entry (`tests[3].query`). InvalidRequest
+    when any is bad: a bulk submit queues all of them or none."""
+    if not tests or len(tests) > MAX_TESTS_PER_SUBMIT:
+        raise InvalidRequest({"tests": f"give 1 to {MAX_TESTS_PER_SUBMIT:,} tests; there are {len(tests):,}"})
+    requests, errors = [], {}
+    for index, fields in enumerate(tests):
+        try:
+            requests.append(TestRequest.parse(**{**common, **fields}))
+        except InvalidRequest as exc:
+            errors.update({f"tests[{index}].{field}": message for field, message in exc.errors.items()})
+    if errors:
+        raise InvalidRequest(errors)
+    return requests
+
+
 def strip_secrets(request: TestRequest) -> tuple[TestRequest, dict[str, str]]:
     """(the request as stored — secret values taken out, their names kept —, the values)."""
     config, values = split_secrets(request.provider)

@@ -263,6 +263,20 @@ class SubmitBody:
 
 
 @dataclass
+class SubmitManyBody:
+    """Many tests in one call: each entry of `tests` holds the fields it sets over `common`
+    (e.g. only its query); all are validated before any is queued."""
+
+    tests: list[dict[str, Any]]
+    common: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SubmittedMany:
+    ids: list[TestId]  # in the order of the call's tests
+
+
+@dataclass
 class RetryBody:
     query: str | None = None
     agent_code: str | None = None

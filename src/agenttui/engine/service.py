@@ -66,6 +66,24 @@ class Service:
         self.on_submit(test.id)
         return await self.show(caller, test.id)
 
+    async def submit_many(self, caller: Owner, requests: list[TestRequest]) -> list[int]:
+        """Queue every request in one transaction, after checking them all: one bad request
+        queues none (its fields named by its place, `tests[3].query`). The new tests' ids."""
+        prepared, errors = [], {}
+        for index, request in enumerate(requests):
+            try:
+                request, sealed = self._prepare_submit(request)
+                await self._check_capacity(request)
+                prepared.append((request, sealed))
+            except InvalidRequest as exc:
+                errors.update({f"tests[{index}].{field}": message for field, message in exc.errors.items()})
+        if errors:
+            raise InvalidRequest(errors)
+        tests = await self.store.submit_many(prepared, caller, backend=self.settings.backend)
+        for test in tests:
+            self.on_submit(test.id)  # type: ignore[arg-type]
+        return [test.id for test in tests]  # type: ignore[misc]
+
     async def show(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
         if test.status is Status.QUEUED:

@@ -24,11 +24,11 @@ from pydantic import ValidationError
 from agenttui import __version__, build_id
 from agenttui.backends.base import Backend
 from agenttui.core import wire
-from agenttui.core.domain import InvalidRequest, TestRequest
+from agenttui.core.domain import InvalidRequest, TestRequest, parse_requests
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
 from agenttui.core.wire import (
     NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, LogEntry, PackageBody, RetryBody,
-    ServerStatus, SubmitBody, settings_digest,
+    ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, settings_digest,
 )
 from agenttui.engine.service import Service
 from agenttui.engine.store import Owner
@@ -245,6 +245,11 @@ class Api:
             return answer(view, QUEUED)
         # The answer goes on as the new test's follow stream: its submitter follows without a call.
         return await self._follow(request, caller, view.id, 0, code=QUEUED, first=wire.encode(view) + b"\n")
+
+    async def submit_many(self, request: web.Request) -> web.Response:
+        body = await _body(request, SubmitManyBody)
+        ids = await self.service.submit_many(peer_owner(request), parse_requests(body.common, body.tests))
+        return answer(SubmittedMany(ids=ids), QUEUED)
 
     async def show(self, request: web.Request) -> web.Response:
         view = await self.service.show(peer_owner(request), _test_id(request))

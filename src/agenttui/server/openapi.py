@@ -17,7 +17,7 @@ import msgspec
 from agenttui import __version__
 from agenttui.core.wire import (
     MAX_ID, NDJSON, Archived, ClearHistoryBody, ErrorAnswer, Health, LogEntry, PackageAnswer, PackageBody,
-    QueueView, RetryBody, ServerStatus, SubmitBody, TestView,
+    QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
 from agenttui.packaging import PackageResult
 
@@ -35,6 +35,7 @@ class Param:
 AFTER = Param("after", _COUNT, "only the lines after this line number")
 LIMIT = Param("limit", _COUNT, "at most this many (0: no limit for logs; history keeps at most 1000)")
 FOLLOW = Param("follow", {"type": "boolean"}, f"stream the test's log as {NDJSON} until it ends")
+STREAM = Param("stream", {"type": "boolean"}, f"stream the test's log so far as {NDJSON} (a whole log never comes as one answer)")
 SEARCH = Param("search", {"type": "string", "maxLength": 1000}, "only tests whose text contains this")
 MINE = Param("mine", {"type": "boolean"}, "only the caller's own tests")
 
@@ -56,13 +57,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/health", "health", "who the server thinks the caller is, and what it runs", Health),
     Operation("POST", "/check", "check", "check that the backend can run tests", dict[str, bool]),
     Operation("POST", "/tests", "submit", "queue a test", TestView, 201, SubmitBody, (FOLLOW,), streams=True),
+    Operation("POST", "/tests/many", "submit_many", "queue many tests at once, all or none", SubmittedMany, 201,
+              SubmitManyBody),
     Operation("GET", "/tests/{test_id}", "show", "a test", TestView),
     Operation("GET", "/tests/{test_id}/request", "request_of", "a test's request (its owner's)", dict[str, Any]),
     Operation("POST", "/tests/{test_id}/cancel", "cancel", "cancel a queued or running test", TestView),
     Operation("POST", "/tests/{test_id}/retry", "retry", "a new test from a test's request", TestView, 201,
               RetryBody),
     Operation("GET", "/tests/{test_id}/logs", "logs", "a test's log lines", list[LogEntry],
-              query=(AFTER, LIMIT, FOLLOW), streams=True),
+              query=(AFTER, LIMIT, FOLLOW, STREAM), streams=True),
     Operation("POST", "/tests/{test_id}/package", "package", "a test's deployment package (the zip, base64)",
               PackageAnswer[PackageResult], body=PackageBody),
     Operation("GET", "/queue", "queue", "the shared queue: active tests, then queued ones", QueueView),

@@ -100,29 +100,47 @@ class Store(Transactions):
         backend: str = "docker",
         sealed_secrets: str | None = None,
     ) -> TestRecord:
-        now = time.time()
-        values = dict(
-            sql.TEST_DEFAULTS,
-            request_json=request.model_dump_json(),
-            query=request.query,
-            status=status_after(0, Status.CREATED, Status.QUEUED),
-            priority=int(request.priority),
-            owner_uid=owner.uid,
-            owner_name=owner.name,
-            parent_id=parent_id,
-            backend=backend,
-            created_at=now,
-            queued_at=now,
-            updated_at=now,
-        )
+        (test,) = await self.submit_many([(request, sealed_secrets)], owner, parent_id=parent_id, backend=backend)
+        return test
 
-        def body(conn: Connection) -> TestRecord:
-            row = first(execute(conn, sql.insert_test(tuple(values)), tuple(values.values())))
-            assert row is not None
-            self.note_test_id(row.id)
-            if sealed_secrets is not None:
-                execute(conn, sql.INSERT_SECRETS, (row.id, sealed_secrets))
-            return driver_row_to_test(vars(row))
+    async def submit_many(
+        self,
+        requests: Sequence[tuple[TestRequest, str | None]],
+        owner: Owner,
+        *,
+        parent_id: int | None = None,
+        backend: str = "docker",
+    ) -> list[TestRecord]:
+        """Queue every (request, sealed secrets) in one transaction: all of them, or none."""
+        now = time.time()
+        rows = [
+            dict(
+                sql.TEST_DEFAULTS,
+                request_json=request.model_dump_json(),
+                query=request.query,
+                status=status_after(0, Status.CREATED, Status.QUEUED),
+                priority=int(request.priority),
+                owner_uid=owner.uid,
+                owner_name=owner.name,
+                parent_id=parent_id,
+                backend=backend,
+                created_at=now,
+                queued_at=now,
+                updated_at=now,
+            )
+            for request, _sealed in requests
+        ]
+
+        def body(conn: Connection) -> list[TestRecord]:
+            tests = []
+            for values, (_request, sealed) in zip(rows, requests):
+                row = first(execute(conn, sql.insert_test(tuple(values)), tuple(values.values())))
+                assert row is not None
+                self.note_test_id(row.id)
+                if sealed is not None:
+                    execute(conn, sql.INSERT_SECRETS, (row.id, sealed))
+                tests.append(driver_row_to_test(vars(row)))
+            return tests
 
         return await self._write_tx(body)
 
