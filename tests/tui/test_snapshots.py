@@ -97,3 +97,14 @@ def test_edit_and_retry_asks_before_replacing_unsaved_text_80x24(seeded, snap_co
         await pilot.pause()
 
     assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=asked)
+
+
+def test_queue_focused_80x24(seeded, snap_compare):
+    """The focused pane stands out (heavy border, reversed title); the footer keeps the pane keys."""
+
+    async def queue(pilot) -> None:
+        await _main_ready(pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+
+    assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=queue)

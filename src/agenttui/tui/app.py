@@ -103,18 +103,26 @@ class AgentTUI(App[int]):
     TITLE = "agenttui"
     CSS_PATH = _styles()
     ENABLE_COMMAND_PALETTE = True
+    PANES = Binding.Group("panes")  # one footer entry: "f2 f3 f4 f5 f6 panes"
     BINDINGS = [
+        # Function keys: typing never sends them and tmux over SSH passes them on; priority,
+        # so no focused widget keeps one (the code editor binds f6 to "select line").
+        Binding("f2", "focus_pane('editor')", "Editor", id="focus_editor", priority=True, group=PANES,
+                tooltip="Go to the code editor"),
+        Binding("f3", "focus_pane('queue')", "Queue", id="focus_queue", priority=True, group=PANES, tooltip="Go to the queue"),
+        Binding("f4", "focus_pane('history')", "History", id="focus_history", priority=True, group=PANES,
+                tooltip="Go to the history"),
+        Binding("f5", "focus_pane('log')", "Log", id="focus_log", priority=True, group=PANES, tooltip="Go to the log pane"),
+        Binding("f6", "focus_pane('options')", "Options", id="focus_options", priority=True, group=PANES,
+                tooltip="Go to the editor's options, at the Network field"),
         Binding("ctrl+j,alt+enter", "submit", "Submit", id="submit", priority=True,
                 tooltip="Validate the editor's request and queue it (ctrl+j; alt+enter where the terminal sends it)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Show every key"),
         Binding("slash", "filter_history", "Filter", id="filter", tooltip="Filter the history (query, response, owner, status)"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Quit; running tests keep running and are shown again next time"),
-        Binding("f2", "focus_pane('editor')", "Editor", show=False, id="focus_editor", tooltip="Go to the editor"),
-        Binding("f3", "focus_pane('queue')", "Queue", show=False, id="focus_queue", tooltip="Go to the queue"),
-        Binding("f4", "focus_pane('history')", "History", show=False, id="focus_history", tooltip="Go to the history"),
-        Binding("f5", "focus_pane('log')", "Log", show=False, id="focus_log", tooltip="Go to the log pane"),
     ]
+    TYPED_IN_TEXT_FIELDS = ("help", "filter_history")  # `?` and `/` are text there: not offered
 
     def __init__(
         self,
@@ -429,6 +437,8 @@ class AgentTUI(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("submit", "filter_history", "focus_pane") and self.screen is not self.main_screen:
             return False
+        if action in self.TYPED_IN_TEXT_FIELDS and isinstance(self.focused, (Input, TextArea)):
+            return False
         return True
 
     def action_submit(self) -> None:
@@ -509,6 +519,8 @@ class AgentTUI(App[int]):
             self.history_table.focus()
         elif pane == "log":
             self.log_view.focus()
+        elif pane == "options":
+            self.editor.show_field("tab-options", "egress")
 
     def _leave_detail(self) -> None:
         from agenttui.tui.screens.detail import DetailScreen
@@ -542,6 +554,7 @@ class AgentTUI(App[int]):
             ("Focus queue", "F3", lambda: self.action_focus_pane("queue")),
             ("Focus history", "F4", lambda: self.action_focus_pane("history")),
             ("Focus log", "F5", lambda: self.action_focus_pane("log")),
+            ("Focus options", "F6: the Network field", lambda: self.action_focus_pane("options")),
             ("New test", "Forget the retry link of an edited test", lambda: self.editor.set_retry_of(None)),
         )
         for title, help_text, callback in commands:

@@ -19,9 +19,10 @@ from agenttui.tui.widgets.history_table import HistoryTable
 from agenttui.tui.widgets.log_view import LogView
 
 EDITOR_KEYS: Sequence[tuple[str, str]] = (
-    ("tab / shift+tab", "move between fields (in agent.py, tab indents: press esc first)"),
-    ("esc", "leave the code editor (then tab moves on)"),
+    ("esc", "in agent.py (where tab indents): leave the code for the Query field"),
+    ("tab / shift+tab", "move to the next / previous field, button or pane"),
     ("enter", "in the Query field: submit"),
+    ("typing", "outside a text field, a key that does nothing there goes to the Query field"),
     ("← / →", "on the editor's tab row: switch between agent.py, reqs (requirements.txt), Dockerfile, Options"),
 )
 

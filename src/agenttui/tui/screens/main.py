@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Input, Select, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.tui.formatting import LocalTime
 from agenttui.tui.widgets.editor import EditorDefaults, EditorPane
@@ -79,11 +79,11 @@ class MainScreen(Screen[None]):
             yield editor
             with Vertical(id="right"):
                 with TabbedContent(id="tests-tabs", initial="tab-queue"):
-                    with TabPane("Queue", id="tab-queue"):
+                    with TabPane("Queue · F3", id="tab-queue"):
                         yield QueueTable(id="queue-table")
                         yield Static("No running or queued tests. Write an agent and press ctrl+j.",
                                      id="queue-empty", classes="empty")
-                    with TabPane("History", id="tab-history"):
+                    with TabPane("History · F4", id="tab-history"):
                         yield Input(placeholder="/ filter: query, response, error, owner, status",
                                     compact=True, id="history-filter")
                         yield HistoryTable(id="history-table")
@@ -91,7 +91,8 @@ class MainScreen(Screen[None]):
                 log = LogView(id="log-view")
                 log.border_title = "log · F5"
                 yield log
-        yield Footer(compact=True)
+        # No "^p palette" entry: at 80 columns it would push the pane keys off (the help lists ctrl+p).
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._set_cursor_blink(self)
@@ -109,6 +110,39 @@ class MainScreen(Screen[None]):
         # Posted to the app itself rather than bubbled through this screen's queue: the app
         # handles it first thing once started, before anything the engine posts.
         self.app.post_message(self.Mounted(self))
+
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _focus_moved(self) -> None:
+        self.call_later(self._mark_tests_pane)  # once `focused` is the new widget
+
+    def _mark_tests_pane(self) -> None:
+        tests = self.query_one("#tests-tabs", TabbedContent)
+        inside = self.focused is not None and tests in self.focused.ancestors
+        tests.query_one("ContentTabs").set_class(inside, "-pane-focused")
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key typed where no text goes (a table, the log, a tab row, the Submit
+        button) that is no key of that place would be lost: it goes to the Query field, and
+        the focus with it (docs/tui.md, the help's "typing" row)."""
+        focused = self.focused
+        if not event.is_printable or event.character is None or focused is None:
+            return
+        if any(isinstance(w, (Input, TextArea, Select)) for w in (focused, *focused.ancestors)):
+            return  # a field: it takes (or deliberately ignores) what is typed
+        if event.key in self.active_bindings:
+            return  # the pane's own key (c, r, e, ?, / ...)
+        event.stop()
+        event.prevent_default()
+        query = self.query_one("#query", Input)
+        self.set_focus(query)  # at once (focus() defers it), so its Focus event is queued first
+        # After the field's Focus (which selects its text): the key is added, never a replacement.
+        query.call_later(self._append_to, query, event.character)
+
+    @staticmethod
+    def _append_to(field: Input, text: str) -> None:
+        field.cursor_position = len(field.value)
+        field.insert_text_at_cursor(text)
 
     def _set_cursor_blink(self, root: Widget) -> None:
         if not self.cursor_blink:

@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.core.lifecycle import InvalidRequest, Priority
+from agenttui.tui.widgets.code_area import CodeArea
 from agenttui.tui.widgets.field_error import FieldError
 from agenttui.tui.widgets.options_form import OptionsForm
 
@@ -120,13 +121,13 @@ class EditorPane(Vertical):
             with TabPane(TAB_LABELS["tab-agent"], id="tab-agent"):
                 # Python is set on mount: given here, Textual would build the highlighting twice
                 # (at construction and again on mount), ~20 ms each.
-                yield TextArea.code_editor(STARTER_AGENT, id="agent-code")
+                yield CodeArea.code_editor(STARTER_AGENT, id="agent-code")
                 yield FieldError(id=_error_id("agent_code"), classes="field-error")
             with TabPane(TAB_LABELS["tab-requirements"], id="tab-requirements"):
-                yield TextArea("", id="requirements", show_line_numbers=True, tab_behavior="focus")
+                yield CodeArea("", id="requirements", show_line_numbers=True, tab_behavior="focus")
                 yield FieldError(id=_error_id("requirements"), classes="field-error")
             with TabPane(TAB_LABELS["tab-dockerfile"], id="tab-dockerfile"):
-                yield TextArea("", id="dockerfile", show_line_numbers=True, tab_behavior="focus")
+                yield CodeArea("", id="dockerfile", show_line_numbers=True, tab_behavior="focus")
                 yield FieldError(id=_error_id("dockerfile"), classes="field-error")
             with TabPane(TAB_LABELS["tab-options"], id="tab-options"):
                 with Lazy(OptionsForm(id="options-form")):
@@ -310,10 +311,17 @@ class EditorPane(Vertical):
             summary += " · " + "; ".join(unplaced)
         self.query_one("#err-summary", FieldError).set_message(summary)
         if first is not None:
-            tab_id, widget_id = first
-            if tab_id is not None:
-                tabs.active = tab_id
+            self.show_field(*first)
+
+    def show_field(self, tab_id: str | None, widget_id: str) -> None:
+        """Bring `widget_id` (on the editor tab `tab_id`, or under the tabs) into view and focus
+        it; the Options form's fields once the form is mounted (after the first frame)."""
+        if tab_id is not None:
+            self.query_one(TabbedContent).active = tab_id
+        try:
             self.query_one(f"#{widget_id}").focus()
+        except NoMatches:
+            self.call_after_refresh(self.show_field, None, widget_id)
 
     def clear_errors(self) -> None:
         for error in self.query(FieldError):

@@ -23,7 +23,8 @@ class HistoryTable(TestTable):
     )
     BINDINGS = [
         *TEST_BINDINGS,
-        Binding("x", "app.clear_history", "Clear old", id="clear_history",
+        # Rare, and asks first: in the help, not the footer (which keeps room for the pane keys).
+        Binding("x", "app.clear_history", "Clear old", id="clear_history", show=False,
                 tooltip="Archive old finished tests and purge their logs (asks first)"),
     ]
 
