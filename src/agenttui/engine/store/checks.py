@@ -74,7 +74,8 @@ def quick_check(conn: Connection) -> None:
     """SQLite's own check of every page's structure (not of the indexes' contents)."""
     problems = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(5)").fetchall()]
     if problems != ["ok"]:
-        raise sqlite3.DatabaseError("; ".join(problems))
+        # Its report names pages and cells, not the damage: say what it means.
+        raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems))
 
 
 def unusable(url: str, exc: BaseException) -> StoreUnusable:
