@@ -144,6 +144,11 @@ class Backend(Protocol):
         """The largest limits a test can be given (None: unknown, nothing is refused)."""
         return None
 
+    async def installed_versions(self, image: str) -> dict[str, str]:
+        """{distribution: version} the test's requirements installed in `image`, as recorded
+        when it was built ({}: not recorded; the ecs backend installs inside each task)."""
+        return {}
+
     def take_endpoints_down(self, name: str) -> list[str]:
         """The model endpoints that did not answer the preflight of the test run as `name` (it
         runs anyway; a failure's reason then says so). Taken once."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -95,7 +95,9 @@ def env_vars_read(code: str) -> list[str]:
 def known_versions(test: FinishedTest, versions: Mapping[str, str] | None) -> dict[str, str]:
     """{canonical distribution name: version} the test ran with, as far as anyone recorded."""
     found: dict[str, str] = {}
-    for source in (test.metrics.get("packages"), (test.result or {}).get("packages"), versions):
+    # "installed": what the test image's build installed (pip freeze), recorded by the engine.
+    for source in (test.metrics.get("installed"), test.metrics.get("packages"), (test.result or {}).get("packages"),
+                   versions):
         if isinstance(source, Mapping):
             found.update({canonicalize_name(str(k)): str(v) for k, v in source.items() if v})
     return found
@@ -128,6 +130,16 @@ def _pinned_lines(requirements: str, versions: Mapping[str, str]) -> tuple[list[
     while lines and not lines[-1].strip():
         lines.pop()
     return lines, listed
+
+
+def installed_pins(test: FinishedTest, requirements: str, also_listed: Iterable[str] = ()) -> list[str]:
+    """`name==version` of everything the test image's build installed beyond the listed
+    requirements (their dependencies), so the package installs what was tested."""
+    installed = test.metrics.get("installed")
+    if not isinstance(installed, Mapping):
+        return []
+    _, listed = _pinned_lines("\n".join([requirements, *also_listed]), {})
+    return [f"{name}=={version}" for name, version in sorted(installed.items()) if canonicalize_name(name) not in listed]
 
 
 def requirement_lines(

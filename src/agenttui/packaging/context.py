@@ -23,7 +23,14 @@ from agenttui.core.providers import (
     provider_for,
 )
 from agenttui.harness import RUNNER_FILENAME
-from agenttui.packaging.analysis import env_vars_read, known_versions, module_docstring, requirement_lines, slugify
+from agenttui.packaging.analysis import (
+    env_vars_read,
+    installed_pins,
+    known_versions,
+    module_docstring,
+    requirement_lines,
+    slugify,
+)
 from agenttui.packaging.aws import (
     AWS_CDK_CLI_VERSION,
     AWS_CDK_LIB_VERSION,
@@ -130,6 +137,7 @@ class BuildFiles:
 
     requirements: list[str]
     requirements_added: list[dict[str, str]]
+    requirements_installed: list[str]  # the tested image's other packages, pinned
     has_requirements: bool
     base_image: str
     base_image_id: str | None
@@ -352,6 +360,7 @@ def _build_files(
     return BuildFiles(
         requirements=req_lines,
         requirements_added=req_added,
+        requirements_installed=installed_pins(test, request.requirements, also_listed=[a["line"] for a in req_added]),
         has_requirements=has_requirements,
         base_image=base_image,
         base_image_id=base_image_id,

@@ -99,6 +99,9 @@ class DockerBackend(Backend):
     async def prepare(self, spec: RunSpec, on_log: BuildLog) -> tuple[str, bool]:
         return await self.images.prepare(spec, on_log)
 
+    async def installed_versions(self, image: str) -> dict[str, str]:
+        return await self.images.installed(image)
+
     # -- containers ---------------------------------------------------------------------
 
     async def start(self, spec: RunSpec, image: str) -> str:

@@ -14,6 +14,7 @@ import logging
 import re
 import tarfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -195,6 +196,20 @@ def _template_source(template: str) -> str:
 
 
 REQUIREMENTS_TEMPLATE = "requirements.Dockerfile.j2"
+# Written by the requirements image's build (its template): the pip freeze lines its pip step added.
+INSTALLED_FILE = "/opt/agenttui-installed.txt"
+INSTALLED_MAX_BYTES = 1 << 20
+
+
+def parse_installed(text: str) -> dict[str, str]:
+    """{canonical distribution name: version} of `pip freeze` lines (`name==version`; lines
+    naming a URL or a path have no version to pin and are left out)."""
+    versions: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and name and version and not name.startswith(("#", "-")):
+            versions[canonicalize_name(name)] = version.strip()
+    return dict(sorted(versions.items()))
 
 
 class _BuildOutput:
@@ -244,6 +259,7 @@ class Images:
         self.engine = engine
         self.settings = settings
         self._build_locks: dict[str, asyncio.Lock] = {}
+        self._installed: dict[str, dict[str, str]] = {}  # image → its build's record (images never change)
 
     async def prepare(self, spec: RunSpec, on_log: BuildLog) -> tuple[str, bool]:
         """The image for `spec`, and whether it was built now."""
@@ -273,6 +289,23 @@ class Images:
 
         labels = {"agenttui.image": "requirements", "agenttui.base-id": base_id}
         return await self._build_once(tag, context, labels, on_log, custom=False)
+
+    async def installed(self, image: str) -> dict[str, str]:
+        """The versions the requirements step of `image` installed, read from the record its
+        build left in it (an unstarted container's file); {} for the base image, a custom
+        Dockerfile's image, or an image built before the record existed."""
+        if not image.startswith(f"{ENV_IMAGE_REPO}:"):
+            return {}
+        if image not in self._installed:
+            action = f"read the installed versions of {image}"
+            config = {"Image": image, "Cmd": ["true"], "NetworkDisabled": True, "Labels": {"agenttui.role": "installed"}}
+            container = await self.engine.create(f"agenttui-installed-{uuid.uuid4().hex[:12]}", config, action)
+            try:
+                data = await self.engine.read_file(container, INSTALLED_FILE, INSTALLED_MAX_BYTES, action)
+            finally:
+                await self.engine.delete(container)
+            self._installed[image] = parse_installed((data or b"").decode("utf-8", "replace"))
+        return self._installed[image]
 
     async def _prepare_custom(self, spec: RunSpec, on_log: BuildLog) -> tuple[str, bool]:
         request = spec.request

@@ -283,6 +283,7 @@ class Orchestrator:
         image, built = prepare.result()
         run.build_s = time.monotonic() - started if built else 0.0
         run.image_built = built
+        run.installed = await self._installed_versions(test.id, image)
         image_note = f"[agenttui] image {image} " + (f"built in {run.build_s:.1f} s" if built else "reused (no build)")
         if run.cancel.is_set():
             await self._log(run, image_note)
@@ -297,6 +298,14 @@ class Orchestrator:
         notes.append(f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
         await self._mark_running(run, handle, notes)
         return handle
+
+    async def _installed_versions(self, test_id: int | None, image: str) -> dict[str, str]:
+        """What the image's build installed (packages pin it); never a reason to fail the test."""
+        try:
+            return await self.backend.installed_versions(image)
+        except Exception as exc:
+            log.warning("test %s: could not read the installed versions of %s: %s", test_id, image, exc)
+            return {}
 
     async def _mark_running(self, run: Run, handle: str, notes: Sequence[str] = ()) -> None:
         """BUILDING -> RUNNING with the handle; the deadline starts now and is stored, so a

@@ -33,6 +33,7 @@ class Run:
     cpu_s: float | None = None
     build_s: float = 0.0
     image_built: bool = False
+    installed: dict[str, str] = field(default_factory=dict)  # versions the image's build installed
     stdout_tail: list[str] = field(default_factory=list)
     endpoints_down: list[str] = field(default_factory=list)  # model endpoints silent at the start
     redact: Redactor = field(default_factory=Redactor)
@@ -67,6 +68,8 @@ class Run:
             "exit_code": exit_info.exit_code,
             "oom_killed": exit_info.oom_killed,
         }
+        if self.installed:
+            metrics["installed"] = self.installed  # shown as its own field (TestView.installed)
         if result is not None:
             metrics["agent_load_s"] = result.get("load_s")
             metrics["agent_run_s"] = result.get("run_s")
