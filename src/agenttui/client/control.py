@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from agenttui.client.remote import SocketClient
-from agenttui.core.errors import NOT_RUNNING, OK, NotActionable
+from agenttui.core.errors import NOT_RUNNING, OK, NotActionable, NotFound
 from agenttui.core.wire import ServerStatus, to_builtins
 
 if TYPE_CHECKING:
@@ -36,7 +36,12 @@ async def server_command(action: str, settings: Settings | ClientSettings, *, as
         if health is None:
             _print(as_json, {"running": False, "socket_path": str(client.socket_path)}, _not_running(client))
             return NOT_RUNNING.exit
-        status = await client.server_status()
+        try:
+            status = await client.server_status()
+        except NotFound:  # a server older than GET /v1/server
+            raise NotActionable(f"the agenttui server at {client.socket_path} runs version {health.version}, "
+                                "which cannot tell its status; restart it to run this one (`agenttui server restart`, or on a shared "
+                                "box its service)") from None
         _print(as_json, {"running": True, **to_builtins(status)}, describe(status))
         return OK.exit
     if health is not None:
