@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
@@ -123,6 +124,9 @@ class AgentTUI(App[int]):
                 tooltip="Quit; running tests keep running and are shown again next time"),
     ]
     TYPED_IN_TEXT_FIELDS = ("help", "filter_history")  # `?` and `/` are text there: not offered
+    # Seconds a notification stays (top right, over the queue: styles/app.tcss). What must stay
+    # longer stays elsewhere: a package's path in its log and detail screen.
+    NOTICE_S: dict[str, float] = {"information": 3.0, "warning": 5.0, "error": 8.0}
 
     def __init__(
         self,
@@ -158,9 +162,15 @@ class AgentTUI(App[int]):
         self._queue_loaded = False
         self._log_token = 0
         self._gc_tuning = GcTuning()
+        self.packages: dict[int, list[str]] = {}  # test id -> where its package is (lines)
         self.main_screen = MainScreen(
             settings, agent_path=agent_path, clock=clock, localtime=localtime, cursor_blink=cursor_blink
         )
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        timeout = self.NOTICE_S.get(severity, self.NOTIFICATION_TIMEOUT) if timeout is None else timeout
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     @property
     def client(self) -> Client:
@@ -354,6 +364,7 @@ class AgentTUI(App[int]):
         if view is not None:
             self.views[view.id] = view
             self.log_view.feed(outcome_lines(view))
+        self.log_view.feed(self.packages.get(message.test_id, []))
         self.log_view.mark_ended()
         self._update_log_title()
 
@@ -425,7 +436,18 @@ class AgentTUI(App[int]):
         text = f"{message.path}\ncopy it off this box with:\n{message.copy_hint}"
         if message.url:  # the AWS backend also put it in S3
             text += f"\nor download it for 24 hours from:\n{message.url}"
-        self.notify(text, title=f"Package of test {message.test_id}", timeout=60, markup=False)
+        self.notify(text, title=f"Package of test {message.test_id}", markup=False)
+        # The notice goes in seconds: the path stays in the test's log pane and detail screen.
+        lines = [f"[agenttui] package: {message.path}", f"[agenttui] copy it off this box with: {message.copy_hint}"]
+        if message.url:
+            lines.append(f"[agenttui] or download it for 24 hours from: {message.url}")
+        self.packages[message.test_id] = lines
+        if message.test_id == self.selected_id:
+            self.log_view.feed(lines)
+        from agenttui.tui.screens.detail import DetailScreen
+
+        if isinstance(self.screen, DetailScreen) and self.screen.test_id == message.test_id:
+            self.screen.show_package(lines)
 
     @on_live(ActionFailed)
     def _failed(self, message: ActionFailed) -> None:
@@ -488,7 +510,7 @@ class AgentTUI(App[int]):
 
         test_id = self._selected("open")
         if test_id is not None:
-            self.push_screen(DetailScreen(test_id, localtime=self.localtime))
+            self.push_screen(DetailScreen(test_id, localtime=self.localtime, package=self.packages.get(test_id)))
 
     def action_filter_history(self) -> None:
         self.tabs.active = "tab-history"

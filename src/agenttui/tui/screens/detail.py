@@ -62,9 +62,10 @@ class DetailScreen(Screen[None]):
             super().__init__()
             self.screen = screen
 
-    def __init__(self, test_id: int, *, localtime: LocalTime = time.localtime) -> None:
+    def __init__(self, test_id: int, *, localtime: LocalTime = time.localtime, package: list[str] | None = None) -> None:
         super().__init__()
         self.test_id = test_id
+        self.package = package  # where its deployment package was written (`d`), when it was
         self.localtime = localtime
         self.view: TestView | None = None
         self.loaded = False  # summary shown and every log line delivered
@@ -73,6 +74,8 @@ class DetailScreen(Screen[None]):
         with VerticalScroll(id="detail-summary") as summary:
             summary.border_title = f"test {self.test_id}"
             yield Static("loading…", id="detail-header", markup=False)
+            yield Label("Package", classes="detail-section", id="detail-package-label")
+            yield Static("", id="detail-package", markup=False, classes="detail-text")
             yield Horizontal(id="detail-metrics")
             yield Label("Response", classes="detail-section")
             yield Static("", id="detail-response", markup=False, classes="detail-text")
@@ -87,7 +90,15 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(LogView).reset(self.test_id)
+        self.show_package(self.package)
         self.post_message(self.Mounted(self))
+
+    def show_package(self, lines: list[str] | None) -> None:
+        self.package = lines
+        text = "\n".join(line.removeprefix("[agenttui] ").removeprefix("package: ") for line in lines or [])
+        self.query_one("#detail-package", Static).update(text)
+        self.query_one("#detail-package", Static).display = bool(lines)
+        self.query_one("#detail-package-label").display = bool(lines)
 
     @on(DetailLoaded)
     def _loaded(self, message: DetailLoaded) -> None:
