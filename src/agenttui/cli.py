@@ -125,6 +125,10 @@ def _add_test_commands(sub: Any) -> None:
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true")
 
+    trace = sub.add_parser("trace", help="list a test's model calls: model, tokens, cost, latency, tool calls")
+    trace.add_argument("id", type=int)
+    trace.add_argument("--json", action="store_true", help="print the calls and their totals as one JSON object")
+
     logs = sub.add_parser("logs", help="print a test's log")
     logs.add_argument("id", type=int)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the test ends")
@@ -380,6 +384,8 @@ def _print_view(view: TestView) -> None:
                 code=view.exit_code, oom="yes" if view.oom_killed else "no",
             )
         )
+    if view.model_calls is not None:
+        print(f"model calls: {view.model_calls.line()} (agenttui trace {view.id})")
     if view.error:
         print(f"error: {_printable(view.error)}")
     if view.response is not None:
@@ -545,6 +551,43 @@ async def _cmd_show(args: argparse.Namespace) -> int:
         else:
             _print_view(view)
     return EXIT_OK
+
+
+async def _cmd_trace(args: argparse.Namespace) -> int:
+    from agenttui.core.wire import to_builtins
+
+    async with _client(_client_settings(args)) as client:
+        trace = await client.trace(args.id)
+    if args.json:
+        print(json.dumps(to_builtins(trace)))
+        return EXIT_OK
+    print(f"test {trace.test_id}: " + (trace.totals.line() if trace.totals else "no model call recorded"))
+    for call in trace.calls:
+        _print_call(call)
+    if trace.note:
+        print(trace.note)
+    return EXIT_OK
+
+
+def _print_call(call: Any) -> None:
+    from datetime import datetime
+
+    when = datetime.fromtimestamp(call.started_at).strftime("%H:%M:%S")
+    if call.kind != "call":
+        detail = call.error or f"{call.bytes_up} bytes up, {call.bytes_down} down (not read: not plain HTTP)"
+        print(f"  #{call.seq:<3} {when}  {call.provider or '-'}  {call.kind}: {_printable(detail)}  {call.duration_s:.2f} s")
+        return
+    tokens = "unmeasured" if call.tokens_in is None else f"{call.tokens_in} in / {call.tokens_out} out"
+    cost = "unmeasured" if call.cost_usd is None else f"${call.cost_usd:.6f}"
+    first = f", first byte {call.first_byte_s:.2f} s" if call.first_byte_s is not None else ""
+    print(f"  #{call.seq:<3} {when}  {call.provider}  {call.model or '?'}  {call.status or '-'}"
+          f"{'  streamed' if call.streamed else ''}  {call.duration_s:.2f} s{first}  tokens {tokens}  {cost}")
+    for tool in call.tool_calls:
+        print(f"       tool call: {tool.get('name')}({_printable(str(tool.get('arguments') or ''))[:200]})")
+    if call.error:
+        print(f"       error: {_printable(call.error)}")
+    elif call.response:
+        print(f"       response: {_printable(call.response.replace(chr(10), ' '))[:200]}")
 
 
 async def _cmd_logs(args: argparse.Namespace) -> int:
@@ -721,6 +764,7 @@ COMMANDS = {
     "doctor": _cmd_doctor,
     "submit": _cmd_submit,
     "show": _cmd_show,
+    "trace": _cmd_trace,
     "logs": _cmd_logs,
     "history": _cmd_history,
     "queue": _cmd_queue,

@@ -3,17 +3,36 @@
 FakeOllama: GET /api/tags, POST /api/generate and /api/chat (streaming NDJSON and not).
 FakeOpenAI: GET /v1/models, POST /v1/chat/completions (JSON or SSE), with a bearer key check.
 Each answers "<model> says: <the prompt upside down>" and records what it was sent.
+
+As the real servers do, both report token counts (Ollama's prompt_eval_count / eval_count, OpenAI's
+usage: in a stream only when stream_options.include_usage asks) and answer a request that offers
+tools with a call of its first tool ({"query": <the prompt>}). With hold_last=True a stream holds
+its last chunk until something POSTs to <any path>/release (or 20 s pass); `released_in_time` says
+whether the release came first, i.e. the client read the first chunks while the stream was open.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def answer(model: str, prompt: str) -> str:
     return f"{model} says: {prompt[::-1]}"
+
+
+def prompt_tokens(prompt: str) -> int:
+    """The fakes' token count of a prompt (deterministic, as a test can compute it)."""
+    return 3 * len(prompt.split()) + 5
+
+
+def answer_tokens(text: str) -> int:
+    return len(text.split())
+
+
+HOLD_TIMEOUT_S = 20.0
 
 
 class _Server:
@@ -22,6 +41,8 @@ class _Server:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **config):
         self.config = config
         self.requests: list[dict] = []
+        self.release = threading.Event()
+        self.released_in_time: list[bool] = []  # one per held stream
         handler = type("Handler", (self.handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -74,9 +95,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
+            if index == len(chunks) - 1 and self.fake.config.get("hold_last"):
+                self.fake.released_in_time.append(self.fake.release.wait(HOLD_TIMEOUT_S))
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+            time.sleep(0.001)  # chunks leave as separate writes, as a model's tokens do
         self.wfile.write(b"0\r\n\r\n")
+
+    def _released(self) -> bool:
+        """POST <any path>/release: a held stream may send its last chunk."""
+        if not self.path.rstrip("/").endswith("/release"):
+            return False
+        self.fake.release.set()
+        self._send(200, {"released": True})
+        return True
+
+    @staticmethod
+    def _first_tool(body: dict) -> str | None:
+        tools = body.get("tools") or []
+        return ((tools[0] or {}).get("function") or {}).get("name") if tools else None
 
 
 class _OllamaHandler(_Handler):
@@ -88,6 +126,8 @@ class _OllamaHandler(_Handler):
         self._send(404, {"error": "not found"})
 
     def do_POST(self):
+        if self._released():
+            return
         body = self._body()
         model = body.get("model", "")
         if self.path == "/api/generate":
@@ -97,9 +137,21 @@ class _OllamaHandler(_Handler):
         else:
             return self._send(404, {"error": "not found"})
 
+        prompt = body.get("prompt", "") if key == "response" else (body.get("messages") or [{}])[-1].get("content", "")
+        tool = self._first_tool(body)
+
         def piece(part: str, done: bool) -> dict:
             value = part if key == "response" else {"role": "assistant", "content": part}
+            if done:
+                return {"model": model, key: value, "done": done,
+                        "prompt_eval_count": prompt_tokens(prompt), "eval_count": answer_tokens(text)}
             return {"model": model, key: value, "done": done}
+
+        if tool and not body.get("stream", True):
+            message = {"role": "assistant", "content": "",
+                       "tool_calls": [{"function": {"name": tool, "arguments": {"query": prompt}}}]}
+            return self._send(200, {"model": model, "message": message, "done": True, "done_reason": "stop",
+                                    "prompt_eval_count": prompt_tokens(prompt), "eval_count": 7})
 
         if body.get("stream", True):  # Ollama streams unless told not to
             words = text.split(" ")
@@ -131,19 +183,39 @@ class _OpenAIHandler(_Handler):
         self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self):
+        if self._released():
+            return
         body = self._body()
         if not self.path.rstrip("/").endswith("/v1/chat/completions"):
             return self._send(404, {"error": {"message": "not found"}})
         if not self._authorized():
             return
         model = body.get("model", "")
-        text = answer(model, (body.get("messages") or [{}])[-1].get("content", ""))
+        prompt = (body.get("messages") or [{}])[-1].get("content", "")
+        text = answer(model, prompt)
+        usage = {"prompt_tokens": prompt_tokens(prompt), "completion_tokens": answer_tokens(text),
+                 "total_tokens": prompt_tokens(prompt) + answer_tokens(text)}
+        tool = self._first_tool(body)
+        if tool and not body.get("stream"):
+            call = {"id": "call_1", "type": "function",
+                    "function": {"name": tool, "arguments": json.dumps({"query": prompt})}}
+            usage = {"prompt_tokens": prompt_tokens(prompt), "completion_tokens": 7,
+                     "total_tokens": prompt_tokens(prompt) + 7}
+            return self._send(200, {
+                "id": "c1", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                             "finish_reason": "tool_calls"}],
+                "usage": usage,
+            })
         if body.get("stream"):
             chunks = [
                 {"id": "c1", "object": "chat.completion.chunk", "model": model,
                  "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
                 for word in text.split(" ")
             ]
+            if (body.get("stream_options") or {}).get("include_usage"):
+                chunks.append({"id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [],
+                               "usage": usage})
             data = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
             return self._stream(data, "text/event-stream")
         self._send(200, {

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agenttui.core.wire import LogEntry, QueueView, TestView
+from agenttui.core.wire import LogEntry, QueueView, TestView, TraceView
 
 if TYPE_CHECKING:
     from agenttui.core.domain import TestRequest
@@ -58,6 +58,8 @@ class Client(Protocol):
     async def wait(self, test_id: int) -> TestView: ...
 
     async def request(self, test_id: int) -> TestRequest: ...
+
+    async def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView: ...
 
     async def clear_history(self, older_than_s: float) -> int: ...
 

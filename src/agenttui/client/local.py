@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agenttui.backends.base import Backend
-from agenttui.core.wire import LogEntry, QueueView, TestView
+from agenttui.core.wire import LogEntry, QueueView, TestView, TraceView
 from agenttui.engine.runtime import Engine
 from agenttui.engine.service import AccessDenied, NotActionable, NotFound, Service
 from agenttui.core.config import Settings
@@ -120,6 +120,9 @@ class LocalClient:
 
     async def wait(self, test_id: int) -> TestView:
         return await self._svc.wait(test_id)
+
+    async def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView:
+        return await self._svc.trace(self.owner, test_id, after_seq=after_seq)
 
     async def request(self, test_id: int) -> TestRequest:
         """The full request of a test (edit-and-retry loads it into the editor)."""

@@ -35,6 +35,7 @@ from agenttui.core.wire import (
     NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, PackageAnswer,
     PackageBody, QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
+from agenttui.core.wire import TraceView
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
@@ -345,6 +346,9 @@ class SocketClient:
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = RetryBody(query=query, agent_code=agent_code, secrets=secrets or None)
         return await self._call("POST", f"/tests/{test_id}/retry", TestView, body=body)
+
+    async def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView:
+        return await self._call("GET", f"/tests/{test_id}/trace", TraceView, params={"after": after_seq})
 
     async def request(self, test_id: int) -> TestRequest:
         from agenttui.core.domain import TestRequest

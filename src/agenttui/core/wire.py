@@ -63,6 +63,7 @@ class TestView:
     # Another user's test seen without its content (query, response, error, packages): the
     # server's setting share_test_content is off and the caller is neither owner nor admin.
     content_hidden: bool = False
+    model_calls: CallTotals | None = None  # its recorded model calls summed (`show` fills it)
 
     def to_json(self) -> dict[str, Any]:
         return to_builtins(self)
@@ -133,6 +134,88 @@ class TestView:
             "packages": self.packages,
             "installed": self.installed,
         }
+
+
+@dataclass
+class CallTotals:
+    """A test's recorded model calls summed (docs/recorder.md). Tokens and cost sum what the
+    providers reported: None when no call reported any ("unmeasured", never 0)."""
+
+    calls: int
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    unmeasured: int = 0  # calls whose cost is unknown (no token counts, or no price for the model)
+    model_s: float = 0.0  # the calls' time, first request byte to last response byte, summed
+    connections: int = 0  # connections the recorder could not read (bytes and timing only)
+    truncated: bool = False  # model_calls_max was reached: later calls were not stored
+
+    def cost_text(self) -> str:
+        if self.cost_usd is None:
+            return "unmeasured"
+        text = f"${self.cost_usd:.6f}"
+        return text + (f" (+{self.unmeasured} unmeasured)" if self.unmeasured else "")
+
+    def line(self) -> str:
+        tokens = "unmeasured" if self.tokens_in is None else f"{self.tokens_in} in / {self.tokens_out or 0} out"
+        more = f", {self.connections} unread connection(s)" if self.connections else ""
+        cut = " (stored up to model_calls_max)" if self.truncated else ""
+        return (f"{self.calls} call(s){cut}, tokens {tokens}, cost {self.cost_text()}, "
+                f"model time {self.model_s:.2f} s{more}")
+
+
+@dataclass
+class ModelCallView:
+    """One recorded model call (kind "call"), unread connection ("connection") or the cap's notice
+    ("truncated"), as clients see it: texts redacted and capped when stored."""
+
+    seq: int
+    attempt: int
+    kind: str
+    provider: str
+    model: str | None
+    method: str | None
+    path: str | None
+    status: int | None
+    streamed: bool
+    started_at: float
+    duration_s: float
+    first_byte_s: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    tool_calls: list[dict[str, Any]]
+    request: str | None
+    response: str | None
+    error: str | None
+    bytes_up: int
+    bytes_down: int
+
+    @classmethod
+    def from_record(cls, record: Any) -> ModelCallView:
+        """The view of a stored call (an agenttui.engine.store.ModelCallRecord)."""
+        try:
+            tools = json.loads(record.tool_calls_json) if record.tool_calls_json else []
+        except ValueError:  # cut by model_call_text_max
+            tools = [{"name": None, "arguments": record.tool_calls_json}]
+        return cls(
+            seq=record.seq, attempt=record.attempt, kind=record.kind, provider=record.provider, model=record.model,
+            method=record.method, path=record.path, status=record.status, streamed=bool(record.streamed),
+            started_at=record.started_at, duration_s=round(record.ended_at - record.started_at, 6),
+            first_byte_s=record.first_byte_s, tokens_in=record.tokens_in, tokens_out=record.tokens_out,
+            cost_usd=record.cost_usd, tool_calls=tools, request=record.request_text, response=record.response_text,
+            error=record.error, bytes_up=record.bytes_up, bytes_down=record.bytes_down,
+        )
+
+
+@dataclass
+class TraceView:
+    """`agenttui trace`: a test's model calls, oldest first, and their totals."""
+
+    test_id: int
+    calls: list[ModelCallView]
+    totals: CallTotals | None = None  # None: nothing was recorded
+    note: str | None = None  # why calls may be missing (egress full, a backend without the recorder)
 
 
 @dataclass

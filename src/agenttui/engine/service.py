@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agenttui.core.errors import AccessDenied, NotActionable, NotFound
-from agenttui.core.wire import LogEntry, PackageAnswer, QueueView, TestView
+from agenttui.core.wire import CallTotals, LogEntry, ModelCallView, PackageAnswer, QueueView, TestView, TraceView
 from agenttui.core.config import Settings
 from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
 from agenttui.engine.store import Owner, Store, TestRecord
@@ -95,6 +95,8 @@ class Service:
         view.packages = [
             {"path": p.path, "size": p.size, "created_at": p.created_at} for p in await self.store.packages_for(test_id)
         ]
+        totals = await self.store.model_call_totals(test_id)
+        view.model_calls = CallTotals(**totals) if totals else None
         return self.seen_by(caller, view)
 
     async def queue(self, caller: Owner) -> QueueView:
@@ -229,6 +231,28 @@ class Service:
             if (test.status.is_terminal or test.status is Status.ARCHIVED) and position >= test.log_seq:
                 return
             await _until(change, FOLLOW_POLL_S)
+
+    async def trace(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> TraceView:
+        """The test's recorded model calls (docs/recorder.md): its owner's and the admins' (they
+        hold its messages and answers)."""
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the model calls of")
+        records = await self.store.model_calls(test_id, after_seq=after_seq)
+        totals = await self.store.model_call_totals(test_id)
+        return TraceView(
+            test_id=test_id,
+            calls=[ModelCallView.from_record(r) for r in records],
+            totals=CallTotals(**totals) if totals else None,
+            note=self._not_recorded(test),
+        )
+
+    def _not_recorded(self, test: TestRecord) -> str | None:
+        if test.backend == "ecs":
+            return "not recorded: the ecs backend's egress is the task's security group, not agenttui's forwarder"
+        egress = test.request.egress or Egress.parse(self.settings.default_egress)
+        if egress is Egress.FULL:
+            return "not recorded: egress full (calls to endpoints off this host do not pass the forwarder)"
+        return None
 
     def seen_by(self, caller: Owner, view: TestView) -> TestView:
         """`view` as `caller` may see it: whole for its owner and the admins (root, the

@@ -255,6 +255,10 @@ class Api:
         view = await self.service.show(peer_owner(request), _test_id(request))
         return answer(view)
 
+    async def trace(self, request: web.Request) -> web.Response:
+        view = await self.service.trace(peer_owner(request), _test_id(request), after_seq=_int_param(request, "after", 0))
+        return answer(view)
+
     async def request_of(self, request: web.Request) -> web.Response:
         test_request = await self.service.request(peer_owner(request), _test_id(request))
         return answer(test_request.model_dump(mode="json"))

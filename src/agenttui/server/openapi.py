@@ -19,6 +19,7 @@ from agenttui.core.wire import (
     MAX_ID, NDJSON, Archived, ClearHistoryBody, ErrorAnswer, Health, LogEntry, PackageAnswer, PackageBody,
     QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
+from agenttui.core.wire import TraceView
 from agenttui.packaging import PackageResult
 
 API_PREFIX = "/v1"
@@ -61,6 +62,8 @@ OPERATIONS: tuple[Operation, ...] = (
               SubmitManyBody),
     Operation("GET", "/tests/{test_id}", "show", "a test", TestView),
     Operation("GET", "/tests/{test_id}/request", "request_of", "a test's request (its owner's)", dict[str, Any]),
+    Operation("GET", "/tests/{test_id}/trace", "trace", "a test's recorded model calls and their totals (its owner's)",
+              TraceView, query=(Param("after", _COUNT, "only the calls after this one (its seq)"),)),
     Operation("POST", "/tests/{test_id}/cancel", "cancel", "cancel a queued or running test", TestView),
     Operation("POST", "/tests/{test_id}/retry", "retry", "a new test from a test's request", TestView, 201,
               RetryBody),
