@@ -10,7 +10,7 @@ from textual.widgets._toast import Toast
 
 from agenttui.tui.screens.detail import DetailScreen
 
-from .conftest import make_app, screen_text, wait_until
+from .conftest import make_app, screen_text, type_text, wait_until
 from .seed import FINISHED, seed_store
 from .test_actions import RECENT, mine, select_in_history
 
@@ -53,4 +53,9 @@ async def test_an_error_stays_a_little_longer_than_a_notice(noop_settings):
         await pilot.press("ctrl+j")  # invalid: an error notice
         await wait_until(pilot, lambda: bool(app._notifications), what="the error")
         (error,) = app._notifications
-        assert error.severity == "error" and 3.0 < error.timeout <= 8.0
+        await type_text(pilot, "hello")
+        await pilot.press("ctrl+j")  # valid: a notice that it was queued
+        await wait_until(pilot, lambda: len(app._notifications) == 2, what="the notice")
+        notice = list(app._notifications)[-1]
+        assert error.severity == "error" and notice.severity == "information"
+        assert notice.timeout <= 3.0 < error.timeout <= 8.0
