@@ -506,9 +506,33 @@ def fig_rss(bench: BenchEnv, quick: bool) -> list[Row]:
                 with_history / baseline, "< 150 MB", with_history < 150)]
 
 
+# ---------------------------------------------------------------------------------------- 10
+def fig_recorder(bench: BenchEnv, quick: bool) -> list[Row]:
+    """The recorder on the egress path against the plain tunnel: the same model server, the same run."""
+    import bench_recorder
+
+    calls = 60 if quick else 400
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bench_recorder.py"),
+                             "--calls", str(calls)], env=bench.env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    f = json.loads(result.stdout.strip().splitlines()[-1])
+    over50, over95 = (f["recorded_p50"] - f["plain_p50"]) * 1000, (f["recorded_p95"] - f["plain_p95"]) * 1000
+    ratio = f["recorded_mb_s"] / f["plain_mb_s"]
+    note = f"{calls} calls each way; a stream of {bench_recorder.STREAM_MB} MB"
+    return [
+        Row("10a recorder overhead per call (p50 / p95)", f"+{over50:.2f} ms / +{over95:.2f} ms",
+            f"plain tunnel {f['plain_p50'] * 1000:.2f} / {f['plain_p95'] * 1000:.2f} ms",
+            f["recorded_p50"] / f["plain_p50"], "p50 overhead < 2 ms", over50 < 2, note),
+        Row("10b recorded stream throughput", f"{f['recorded_mb_s']:.0f} MB/s", f"{f['plain_mb_s']:.0f} MB/s plain",
+            ratio, ">= 0.8x plain", ratio >= 0.8, note),
+    ]
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
+    10: fig_recorder,
 }
 
 

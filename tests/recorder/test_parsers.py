@@ -154,3 +154,21 @@ def test_a_response_cut_short_is_an_error_and_a_401_says_why():
     seen.closed()
     assert [(c.status, c.error) for c in sink.calls] == [
         (401, "Incorrect API key provided"), (None, "the connection closed before the response ended")]
+
+
+@pytest.mark.parametrize("family, content_type", [("openai", "text/event-stream"), ("ollama", "application/x-ndjson")])
+def test_a_stream_longer_than_the_text_cap_keeps_its_last_events_counts(family, content_type):
+    from agenttui.sandbox.model_formats import TEXT_CAP
+
+    words = "w" * 50
+    if family == "openai":
+        body = sse(*[{"choices": [{"delta": {"content": words}}]}] * 8000,
+                   {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 8000}})
+    else:
+        body = ndjson(*[{"message": {"content": words}, "done": False}] * 8000,
+                      {"message": {"content": ""}, "done": True, "prompt_eval_count": 9, "eval_count": 8000})
+    reader = ResponseReader(family, content_type, "")
+    for start in range(0, len(body), 4099):  # cuts that fall anywhere in lines and events
+        reader.feed(body[start:start + 4099])
+    summary = reader.end()
+    assert (summary.tokens_in, summary.tokens_out, len(summary.text), summary.unread) == (9, 8000, TEXT_CAP, False)

@@ -138,7 +138,10 @@ _ALL = (
     Setting("log_max_line", int, 16_384, ge=256, description="Longest stored log line."),
     # Model calls (the recorder, docs/recorder.md)
     Setting("model_calls_max", int, 1000, ge=1, description="Model calls stored per test."),
-    Setting("model_call_text_max", int, 32_768, ge=256, description="Longest stored request or response of a model call."),
+    Setting(
+        "model_call_text_max", int, 32_768, ge=256, le=65_536,
+        description="Longest stored request or response of a model call.",
+    ),
     # History
     Setting("archive_after_days", float, 7.0, gt=0),
     # AWS: the ecs backend and S3 packages (docs/aws.md)

@@ -16,7 +16,10 @@ from typing import Any
 import msgspec
 
 PARSE_CAP = 8 * 1024 * 1024  # a body or line longer than this is not read (its call keeps the rest)
-TEXT_CAP = 256 * 1024  # response text kept while reading (the store caps again)
+TEXT_CAP = 64 * 1024  # response text kept while reading: the most model_call_text_max may keep
+# Once the text is full, only lines holding one of these are read (token counts, tool calls, errors
+# come in a stream's last events): a long stream costs a substring search, not a decode an event.
+_WANTED_PAST_CAP = (b"usage", b"tool_calls", b"error", b"eval_count")
 _decode = msgspec.json.Decoder().decode
 # path suffix → API family
 _FAMILIES = (
@@ -86,6 +89,8 @@ class ResponseReader:
         self._inflate = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
         self._buffer = bytearray()
         self._event_data: list[bytes] = []
+        self._text: list[str] = []
+        self._text_size = 0
         self._streamed_tools: dict[int, dict[str, Any]] = {}
         self.summary = ResponseSummary()
 
@@ -112,6 +117,7 @@ class ResponseReader:
             self._buffer += b"\n\n"  # a last line or event without its end
             self._read_lines()
         self._buffer.clear()
+        self.summary.text = "".join(self._text)
         if self._streamed_tools:
             self.summary.tool_calls.extend(self._streamed_tools[i] for i in sorted(self._streamed_tools))
             self._streamed_tools.clear()
@@ -123,21 +129,41 @@ class ResponseReader:
         self._buffer.clear()
 
     def _read_lines(self) -> None:
-        start = 0
         buffer = self._buffer
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = bytes(buffer[start:end]).rstrip(b"\r")
-            start = end + 1
+        if self._text_size >= TEXT_CAP and not self._event_data:
+            end = self._last_boundary()
+            if end <= 0:
+                return self._check_size()
+            block = bytes(buffer[:end])
+            del buffer[:end]  # whole lines (NDJSON) or whole events (SSE): the rest waits for its end
+            if any(mark in block for mark in _WANTED_PAST_CAP):
+                self._read_block(block)
+            return self._check_size()
+        end = buffer.rfind(b"\n") + 1
+        if end:
+            block = bytes(buffer[:end])
+            del buffer[:end]
+            self._read_block(block)
+        self._check_size()
+
+    def _last_boundary(self) -> int:
+        """Where the last whole line (NDJSON) or event (SSE: a blank line) ends in the buffer."""
+        if self.mode == "ndjson":
+            return self._buffer.rfind(b"\n") + 1
+        lf, crlf = self._buffer.rfind(b"\n\n"), self._buffer.rfind(b"\n\r\n")
+        return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+
+    def _read_block(self, block: bytes) -> None:
+        for line in block.split(b"\n")[:-1]:
+            line = line.rstrip(b"\r")
             if self.mode == "ndjson":
                 if line.strip():
                     self._on_object(line)
             else:
                 self._on_sse_line(line)
-        del buffer[:start]
-        if len(buffer) > PARSE_CAP:
+
+    def _check_size(self) -> None:
+        if len(self._buffer) > PARSE_CAP:
             self._give_up()
 
     def _on_sse_line(self, line: bytes) -> None:
@@ -165,8 +191,10 @@ class ResponseReader:
                 self._openai(data)
 
     def _add_text(self, text: Any) -> None:
-        if isinstance(text, str) and text and len(self.summary.text) < TEXT_CAP:
-            self.summary.text += text[: TEXT_CAP - len(self.summary.text)]
+        if isinstance(text, str) and text and self._text_size < TEXT_CAP:
+            piece = text[: TEXT_CAP - self._text_size]
+            self._text.append(piece)
+            self._text_size += len(piece)
 
     def _ollama(self, data: dict[str, Any]) -> None:
         summary = self.summary
