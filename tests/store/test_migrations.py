@@ -70,3 +70,28 @@ async def _fill_with_async(url: str, revision: str = BASELINE_REVISION) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(baseline)
     await engine.dispose()
+
+
+def test_a_store_of_the_previous_version_gets_the_history_indexes(store_url):
+    """A store left at revision 0004 (tests and lines in it) is upgraded to the indexes that
+    read history newest first, and keeps what it held."""
+    from sqlalchemy import inspect
+
+    asyncio.run(_fill_with_async(store_url, "0004"))
+
+    async def check():
+        store = await Store.open(store_url)
+        try:
+            async with store.engine.connect() as conn:
+                indexes = await conn.run_sync(
+                    lambda c: {i["name"]: i["column_names"] for i in inspect(c).get_indexes("tests")}
+                )
+            assert indexes["ix_tests_status"] == ["status", "id"]
+            assert indexes["ix_tests_status_owner"] == ["status", "owner_uid", "id"]
+            assert [t.query for t in await store.list_tests()] == ["waiting", "old"]
+            assert [t.query for t in await store.list_tests(statuses=["COMPLETED"], before_id=2)] == ["old"]
+            assert [(r.seq, r.text) for r in await store.logs(1)] == [(1, "first line"), (2, "[agenttui] COMPLETED")]
+        finally:
+            await store.close()
+
+    asyncio.run(check())

@@ -109,10 +109,17 @@ class Service:
         return QueueView.build(status, [self.seen_by(caller, v) for v in views])
 
     async def history(
-        self, caller: Owner, *, search: str | None = None, limit: int = 50, mine: bool = False
+        self,
+        caller: Owner,
+        *,
+        search: str | None = None,
+        limit: int = 50,
+        mine: bool = False,
+        before_id: int | None = None,
     ) -> list[TestView]:
+        """Finished tests, newest first; `before_id` (the last id of a page) gives the next page."""
         tests = await self.store.list_tests(
-            statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None
+            statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None, before_id=before_id
         )
         views = [self.seen_by(caller, TestView.from_record(t)) for t in tests]
         if not search:
@@ -316,8 +323,7 @@ class Service:
             raise AccessDenied(f"test {test.id} belongs to {test.owner_name}; you cannot {action} it")
 
     async def _typical_duration(self) -> float:
-        recent = await self.store.list_tests(statuses=[Status.COMPLETED, Status.FAILED], limit=20)
-        walls = [t.finished_at - t.claimed_at for t in recent if t.finished_at and t.claimed_at]
+        walls = await self.store.recent_durations([Status.COMPLETED, Status.FAILED], 20)
         return statistics.median(walls) if walls else DEFAULT_ETA_S
 
     def _eta(self, position: int, typical_s: float) -> float:

@@ -167,9 +167,18 @@ class Store(Transactions):
         ids: Iterable[int] | None = None,
         limit: int = 200,
         newest_first: bool = True,
+        before_id: int | None = None,
     ) -> list[TestRecord]:
-        query = history.list_query(statuses, owner_uid, search, ids, limit, newest_first)
-        return await self._read_tx(lambda conn: [row_to_test(r) for r in conn.execute(query).all()])
+        """Up to `limit` tests matching every filter, by id; `before_id`: the next page of a
+        newest-first listing starts below the last id of the previous one (a cursor, so a
+        later page costs what the first does)."""
+        return await self._read_tx(
+            lambda conn: history.list_tests(conn, statuses, owner_uid, search, ids, limit, newest_first, before_id)
+        )
+
+    async def recent_durations(self, statuses: Iterable[Status], count: int) -> list[float]:
+        """Claim-to-end durations of the newest `count` tests of `statuses`."""
+        return await self._read_tx(lambda conn: history.recent_durations(conn, statuses, count))
 
     async def queued_in_order(self) -> list[TestRecord]:
         """QUEUED tests in the order they will be claimed (see queue.next_in_line)."""

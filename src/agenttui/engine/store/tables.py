@@ -30,9 +30,13 @@ class TestRecord(SQLModel, table=True):
         Index("ix_tests_queue", "status", "priority", "queued_at", "id"),
         # The claim's reads (see _next_in_line): waiting users, each user's line and
         # running count, and when each user was last served.
-        Index("ix_tests_status_owner", "status", "owner_uid"),
         Index("ix_tests_owner_queue", "owner_uid", "status", "priority", "queued_at", "id"),
         Index("ix_tests_owner_claimed", "owner_uid", "claimed_at"),
+        # Newest first within one status (and one owner's): history pages, the queue's active
+        # tests and the ETA's recent durations read only the rows they return. The claim's
+        # waiting users and running counts read the second.
+        Index("ix_tests_status", "status", "id"),
+        Index("ix_tests_status_owner", "status", "owner_uid", "id"),
         # An id is never handed out twice, even after the newest tests were deleted: a
         # test's id names its containers (migration 0003).
         {"sqlite_autoincrement": True},
@@ -41,7 +45,7 @@ class TestRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_json: str
     query: str
-    status: Status = Field(default=Status.QUEUED, sa_type=AutoString, index=True)
+    status: Status = Field(default=Status.QUEUED, sa_type=AutoString)
     priority: int = 2
     owner_uid: int = Field(index=True)
     owner_name: str
