@@ -1,6 +1,6 @@
-"""`queue`, `history` (any page, filters, search) and the ETA's typical duration read only the
-rows they return, whatever the history's length: on a 50k-test store every statement they run
-is planned through an index (no table scan, no sort of the table),
+"""`queue`, `history` (any page, filters, search), a queued test's position and the ETA's typical
+duration read only the rows they return, whatever the history's length: on a 50k-test store every
+statement they run is planned through an index (no table scan, no sort of the table),
 on SQLite (as a store is left, no ANALYZE) and on PostgreSQL (analyzed, as autovacuum does).
 
 The statements are captured while the real Service/Store methods run, then EXPLAINed."""
@@ -241,6 +241,44 @@ def test_typical_duration_reads_by_index(big_store, monkeypatch):
     typical, plans = asyncio.run(_captured(big_store, monkeypatch, lambda service: service._typical_duration()))
     _assert_index_plans(plans)
     assert 1 <= typical <= 7
+
+
+def test_a_queued_tests_position_is_counted_by_index_not_read_from_the_queue(big_store, monkeypatch):
+    """Each position is where the whole claim order places the test, and showing it reads one
+    whole test (itself), not the queue: the rest are counts on the users' lines."""
+
+    async def order_of(service: Service):
+        return [t.id for t in await service.store.queued_in_order()]
+
+    order, _plans = asyncio.run(_captured(big_store, monkeypatch, order_of))
+
+    async def shows(service: Service):
+        return [await service.show(ALICE, test_id) for test_id in order]
+
+    shown, plans = asyncio.run(_captured(big_store, monkeypatch, shows))
+    assert [v.position for v in shown] == list(range(1, len(order) + 1))
+    assert all(v.eta_s is not None for v in shown)
+    _assert_index_plans(plans)
+    whole_tests = asyncio.run(_rows_returned(big_store, [p for p in plans if "request_json" in p[0]]))
+    assert whole_tests == len(order)
+
+
+async def _rows_returned(url: str, plans: list[tuple[str, Any, list[str], str]]) -> int:
+    """How many rows the statements return, run again."""
+    store = await Store.open(url)
+
+    def count(conn: Connection) -> int:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        total = 0
+        for statement, params, _problems, _plan in plans:
+            cursor.execute(statement, params)
+            total += len(cursor.fetchall())
+        return total
+
+    try:
+        return await store._read_tx(count)
+    finally:
+        await store.close()
 
 
 # ---------------------------------------------------------------------------- the check itself

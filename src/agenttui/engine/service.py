@@ -87,8 +87,7 @@ class Service:
     async def show(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
         if test.status is Status.QUEUED:
-            queued = await self.store.queued_in_order()
-            position = next((i for i, t in enumerate(queued, 1) if t.id == test_id), None)
+            position = await self.store.queue_position(test_id)
             eta = self._eta(position, await self._typical_duration()) if position else None
             return self.seen_by(caller, TestView.from_record(test, position=position, eta_s=eta))
         view = TestView.from_record(test)

@@ -185,6 +185,10 @@ class Store(Transactions):
         now = time.time()
         return await self._read_tx(lambda conn: queue.queued_in_order(conn, now))
 
+    async def queue_position(self, test_id: int) -> int | None:
+        """Where a QUEUED test stands in claim order (1: next); None if it is not queued."""
+        return await self._read_tx(lambda conn: queue.position(conn, test_id))
+
     async def queue_snapshot(self, cap: int) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
         """The active tests (oldest first), the queued ones in claim order and their counts,
         read in one transaction: the counts always match the lists."""

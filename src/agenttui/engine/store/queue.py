@@ -210,6 +210,47 @@ def queued_in_order(conn: Connection, now: float) -> list[TestRecord]:
     return sorted(tests, key=lambda t: ranks.get(t.id, len(ranks)))
 
 
+def position(conn: Connection, test_id: int) -> int | None:
+    """Where a QUEUED test stands in claim order (1: next), as queued_in_order would place it,
+    from counts on each waiting user's line (the index) rather than reading the queue.
+
+    Along one user's line the claim order's key (priority, place + running, last served,
+    queued_at, id) only grows, so the tests of a user that rank before this one are a prefix
+    of that user's line: all of a higher priority, then of the same priority those whose
+    place (plus that user's running count) is lower, ties broken by the rest of the key."""
+    me = first(execute(conn, sql.QUEUED_TEST, (test_id,)))
+    if me is None:
+        return None
+    owners = all_rows(execute(conn, sql.WAITING_OWNERS))
+    mine = next(o for o in owners if o.owner_uid == me.owner_uid)
+    higher = first(execute(conn, sql.LINE_COUNTS, _counts_params(me.owner_uid, me.priority))).higher
+    same_before = execute(conn, sql.LINE_BEFORE, (me.owner_uid, me.priority, me.queued_at, me.id)).fetchone()[0]
+    place = higher + same_before + 1
+    ahead = place - 1
+    for other in owners:
+        if other.owner_uid != me.owner_uid:
+            ahead += _ahead_in_line(conn, other, me, place + mine.running, mine.last_served)
+    return ahead + 1
+
+
+def _counts_params(owner_uid: int, priority: int) -> tuple[int, ...]:
+    return (priority, priority, owner_uid, priority)
+
+
+def _ahead_in_line(conn: Connection, other: Any, me: Any, my_rank: int, my_last_served: float) -> int:
+    """How many of `other`'s waiting tests rank before `me`, whose rank among equal priorities
+    is `my_rank` (place + running)."""
+    counts = first(execute(conn, sql.LINE_COUNTS, _counts_params(other.owner_uid, me.priority)))
+    # The j-th of other's tests of my priority ranks (higher + j + other.running): before me
+    # when j is below `tie`; the `tie`-th one is decided by the rest of the key.
+    tie = my_rank - counts.higher - other.running
+    ahead = counts.higher + min(max(tie - 1, 0), counts.same)
+    if 1 <= tie <= counts.same:
+        queued_at, tied_id = execute(conn, sql.LINE_NTH, (other.owner_uid, me.priority, tie - 1)).fetchone()
+        ahead += (other.last_served, queued_at, tied_id) < (my_last_served, me.queued_at, me.id)
+    return ahead
+
+
 def snapshot(conn: Connection, now: float, cap: int) -> tuple[QueueStatus, list[TestRecord], list[TestRecord]]:
     """The active tests (oldest first), the queued ones in claim order and their counts."""
     if conn.dialect.name != "sqlite":  # one snapshot for every statement (SQLite's read tx has one)

@@ -95,6 +95,20 @@ def owner_line(*, ready_only: bool, only_ids: int | None, limited: bool) -> str:
     )
 
 
+# A QUEUED test's place (queue.position), counted in one user's line on the (owner_uid, status,
+# priority, queued_at, id) index without reading the tests themselves.
+QUEUED_TEST = f"SELECT owner_uid, priority, queued_at, id FROM {TESTS.name} WHERE id = ? AND status = {QUEUED}"
+_LINE = f"FROM {TESTS.name} WHERE owner_uid = ? AND status = {QUEUED}"
+# How many of a user's tests are of a higher priority and of the same one: parameters priority,
+# priority, owner_uid, priority. Then those of a priority before one test (priority, queued_at,
+# id) and the n-th of a priority (its offset).
+LINE_COUNTS = (
+    f"SELECT count(CASE WHEN priority < ? THEN 1 END) AS higher, count(CASE WHEN priority = ? THEN 1 END) AS same "
+    f"{_LINE} AND priority <= ?"
+)
+LINE_BEFORE = f"SELECT count(*) {_LINE} AND priority = ? AND (queued_at, id) < (?, ?)"
+LINE_NTH = f"SELECT queued_at, id {_LINE} AND priority = ? ORDER BY queued_at, id LIMIT 1 OFFSET ?"
+
 # ---------------------------------------------------------------- leases
 @functools.lru_cache(maxsize=64)
 def heartbeat(count: int) -> str:
