@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_history  # noqa: E402
 import bench_submit  # noqa: E402
 from _common import (  # noqa: E402
     AGENTTUI,
@@ -529,10 +530,30 @@ def fig_recorder(bench: BenchEnv, quick: bool) -> list[Row]:
     ]
 
 
+# ---------------------------------------------------------------------------------------- 11
+def fig_history_scale(bench: BenchEnv, quick: bool) -> list[Row]:
+    """`queue` and a `history` page server side (the Service's calls) with 50k finished tests vs
+    1k, each against the same rows read by rowid (bench/bench_history.py). Full runs only:
+    tests/bench/test_bench_quick.py lists the rows `--quick` prints."""
+    if quick:
+        return []
+    figures = bench_history.measure(runs=30)
+    small, large = figures["1k"], figures["50k"]
+    rows = []
+    for key, label in (("queue", "11a `queue`, 50k finished tests (server side)"),
+                       ("history", "11b `history` page of 50 (first, by cursor), 50k finished tests")):
+        tool, raw, before = large[key], large[f"{key}_raw"], small[key]
+        met = tool <= 0.005 and tool <= 1.5 * before
+        rows.append(Row(label, f"{tool * 1000:.1f} ms (1k: {before * 1000:.1f} ms)",
+                        f"{raw * 1000:.2f} ms same rows by rowid", tool / raw, "<= 5 ms and <= 1.5x 1k", met,
+                        f"50k / 1k: {tool / before:.2f}x"))
+    return rows
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
-    10: fig_recorder,
+    10: fig_recorder, 11: fig_history_scale,
 }
 
 
