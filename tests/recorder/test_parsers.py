@@ -172,3 +172,26 @@ def test_a_stream_longer_than_the_text_cap_keeps_its_last_events_counts(family, 
         reader.feed(body[start:start + 4099])
     summary = reader.end()
     assert (summary.tokens_in, summary.tokens_out, len(summary.text), summary.unread) == (9, 8000, TEXT_CAP, False)
+
+
+@pytest.mark.parametrize("family, content_type, separator", [
+    ("openai", "text/event-stream", b"\n"), ("openai", "text/event-stream", b"\r\n"),
+    ("ollama", "application/x-ndjson", b"\n"),
+])
+def test_a_stream_longer_than_what_is_kept_still_has_its_counts_from_its_tail(family, content_type, separator):
+    from agenttui.sandbox.model_formats import HEAD_BYTES, TAIL_BYTES
+
+    if family == "openai":
+        body = sse(*[{"choices": [{"delta": {"content": "w" * 80}}]}] * 30000,
+                   {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 30000}})
+        body = body.replace(b"\n", separator)
+    else:
+        body = ndjson(*[{"message": {"content": "w" * 80}, "done": False}] * 30000,
+                      {"message": {"content": ""}, "done": True, "prompt_eval_count": 9, "eval_count": 30000})
+    assert len(body) > 2 * (HEAD_BYTES + TAIL_BYTES)
+    reader = ResponseReader(family, content_type, "")
+    for start in range(0, len(body), 65536):
+        reader.feed(body[start:start + 65536])
+    summary = reader.end()
+    assert (summary.tokens_in, summary.tokens_out, summary.unread) == (9, 30000, False)
+    assert summary.text.startswith("w" * 1000)

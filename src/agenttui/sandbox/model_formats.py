@@ -10,12 +10,17 @@ before they are read. Nothing here raises on odd input; what cannot be read stay
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-PARSE_CAP = 8 * 1024 * 1024  # a body or line longer than this is not read (its call keeps the rest)
+PARSE_CAP = 8 * 1024 * 1024  # a line longer than this is not read (its call keeps the rest)
+# What is kept of a response body while it passes, to be read once it has ended: its head whole and
+# the end of the rest, whose last lines hold a stream's token counts.
+HEAD_BYTES = 1024 * 1024
+TAIL_BYTES = 64 * 1024
 TEXT_CAP = 64 * 1024  # response text kept while reading: the most model_call_text_max may keep
 # Once the text is full, only lines holding one of these are read (token counts, tool calls, errors
 # come in a stream's last events): a long stream costs a substring search, not a decode an event.
@@ -77,7 +82,9 @@ class ResponseSummary:
 
 
 class ResponseReader:
-    """Reads a response body as it arrives: whole JSON, NDJSON lines or server-sent events."""
+    """Reads a response body: whole JSON, NDJSON lines or server-sent events. `feed` only keeps
+    the bytes (the head and the tail, see HEAD_BYTES): it runs on the forwarding path; `end` reads
+    them, off it (agenttui.sandbox.recorder)."""
 
     def __init__(self, family: str, content_type: str, content_encoding: str):
         self.family = family
@@ -87,6 +94,10 @@ class ResponseReader:
             self.mode = "ndjson"  # a whole Ollama answer is one line of the same shape
         encoding = content_encoding.strip().lower()
         self._inflate = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
+        self._head = bytearray()
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self._skipped = False  # bytes between the head and the tail were not kept
         self._buffer = bytearray()
         self._event_data: list[bytes] = []
         self._text: list[str] = []
@@ -103,6 +114,20 @@ class ResponseReader:
                 self.summary.unread = True
         if self.mode == "none":
             return
+        room = HEAD_BYTES - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if data:
+            self._tail.append(data)
+            self._tail_size += len(data)
+            while self._tail_size - len(self._tail[0]) >= TAIL_BYTES:
+                self._tail_size -= len(self._tail.popleft())
+                self._skipped = True
+
+    def _take(self, data: bytes) -> None:
+        if self.mode == "none":
+            return
         self._buffer += data
         if self.mode == "json":
             if len(self._buffer) > PARSE_CAP:
@@ -111,6 +136,21 @@ class ResponseReader:
         self._read_lines()
 
     def end(self) -> ResponseSummary:
+        """Read what was kept (the whole body, or its head and its tail)."""
+        self._take(bytes(self._head))
+        tail = b"".join(self._tail)
+        self._head, self._tail = bytearray(), deque()
+        if self._skipped and self.mode != "none":
+            if self.mode == "json":
+                self._give_up()  # a whole JSON answer longer than the head is not read
+            else:
+                # Start again at the tail's first whole line (NDJSON) or event (SSE).
+                self._buffer.clear()
+                self._event_data = []
+                marks = (b"\n",) if self.mode == "ndjson" else (b"\n\n", b"\n\r\n")
+                ends = [tail.find(mark) + len(mark) for mark in marks if tail.find(mark) >= 0]
+                tail = tail[min(ends):] if ends else b""
+        self._take(tail)
         if self.mode == "json":
             self._on_object(bytes(self._buffer))
         elif self.mode != "none":

@@ -5,7 +5,10 @@ The forwarder (agenttui.sandbox.forwarder) hands a ConnectionRecorder a copy of 
 after it has written the chunk on: the recorder never holds or changes a byte. Two h11 parsers
 read the copy, one per direction; a request to a model API (agenttui.sandbox.model_formats)
 becomes a ModelCall when its response ends. A connection that is not HTTP/1.1 (TLS, anything
-h11 cannot read) becomes one "connection" record of bytes and timing when it closes.
+h11 cannot read) becomes one "connection" record of bytes and timing when it closes. While a
+response passes, only its framing is read and its body kept (its head and its tail); the body is
+read when the response has ended, in a thread of its own (one for the process, so calls keep
+their order), so a long stream costs the forwarding path a copy, not a parse a chunk.
 
 Calls go to the sink attached under the test's container name (the engine attaches one that
 redacts, caps and stores them in batches); with none attached nothing is parsed at all.
@@ -13,9 +16,11 @@ redacts, caps and stores them in batches); with none attached nothing is parsed 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,6 +60,16 @@ class CallSink(Protocol):
 
 
 _sinks: dict[str, CallSink] = {}  # container name → where its calls go
+_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agenttui-recorder")
+
+
+async def settled() -> None:
+    """Every response that has ended is read and handed to its sink."""
+    await asyncio.get_running_loop().run_in_executor(_reader, _nothing)
+
+
+def _nothing() -> None:
+    return None
 
 
 def attach(name: str, sink: CallSink) -> None:
@@ -143,6 +158,10 @@ class ConnectionRecorder:
         self.bytes_down = 0
         self.first_byte_at: float | None = None
         self.calls = 0
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a direct caller): bodies are read at once
+            self._loop = None
         self._request_began: int | None = None  # where the request being read began (bytes from the agent)
         self.readable = True  # False: not HTTP/1.1 we can follow; bytes and timing only
         self._requests = h11.Connection(h11.SERVER)  # reads what the agent sends
@@ -178,7 +197,7 @@ class ConnectionRecorder:
         now = self.clock()
         for exchange in self._waiting:
             if exchange.family is not None:
-                self._emit(exchange.finish(now, "the connection closed before the response ended"))
+                self._finish(exchange, now, "the connection closed before the response ended")
         self._waiting.clear()
         if not self.readable or (self.calls == 0 and self.bytes_up and self._looks_unread()):
             self.sink.add(ModelCall(
@@ -236,7 +255,7 @@ class ConnectionRecorder:
             elif isinstance(event, h11.EndOfMessage):
                 self._waiting.popleft()
                 if exchange.family is not None:
-                    self._emit(exchange.finish(self.clock()))
+                    self._finish(exchange, self.clock())
                 self._answer_request_parser(exchange)
             elif isinstance(event, h11.ConnectionClosed):
                 return
@@ -257,10 +276,25 @@ class ConnectionRecorder:
             self._responses.start_next_cycle()
             self._read_requests()
 
-    def _emit(self, call: ModelCall) -> None:
+    def _finish(self, exchange: _Exchange, now: float, error: str | None = None) -> None:
+        """The call is over: read its body off the forwarding path, then hand it to the sink."""
         self.calls += 1
+        call = exchange.call
         call.bytes_up, call.bytes_down = self.bytes_up - call.bytes_up, self.bytes_down - call.bytes_down
-        self.sink.add(call)
+        if self._loop is None:
+            self.sink.add(exchange.finish(now, error))
+            return
+        loop, sink = self._loop, self.sink
+
+        def read() -> None:
+            try:
+                done = exchange.finish(now, error)
+            except Exception:  # a bug here must cost the call its details, never the connection
+                log.exception("recorder: cannot read a %s answer", call.provider)
+                done = call
+            loop.call_soon_threadsafe(sink.add, done)
+
+        loop.run_in_executor(_reader, read)
 
 
 def _framing_free(headers: Any) -> list[tuple[bytes, bytes]]:

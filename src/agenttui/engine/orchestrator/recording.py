@@ -48,4 +48,5 @@ async def start_recording(store: Store, settings: Settings, run: Run, container_
 async def stop_recording(container_name: str, writer: CallWriter) -> None:
     """Detach and write what is pending (safe to call twice)."""
     recorder.detach(container_name, writer)
+    await recorder.settled()  # the answers that have ended are read and added
     await writer.close()
