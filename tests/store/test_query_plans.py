@@ -18,7 +18,7 @@ from sqlalchemy import Connection, event, text
 
 import agenttui.engine.store.queue as queue_module
 from agenttui.core.config import load_settings
-from agenttui.core.domain import TERMINAL, Status
+from agenttui.core.domain import TERMINAL, Status, TestRequest
 from agenttui.engine.service import Service
 from agenttui.engine.store import TESTS, Owner, Store
 from agenttui.engine.store.driver import execute, render
@@ -203,8 +203,13 @@ def _assert_index_plans(plans: list[tuple[str, Any, list[str], str]]) -> None:
 
 # ---------------------------------------------------------------------------- the reads
 def test_queue_reads_by_index(big_store, monkeypatch):
-    view, plans = asyncio.run(_captured(big_store, monkeypatch, lambda service: service.queue(ALICE)))
+    async def queue(service: Service):
+        counts = await service.store.queue_status(10)  # what the server's status and the orchestrator read
+        return counts, await service.queue(ALICE)
+
+    (counts, view), plans = asyncio.run(_captured(big_store, monkeypatch, queue))
     _assert_index_plans(plans)
+    assert (counts.running, counts.queued) == (8, 32)
     active = [t for t in view.tests if t.status in (Status.BUILDING, Status.RUNNING)]
     assert [t.id for t in active] == sorted(t.id for t in active) and len(active) == 8  # oldest first
     assert len(view.tests) == 40
@@ -261,6 +266,19 @@ def test_a_queued_tests_position_is_counted_by_index_not_read_from_the_queue(big
     _assert_index_plans(plans)
     whole_tests = asyncio.run(_rows_returned(big_store, [p for p in plans if "request_json" in p[0]]))
     assert whole_tests == len(order)
+
+
+async def test_positions_follow_the_claim_order_when_users_tie(store):
+    """Users never served (last served 0 for all) and a user with running tests: every queued
+    test's position is its place in queued_in_order."""
+    users = [Owner(2000 + n, f"u{n}") for n in range(3)]
+    for n in range(24):
+        request = TestRequest.parse(agent_code="def run(q): return q", query=f"q{n}", priority=(n * 5) % 3 + 1)
+        await store.submit(request, users[n % 3 if n % 5 else 0])
+    await store.claim("w", cap=2, lease_s=60, only_ids=[1, 2])  # users 0 and 1 have one running each
+    order = [t.id for t in await store.queued_in_order()]
+    assert [await store.queue_position(test_id) for test_id in order] == list(range(1, len(order) + 1))
+    assert await store.queue_position(1) is None  # running: no place in the queue
 
 
 async def _rows_returned(url: str, plans: list[tuple[str, Any, list[str], str]]) -> int:
