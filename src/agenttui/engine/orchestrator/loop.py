@@ -222,7 +222,7 @@ class Orchestrator:
             return
         spec = run_spec(test, self.settings, self.store.store_id, secrets)
         run.redact = Redactor([*_secret_values(test), *secrets.values()])
-        calls = await start_recording(self.store, self.settings, run, spec.name)
+        calls = await start_recording(self.store, self.settings, run, spec)
         try:
             if adopted:
                 handle = await self._reattach(run, spec)

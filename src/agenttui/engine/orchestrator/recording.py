@@ -8,6 +8,7 @@ import functools
 import logging
 
 import agenttui.sandbox.recorder as recorder
+from agenttui.backends.base import RunSpec
 from agenttui.core.config import Settings
 from agenttui.core.errors import SettingsError
 from agenttui.core.prices import PriceTable, load_price_table
@@ -28,7 +29,10 @@ def price_table() -> PriceTable:
         return PriceTable()
 
 
-async def start_recording(store: Store, settings: Settings, run: Run, container_name: str) -> CallWriter:
+async def start_recording(store: Store, settings: Settings, run: Run, spec: RunSpec) -> CallWriter | None:
+    """None when the test has no tunnel (egress none): no call can pass the forwarder."""
+    if spec.network is None or not spec.network.tunnels:
+        return None
     test = run.test
     assert test.id is not None
     test_id = test.id
@@ -41,12 +45,14 @@ async def start_recording(store: Store, settings: Settings, run: Run, container_
         CallLimits(settings.model_calls_max, settings.model_call_text_max),
         first_seq=await store.next_model_call_seq(test_id),
     )
-    recorder.attach(container_name, writer)
+    recorder.attach(spec.name, writer)
     return writer
 
 
-async def stop_recording(container_name: str, writer: CallWriter) -> None:
+async def stop_recording(container_name: str, writer: CallWriter | None) -> None:
     """Detach and write what is pending (safe to call twice)."""
+    if writer is None:
+        return
     recorder.detach(container_name, writer)
     await recorder.settled()  # the answers that have ended are read and added
     await writer.close()
