@@ -85,8 +85,11 @@ def submit_and_read(agenttui_cmd, tmp_path, agent: str, *options: str, env=None)
     shown = run_cli(agenttui_cmd, "show", str(view["id"]), "--json", env=env)
     traced = run_cli(agenttui_cmd, "trace", str(view["id"]), "--json", env=env)
     human = run_cli(agenttui_cmd, "trace", str(view["id"]), env=env)
-    assert shown.returncode == traced.returncode == human.returncode == 0, shown.stderr + traced.stderr + human.stderr
-    return view, json.loads(shown.stdout), traced.stdout, human.stdout
+    plain_show = run_cli(agenttui_cmd, "show", str(view["id"]), env=env)
+    assert shown.returncode == traced.returncode == human.returncode == plain_show.returncode == 0, (
+        shown.stderr + traced.stderr + human.stderr + plain_show.stderr)
+    assert "model calls: 2 call(s), tokens " in plain_show.stdout and f"(agenttui trace {view['id']})" in plain_show.stdout
+    return view, json.loads(shown.stdout), traced.stdout, human.stdout + plain_show.stdout
 
 
 def test_an_ollama_agent_calls_are_recorded_exactly(agenttui_cmd, tmp_path, monkeypatch):
