@@ -144,4 +144,6 @@ def test_an_openai_agent_calls_are_recorded_exactly_and_its_key_is_stored_nowher
     assert calls[1]["response"] == streamed
     assert "[redacted]" in calls[0]["request"]
     assert CANARY not in trace_json and CANARY not in json.dumps(shown) and CANARY not in human
+    stored = [path for path in (tmp_path / "home").rglob("*.db*") if path.is_file()]
+    assert stored and not any(CANARY.encode() in path.read_bytes() for path in stored)  # nor in the store's files
     assert shown["model_calls"]["cost_usd"] == round(sum(c["cost_usd"] for c in calls), 6)
