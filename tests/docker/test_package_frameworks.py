@@ -7,6 +7,7 @@ requirements.txt pins every version the test's image had, recorded at the image'
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import shutil
@@ -15,18 +16,23 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from agenttui.client.local import LocalClient
 from agenttui.core.config import load_settings
 from agenttui.core.domain import ProviderConfig, Status, TestRequest
 
-from ..providers.fakes import FakeOllama, FakeOpenAI, answer
+from ..providers.fakes import FakeOllama, FakeOpenAI, _OllamaHandler, answer
 
 pytestmark = pytest.mark.docker
 
 # Known-good releases; the images are built once (agenttui reuses them by requirements).
 OPENAI = "openai==1.109.1"
 LITELLM = "litellm==1.110.2"
+PYDANTIC_AI = "pydantic-ai-slim[openai]==2.68.0"
+LANGCHAIN = "langchain==1.5.2\nlangchain-ollama==1.1.0"
+STRANDS = "strands-agents[ollama]==1.62.0"
 
 OPENAI_AGENT = '''"""Echo agent written as the openai SDK's README writes it."""
 import os
@@ -54,17 +60,60 @@ def run(query):
     return response.choices[0].message.content
 '''
 
-LITELLM_OPENAI_AGENT = '''"""Echo agent written as litellm's docs write it, on an OpenAI-compatible server."""
+PYDANTIC_AI_AGENT = '''"""Echo agent written as pydantic-ai's docs write it, on an OpenAI-compatible server."""
 import os
 
-from litellm import completion
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+
+agent = Agent(OpenAIChatModel(os.environ["MODEL_ID"]))
 
 
 def run(query):
-    response = completion(model="openai/" + os.environ["MODEL_ID"],
-                          messages=[{"role": "user", "content": query}])
-    return response.choices[0].message.content
+    return agent.run_sync(query).output
 '''
+
+LANGCHAIN_AGENT = '''"""Echo agent written as LangChain's docs write it, on Ollama."""
+import os
+
+from langchain.agents import create_agent
+from langchain_ollama import ChatOllama
+
+agent = create_agent(ChatOllama(model=os.environ["MODEL_ID"]), tools=[])
+
+
+def run(query):
+    result = agent.invoke({"messages": [{"role": "user", "content": query}]})
+    return result["messages"][-1].content
+'''
+
+
+STRANDS_AGENT = '''"""Echo agent written as Strands' docs write it, on Ollama."""
+import os
+
+from strands import Agent
+from strands.models.ollama import OllamaModel
+
+agent = Agent(model=OllamaModel(host=os.environ["OLLAMA_HOST"], model_id=os.environ["MODEL_ID"]),
+              callback_handler=None)
+'''
+
+
+class _TimedOllamaHandler(_OllamaHandler):
+    """A stream's last chunk carries the timings real Ollama sends (Strands reads total_duration)."""
+
+    def _stream(self, chunks: list[bytes], content_type: str) -> None:
+        last = json.loads(chunks[-1])
+        last.setdefault("done_reason", "stop")
+        for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"):
+            last.setdefault(key, 1_000_000)
+        last.setdefault("prompt_eval_count", 1)
+        last.setdefault("eval_count", 1)
+        super()._stream([*chunks[:-1], json.dumps(last).encode() + b"\n"], content_type)
+
+
+class TimedFakeOllama(FakeOllama):
+    handler = _TimedOllamaHandler
 
 
 def readme_command(readme: str, start: str) -> list[str]:
@@ -73,7 +122,7 @@ def readme_command(readme: str, start: str) -> list[str]:
     return shlex.split(line)
 
 
-async def test_and_package(tmp_path: Path, settings, request: TestRequest) -> tuple[dict, Path]:
+async def run_and_package(tmp_path: Path, settings, request: TestRequest) -> tuple[dict, Path]:
     async with LocalClient(settings) as client:
         view = await client.submit(request)
         final = await asyncio.wait_for(client.wait(view.id), 600)
@@ -104,23 +153,23 @@ def deploy_as_the_readme_says(folder: Path) -> subprocess.CompletedProcess:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
 
 
-def pinned(folder: Path) -> dict[str, str]:
-    lines = (folder / "requirements.txt").read_text().splitlines()
-    pins = [line.split("#", 1)[0].strip() for line in lines if "==" in line and not line.startswith("#")]
-    return dict(pin.split("==", 1) for pin in pins)
+def pinned(lines: list[str]) -> dict[str, str]:
+    """{canonical name: version} of the `name[extras]==version` lines."""
+    pins = [Requirement(line.split("#", 1)[0]) for line in lines if "==" in line and not line.startswith("#")]
+    return {canonicalize_name(pin.name): str(pin.specifier).removeprefix("==") for pin in pins}
 
 
-def assert_pinned_as_tested(view: dict, folder: Path, package: str) -> None:
+def assert_pinned_as_tested(view: dict, folder: Path, requirements: str) -> None:
     installed = view["installed"]
-    name, version = package.split("==")
-    assert installed.get(name) == version, installed
+    assert pinned(requirements.splitlines()).items() <= installed.items(), installed
     assert len(installed) > 3, "dependencies are recorded too"
     assert "installed" not in view["metrics"]
-    assert pinned(folder) == installed, "every installed version is pinned in requirements.txt"
+    package_pins = pinned((folder / "requirements.txt").read_text().splitlines())
+    assert package_pins == installed, "every installed version is pinned in requirements.txt"
 
 
-@pytest.mark.parametrize("agent, package", [(OPENAI_AGENT, OPENAI), (LITELLM_OPENAI_AGENT, LITELLM)],
-                         ids=["openai", "litellm"])
+@pytest.mark.parametrize("agent, package", [(OPENAI_AGENT, OPENAI), (PYDANTIC_AI_AGENT, PYDANTIC_AI)],
+                         ids=["openai", "pydantic-ai"])
 async def test_openai_compatible_package_deploys_unmodified(tmp_path, agent, package):
     # 0.0.0.0: the deployed container reaches the host through the Docker bridge's gateway.
     with FakeOpenAI(host="0.0.0.0") as fake:
@@ -129,7 +178,7 @@ async def test_openai_compatible_package_deploys_unmodified(tmp_path, agent, pac
             "OPENAI_BASE_URL": f"{fake.url}/v1", "OPENAI_API_KEY": "sk-local-anything"})
         request = TestRequest.parse(agent_code=agent, query="deploy me", requirements=package + "\n",
                                     provider=provider, egress="provider-only", timeout_s=300)
-        view, folder = await test_and_package(tmp_path, settings, request)
+        view, folder = await run_and_package(tmp_path, settings, request)
         assert view["response"] == answer("gpt-fake", "deploy me")
         assert_pinned_as_tested(view, folder, package)
         proc = deploy_as_the_readme_says(folder)
@@ -137,16 +186,18 @@ async def test_openai_compatible_package_deploys_unmodified(tmp_path, agent, pac
         assert proc.stdout == view["response"] + "\n"
 
 
-async def test_litellm_on_ollama_package_deploys_unmodified(tmp_path):
-    with FakeOllama(host="0.0.0.0") as fake:
+@pytest.mark.parametrize("agent, package", [(LITELLM_OLLAMA_AGENT, LITELLM), (LANGCHAIN_AGENT, LANGCHAIN),
+                                            (STRANDS_AGENT, STRANDS)], ids=["litellm", "langchain", "strands"])
+async def test_ollama_package_deploys_unmodified(tmp_path, agent, package):
+    with TimedFakeOllama(host="0.0.0.0") as fake:
         settings = load_settings(ollama_url=fake.url, max_attempts=1)  # not 11434: the package keeps the port
-        request = TestRequest.parse(agent_code=LITELLM_OLLAMA_AGENT, query="deploy me", requirements=LITELLM + "\n",
+        request = TestRequest.parse(agent_code=agent, query="deploy me", requirements=package + "\n",
                                     provider=ProviderConfig(name="ollama", model_id="llama3.2"),
                                     egress="provider-only", timeout_s=300)
-        view, folder = await test_and_package(tmp_path, settings, request)
-        assert view["response"] == answer("llama3.2", "deploy me")
+        view, folder = await run_and_package(tmp_path, settings, request)
+        assert view["response"].strip() == answer("llama3.2", "deploy me")  # Strands' text ends in a newline
         assert f"OLLAMA_API_BASE=http://host.docker.internal:{fake.port}" in (folder / ".env.example").read_text()
-        assert_pinned_as_tested(view, folder, LITELLM)
+        assert_pinned_as_tested(view, folder, package)
         proc = deploy_as_the_readme_says(folder)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout == view["response"] + "\n"
