@@ -127,3 +127,12 @@ async def seed_store(settings: Settings, seeds: list[Seed], *, t0: float = T0) -
     finally:
         await store.close()
     return ids
+
+# A failure whose reason is longer than any pane is wide at 80x24 (issue 15, point 13).
+LONG_REASON = (
+    "the model endpoint http://127.0.0.1:11434 (ollama) did not answer when the test started, "
+    "and the agent then failed: ConnectionRefusedError: [Errno 111] Connection refused; "
+    "start it with `ollama serve`, or pick another provider in Options"
+)
+LONG_FAILURE = Seed("ask the model", Status.FAILED, error=LONG_REASON, exit_code=1,
+                    logs=[("stdout", "calling the model")])

@@ -108,3 +108,20 @@ def test_queue_focused_80x24(seeded, snap_compare):
         await pilot.pause()
 
     assert snap_compare(fixed_app(seeded), terminal_size=(80, 24), run_before=queue)
+
+
+def test_failure_reason_80x24(noop_settings, snap_compare):
+    """A failure's reason, wrapped whole in the log pane under the history."""
+    from .seed import LONG_FAILURE
+
+    asyncio.run(seed_store(noop_settings, [LONG_FAILURE]))
+
+    async def failed(pilot) -> None:
+        app = pilot.app
+        await wait_until(pilot, app.data_loaded.is_set, what="first queue/history snapshot")
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: app.log_view.ended, what="the log read to its end")
+        app.log_view.flush()
+        await pilot.pause()
+
+    assert snap_compare(fixed_app(noop_settings), terminal_size=(80, 24), run_before=failed)

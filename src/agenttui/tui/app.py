@@ -163,6 +163,7 @@ class AgentTUI(App[int]):
         self._log_token = 0
         self._gc_tuning = GcTuning()
         self.packages: dict[int, list[str]] = {}  # test id -> where its package is (lines)
+        self._ended_unseen: dict[int, TestView] = {}  # ended, by its log; still queued by the last poll
         self.main_screen = MainScreen(
             settings, agent_path=agent_path, clock=clock, localtime=localtime, cursor_blink=cursor_blink
         )
@@ -303,6 +304,8 @@ class AgentTUI(App[int]):
         queue = message.queue
         for view in queue.tests:
             self.views[view.id] = view
+        for test_id in self._ended_unseen.keys() - {view.id for view in queue.tests}:
+            self.views[test_id] = self._ended_unseen.pop(test_id)
         self.status_bar.set_queue(queue)
         self.queue_table.set_tests(queue.tests)
         self.main_screen.query_one("#queue-empty").display = not queue.tests
@@ -362,11 +365,20 @@ class AgentTUI(App[int]):
             return
         view = message.view
         if view is not None:
-            self.views[view.id] = view
-            self.log_view.feed(outcome_lines(view))
+            self.log_view.feed(outcome_lines(view, self.log_view.scrollable_content_region.width - 1))
+            self._ended_under_watch(view)
         self.log_view.feed(self.packages.get(message.test_id, []))
         self.log_view.mark_ended()
         self._update_log_title()
+
+    def _ended_under_watch(self, view: TestView) -> None:
+        """The log's reader saw the test end (its final view): the queue and history show the
+        change first, read at once, and the log header with them (never a poll apart)."""
+        if view.id in self.queue_table.views and view.status.is_terminal:
+            self._ended_unseen[view.id] = view  # shown with the QueueUpdated that drops its row
+            self.engine.wake(history=True)
+        else:
+            self.views[view.id] = view
 
     @on_live(LogUnavailable)
     def _log_unavailable(self, message: LogUnavailable) -> None:

@@ -5,6 +5,7 @@ Everything agent-produced goes through `printable` (display.py) before it reache
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,13 +54,19 @@ def log_title(test_id: int | None, view: Any) -> str:
     return title
 
 
-def outcome_lines(view: Any) -> list[str]:
-    """What the log pane appends when a test ends: its response, else its error."""
+def outcome_lines(view: Any, width: int | None = None) -> list[str]:
+    """What the log pane appends when a test ends: its response, else its error (the reason
+    it failed), wrapped to `width` so it reads whole without scrolling sideways."""
     if view.response is not None:
-        return ["[agenttui] response:", *printable_text(view.response).split("\n")]
-    if view.error:
-        return [f"[agenttui] error: {printable_text(view.error)}"]
-    return []
+        heading, text = "[agenttui] response:", view.response
+    elif view.error:
+        heading, text = "[agenttui] error:", view.error
+    else:
+        return []
+    lines = printable_text(text).split("\n")
+    if width is not None:
+        lines = [part for line in lines for part in (textwrap.wrap(line, max(width, 20)) or [""])]
+    return [heading, *lines]
 
 
 def duration(seconds: float | None) -> str:

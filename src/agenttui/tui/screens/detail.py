@@ -74,13 +74,14 @@ class DetailScreen(Screen[None]):
         with VerticalScroll(id="detail-summary") as summary:
             summary.border_title = f"test {self.test_id}"
             yield Static("loading…", id="detail-header", markup=False)
+            # The reason it failed first: whole, before anything that could push it off screen.
+            yield Label("Error", classes="detail-section", id="detail-error-label")
+            yield Static("", id="detail-error", markup=False, classes="detail-text")
             yield Label("Package", classes="detail-section", id="detail-package-label")
             yield Static("", id="detail-package", markup=False, classes="detail-text")
             yield Horizontal(id="detail-metrics")
             yield Label("Response", classes="detail-section")
             yield Static("", id="detail-response", markup=False, classes="detail-text")
-            yield Label("Error", classes="detail-section", id="detail-error-label")
-            yield Static("", id="detail-error", markup=False, classes="detail-text")
             yield Label("Query", classes="detail-section")
             yield Static("", id="detail-query", markup=False, classes="detail-text")
         log = LogView(id="detail-log")
