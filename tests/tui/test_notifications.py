@@ -1,8 +1,10 @@
 """Notifications are short-lived and hide nothing being read (issue 15, point 11): top right,
 over the queue, never over the log pane or the query; a package's path stays in the test's log
-and detail screen once its notice is gone."""
+and detail screen once its notice is gone; a retry's notice reads right (point 9)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from textual.widgets import Static
@@ -59,3 +61,14 @@ async def test_an_error_stays_a_little_longer_than_a_notice(noop_settings):
         notice = list(app._notifications)[-1]
         assert error.severity == "error" and notice.severity == "information"
         assert notice.timeout <= 3.0 < error.timeout <= 8.0
+
+
+async def test_a_retrys_notice_names_the_new_test_then_what_it_retries(noop_settings):
+    await seed_store(noop_settings, mine(FINISHED), t0=RECENT())  # test 2 failed
+    app = make_app(noop_settings)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await select_in_history(pilot, 2)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: any(n.title == "Submitted" for n in app._notifications), what="the notice")
+        (notice,) = [n for n in app._notifications if n.title == "Submitted"]
+        assert re.fullmatch(r"test 6 queued: retry of test 2( \(queue position \d+\))?", notice.message), notice.message

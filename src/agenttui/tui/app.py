@@ -399,9 +399,9 @@ class AgentTUI(App[int]):
             self.editor.mark_saved(self._editor_queued)
             self._editor_queued = None
         self.views[view.id] = view
-        what = f"retry of test {message.parent_id}" if message.parent_id else "test"
+        retry = f": retry of test {message.parent_id}" if message.parent_id else ""
         where = f" (queue position {view.position})" if view.position else ""
-        self.notify(f"{what} {view.id} queued{where}", title="Submitted")
+        self.notify(f"test {view.id} queued{retry}{where}", title="Submitted")
         self.tabs.active = "tab-queue"
         self.select_test(view.id)
         self.engine.wake(history=True)
