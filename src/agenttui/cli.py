@@ -607,12 +607,13 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
 async def _cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from agenttui.core.wire import HIDDEN_CONTENT
+    from agenttui.core.wire import HIDDEN_CONTENT, to_builtins
 
     async with _client(_client_settings(args)) as client:
         views = await client.history(search=args.search, limit=args.limit)
     if args.json:
-        print(json.dumps([v.summary() | {"created_at": v.created_at} for v in views]))
+        print(json.dumps([v.summary() | {"created_at": v.created_at, "model_calls": to_builtins(v.model_calls)}
+                          for v in views]))
         return EXIT_OK
     if not views:
         print(f"no finished test matches {args.search!r}" if args.search else "no finished tests yet")

@@ -89,6 +89,10 @@ def submit_and_read(agenttui_cmd, tmp_path, agent: str, *options: str, env=None)
     assert shown.returncode == traced.returncode == human.returncode == plain_show.returncode == 0, (
         shown.stderr + traced.stderr + human.stderr + plain_show.stderr)
     assert "model calls: 2 call(s), tokens " in plain_show.stdout and f"(agenttui trace {view['id']})" in plain_show.stdout
+    history = run_cli(agenttui_cmd, "history", "--json", env=env)
+    assert history.returncode == 0, history.stderr
+    listed = next(entry for entry in json.loads(history.stdout) if entry["id"] == view["id"])
+    assert listed["model_calls"] == json.loads(shown.stdout)["model_calls"]
     return view, json.loads(shown.stdout), traced.stdout, human.stdout + plain_show.stdout
 
 

@@ -61,6 +61,8 @@ async def test_calls_are_batched_redacted_priced_and_summed(store):
     assert totals["model_s"] == 2.0
     assert await store.change_token() != token  # followers see calls arrive
     await writer.close()
+    other = await store.submit(TestRequest.parse(agent_code="def run(q): return q", query="q"), ALICE)
+    assert await store.model_call_totals_for([test.id, other.id]) == {test.id: totals}  # a history page's, at once
 
 
 async def test_the_cap_stores_a_notice_and_archive_removes_the_calls(store):

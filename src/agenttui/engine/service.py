@@ -121,6 +121,9 @@ class Service:
             statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None, before_id=before_id
         )
         views = [self.seen_by(caller, TestView.from_record(t)) for t in tests]
+        totals = await self.store.model_call_totals_for([v.id for v in views])
+        for view in views:
+            view.model_calls = CallTotals(**totals[view.id]) if view.id in totals else None
         if not search:
             return views
         # A hidden test matches on what its viewer sees (owner, status), never on its content:

@@ -50,24 +50,38 @@ def read(conn: Connection, test_id: int, after_seq: int, limit: int) -> list[Mod
     return [ModelCallRecord.model_construct(**dict(r._mapping)) for r in conn.execute(query).all()]
 
 
+def _sums() -> tuple[Any, ...]:
+    is_call = CALLS.c.kind == "call"
+    counted = lambda column: func.sum(case((is_call, column)))  # noqa: E731
+    return (
+        func.count(),
+        func.sum(case((is_call, 1), else_=0)),
+        counted(CALLS.c.tokens_in),
+        counted(CALLS.c.tokens_out),
+        counted(CALLS.c.cost_usd),
+        func.sum(case((is_call & CALLS.c.cost_usd.is_(None), 1), else_=0)),
+        counted(CALLS.c.ended_at - CALLS.c.started_at),
+        func.sum(case((CALLS.c.kind == "connection", 1), else_=0)),
+        func.sum(case((CALLS.c.kind == "truncated", 1), else_=0)),
+    )
+
+
 def totals(conn: Connection, test_id: int) -> dict[str, Any] | None:
     """calls, tokens in/out, cost (sums of what was measured: None when nothing was), how many
     calls were unmeasured, model time, unread connections; None when nothing was recorded."""
-    is_call = CALLS.c.kind == "call"
-    counted = lambda column: func.sum(case((is_call, column)))  # noqa: E731
-    row = conn.execute(
-        select(
-            func.count(),
-            func.sum(case((is_call, 1), else_=0)),
-            counted(CALLS.c.tokens_in),
-            counted(CALLS.c.tokens_out),
-            counted(CALLS.c.cost_usd),
-            func.sum(case((is_call & CALLS.c.cost_usd.is_(None), 1), else_=0)),
-            counted(CALLS.c.ended_at - CALLS.c.started_at),
-            func.sum(case((CALLS.c.kind == "connection", 1), else_=0)),
-            func.sum(case((CALLS.c.kind == "truncated", 1), else_=0)),
-        ).where(CALLS.c.test_id == test_id)
-    ).one()
+    return _totals_of(conn.execute(select(*_sums()).where(CALLS.c.test_id == test_id)).one())
+
+
+def totals_for(conn: Connection, test_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The totals of each of `test_ids` that recorded anything (one query, by the test_id index)."""
+    if not test_ids:
+        return {}
+    query = select(CALLS.c.test_id, *_sums()).where(CALLS.c.test_id.in_(test_ids)).group_by(CALLS.c.test_id)
+    found = {row[0]: _totals_of(row[1:]) for row in conn.execute(query).all()}
+    return {test_id: value for test_id, value in found.items() if value is not None}
+
+
+def _totals_of(row: Any) -> dict[str, Any] | None:
     if not row[0]:
         return None
     return {

@@ -330,6 +330,9 @@ class Store(Transactions):
     async def model_call_totals(self, test_id: int) -> dict[str, Any] | None:
         return await self._read_tx(lambda conn: calls.totals(conn, test_id))
 
+    async def model_call_totals_for(self, test_ids: list[int]) -> dict[int, dict[str, Any]]:
+        return await self._read_tx(lambda conn: calls.totals_for(conn, test_ids))
+
     # ------------------------------------------------------------------ packages
     async def record_package(
         self, test_id: int, owner_uid: int, path: str, size: int, *, s3_key: str | None = None,
