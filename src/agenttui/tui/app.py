@@ -547,10 +547,11 @@ class AgentTUI(App[int]):
             self.editor.query_one("#agent-code", TextArea).focus()
         elif pane == "queue":
             self.tabs.active = "tab-queue"
-            self.queue_table.focus()
+            # An empty (hidden) table cannot take the focus: the pane's tab row does.
+            (self.queue_table if self.queue_table.display else self.tabs.query_one("ContentTabs")).focus()
         elif pane == "history":
             self.tabs.active = "tab-history"
-            self.history_table.focus()
+            (self.history_table if self.history_table.display else self.main_screen.query_one("#history-filter")).focus()
         elif pane == "log":
             self.log_view.focus()
         elif pane == "options":

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Select, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
 
 from agenttui.tui.formatting import LocalTime
 from agenttui.tui.widgets.editor import EditorDefaults, EditorPane
@@ -125,11 +125,10 @@ class MainScreen(Screen[None]):
         """A printable key typed where no text goes (a table, the log, a tab row, the Submit
         button) that is no key of that place would be lost: it goes to the Query field, and
         the focus with it (docs/tui.md, the help's "typing" row)."""
-        focused = self.focused
-        if not event.is_printable or event.character is None or focused is None:
+        # Text fields stop the printable keys they take: one that reaches the screen was taken
+        # by nothing (also when typed on a pane faster than the focus moved, as tmux relays it).
+        if not event.is_printable or event.character is None:
             return
-        if any(isinstance(w, (Input, TextArea, Select)) for w in (focused, *focused.ancestors)):
-            return  # a field: it takes (or deliberately ignores) what is typed
         if event.key in self.active_bindings:
             return  # the pane's own key (c, r, e, ?, / ...)
         event.stop()
