@@ -68,3 +68,14 @@ def test_bedrock_endpoint_on_loopback_under_every_name():
     assert env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] == env["AWS_BEDROCK_RUNTIME_ENDPOINT"] == (
         "http://host.docker.internal:5000")
     assert env["AWS_REGION_NAME"] == "eu-west-1" and adds_host_gateway(files)
+
+
+def test_cdk_app_warns_of_endpoints_only_the_test_host_has():
+    record = package_record("openai", options={"OPENAI_BASE_URL": "http://127.0.0.1:38123/v1"})
+    stack = rendered(record)["cdk/agent_stack.py"]
+    assert "OPENAI_API_BASE, OPENAI_BASE_URL point at the machine the test ran on" in stack
+    ollama = rendered(package_record("ollama"), ollama_url="http://127.0.0.1:43210")
+    assert "OLLAMA_HOST is a placeholder, and so are OLLAMA_API_BASE, OLLAMA_BASE_URL" in ollama["cdk/agent_stack.py"]
+    assert "host.docker.internal" not in ollama["cdk/cdk.json"]
+    remote = rendered(package_record("openai", options={"OPENAI_BASE_URL": "https://llm.example.com/v1"}))
+    assert "point at the machine" not in remote["cdk/agent_stack.py"]

@@ -328,10 +328,18 @@ def _aws_deployment(request: TestRequest, provider: Provider, env_vars: list[Pac
             placeholder = container_env(ProviderConfig(name="ollama", options={"OLLAMA_HOST": OLLAMA_PLACEHOLDER}))
             # Every library's name for the server follows the placeholder (OLLAMA_BASE_URL: /v1).
             aws_env.update({k: v for k, v in placeholder.items() if k.startswith("OLLAMA_")})
+            others = ", ".join(sorted(k for k in aws_env if k.startswith("OLLAMA_") and k != "OLLAMA_HOST"))
             aws_warnings.append(
-                "OLLAMA_HOST is a placeholder: set the context value environment.OLLAMA_HOST in "
-                "cdk/cdk.json to an Ollama server the task can reach"
+                f"OLLAMA_HOST is a placeholder, and so are {others}: set these context values (environment.* "
+                "in cdk/cdk.json) to an Ollama server the task can reach (OLLAMA_BASE_URL ends in /v1)"
             )
+    # An endpoint of the machine the test ran on means nothing to a task on AWS.
+    on_test_host = sorted(k for k, v in aws_env.items() if _is_local_url(v) and v != OLLAMA_PLACEHOLDER)
+    if on_test_host:
+        aws_warnings.append(
+            f"{', '.join(on_test_host)} point at the machine the test ran on: set these context values "
+            "(environment.* in cdk/cdk.json) to an endpoint the task can reach"
+        )
     cpu, memory = fargate_size(request.limits.cpus, request.limits.memory_mb)
     return AwsDeployment(
         aws_env=aws_env,
