@@ -32,7 +32,15 @@ from agenttui.core.lifecycle import InvalidRequest
 from agenttui.core.paths import config_file
 from agenttui.core.resources import resource_dir
 from agenttui.tui.engine_link import WATCH_INTERVAL_S, EngineLink, make_client
-from agenttui.tui.formatting import LocalTime, log_lines, log_title, outcome_lines, printable_text
+from agenttui.tui.formatting import (
+    LocalTime,
+    log_lines,
+    log_title,
+    outcome_lines,
+    package_lines,
+    package_log_lines,
+    printable_text,
+)
 from agenttui.tui.gc_tuning import GcTuning
 from agenttui.tui.messages import (
     ActionFailed,
@@ -162,7 +170,7 @@ class AgentTUI(App[int]):
         self._queue_loaded = False
         self._log_token = 0
         self._gc_tuning = GcTuning()
-        self.packages: dict[int, list[str]] = {}  # test id -> where its package is (lines)
+        self.packages: dict[int, list[str]] = {}  # test id -> where its package is (package_lines)
         self._ended_unseen: dict[int, TestView] = {}  # ended, by its log; still queued by the last poll
         self.main_screen = MainScreen(
             settings, agent_path=agent_path, clock=clock, localtime=localtime, cursor_blink=cursor_blink
@@ -367,7 +375,7 @@ class AgentTUI(App[int]):
         if view is not None:
             self.log_view.feed(outcome_lines(view, self.log_view.scrollable_content_region.width - 1))
             self._ended_under_watch(view)
-        self.log_view.feed(self.packages.get(message.test_id, []))
+        self.log_view.feed(package_log_lines(self.packages.get(message.test_id, [])))
         self.log_view.mark_ended()
         self._update_log_title()
 
@@ -445,17 +453,12 @@ class AgentTUI(App[int]):
 
     @on_live(PackageReady)
     def _package_ready(self, message: PackageReady) -> None:
-        text = f"{message.path}\ncopy it off this box with:\n{message.copy_hint}"
-        if message.url:  # the AWS backend also put it in S3
-            text += f"\nor download it for 24 hours from:\n{message.url}"
-        self.notify(text, title=f"Package of test {message.test_id}", markup=False)
+        lines = package_lines(message.path, message.copy_hint, message.url)
+        self.notify("\n".join(lines), title=f"Package of test {message.test_id}", markup=False)
         # The notice goes in seconds: the path stays in the test's log pane and detail screen.
-        lines = [f"[agenttui] package: {message.path}", f"[agenttui] copy it off this box with: {message.copy_hint}"]
-        if message.url:
-            lines.append(f"[agenttui] or download it for 24 hours from: {message.url}")
         self.packages[message.test_id] = lines
         if message.test_id == self.selected_id:
-            self.log_view.feed(lines)
+            self.log_view.feed(package_log_lines(lines))
         from agenttui.tui.screens.detail import DetailScreen
 
         if isinstance(self.screen, DetailScreen) and self.screen.test_id == message.test_id:
@@ -543,19 +546,7 @@ class AgentTUI(App[int]):
         self.push_screen(HelpScreen(help_sections(self.BINDINGS), self.keymap_overrides))
 
     def action_focus_pane(self, pane: str) -> None:
-        if pane == "editor":
-            self.editor.query_one("#agent-code", TextArea).focus()
-        elif pane == "queue":
-            self.tabs.active = "tab-queue"
-            # An empty (hidden) table cannot take the focus: the pane's tab row does.
-            (self.queue_table if self.queue_table.display else self.tabs.query_one("ContentTabs")).focus()
-        elif pane == "history":
-            self.tabs.active = "tab-history"
-            (self.history_table if self.history_table.display else self.main_screen.query_one("#history-filter")).focus()
-        elif pane == "log":
-            self.log_view.focus()
-        elif pane == "options":
-            self.editor.show_field("tab-options", "egress")
+        self.main_screen.focus_pane(pane)
 
     def _leave_detail(self) -> None:
         from agenttui.tui.screens.detail import DetailScreen

@@ -69,6 +69,19 @@ def outcome_lines(view: Any, width: int | None = None) -> list[str]:
     return [heading, *lines]
 
 
+def package_lines(path: Any, copy_hint: str, url: str | None = None) -> list[str]:
+    """Where a test's deployment package is: its path first, then how to get it off the box."""
+    lines = [str(path), f"copy it off this box with: {copy_hint}"]
+    if url:  # the AWS backend also put it in S3 (R-23)
+        lines.append(f"or download it for 24 hours from: {url}")
+    return lines
+
+
+def package_log_lines(lines: list[str]) -> list[str]:
+    """`package_lines` as the log pane shows them, after the test's own lines."""
+    return [f"[agenttui] package: {line}" if i == 0 else f"[agenttui] {line}" for i, line in enumerate(lines)]
+
+
 def duration(seconds: float | None) -> str:
     """1.2s, 42s, 3m04s, 1h02m; '-' when unknown."""
     if seconds is None:

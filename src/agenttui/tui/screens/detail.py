@@ -96,7 +96,7 @@ class DetailScreen(Screen[None]):
 
     def show_package(self, lines: list[str] | None) -> None:
         self.package = lines
-        text = "\n".join(line.removeprefix("[agenttui] ").removeprefix("package: ") for line in lines or [])
+        text = "\n".join(lines or [])
         self.query_one("#detail-package", Static).update(text)
         self.query_one("#detail-package", Static).display = bool(lines)
         self.query_one("#detail-package-label").display = bool(lines)

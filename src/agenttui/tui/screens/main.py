@@ -111,6 +111,22 @@ class MainScreen(Screen[None]):
         # handles it first thing once started, before anything the engine posts.
         self.app.post_message(self.Mounted(self))
 
+    def focus_pane(self, pane: str) -> None:
+        """Focus the editor's code, the queue, the history, the log or the Options' Network field."""
+        tests = self.query_one("#tests-tabs", TabbedContent)
+        if pane == "editor":
+            self.query_one("#agent-code", TextArea).focus()
+        elif pane in ("queue", "history"):
+            tests.active = f"tab-{pane}"
+            table = self.query_one(f"#{pane}-table", TestTable)
+            # An empty (hidden) table cannot take the focus: the pane's tab row or filter does.
+            fallback = tests.query_one("ContentTabs") if pane == "queue" else self.query_one("#history-filter")
+            (table if table.display else fallback).focus()
+        elif pane == "log":
+            self.query_one("#log-view", LogView).focus()
+        elif pane == "options":
+            self.query_one(EditorPane).show_field("tab-options", "egress")
+
     @on(events.DescendantFocus)
     @on(events.DescendantBlur)
     def _focus_moved(self) -> None:
