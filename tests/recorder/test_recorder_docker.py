@@ -151,3 +151,21 @@ def test_an_openai_agent_calls_are_recorded_exactly_and_its_key_is_stored_nowher
     stored = [path for path in (tmp_path / "home").rglob("*.db*") if path.is_file()]
     assert stored and not any(CANARY.encode() in path.read_bytes() for path in stored)  # nor in the store's files
     assert shown["model_calls"]["cost_usd"] == round(sum(c["cost_usd"] for c in calls), 6)
+
+
+def test_a_failed_model_call_is_named_in_the_failure_reason(agenttui_cmd, tmp_path):
+    from agenttui.core import errors
+
+    agent = tmp_path / "agent.py"
+    agent.write_text("import os\nfrom openai import OpenAI\n\n\ndef run(query):\n    return OpenAI().chat.completions.create("
+                     "model=os.environ['MODEL_ID'], messages=[{'role': 'user', 'content': query}]).choices[0].message.content\n")
+    (tmp_path / "requirements.txt").write_text(REQUIREMENTS)
+    with FakeOpenAI(api_key="the-right-key") as fake:
+        done = run_cli(agenttui_cmd, "submit", str(agent), "--query", QUERY, "--requirements",
+                       str(tmp_path / "requirements.txt"), "--egress", "provider-only", "--json", "--provider", "openai",
+                       "--model", "gpt-4o-mini", "-o", f"OPENAI_BASE_URL={fake.url}/v1",
+                       "-o", f"OPENAI_API_KEY={CANARY}", timeout=900)
+    assert done.returncode == errors.AGENT_FAILED.exit, done.stderr[-3000:]
+    view = json.loads(done.stdout)
+    assert view["error"].endswith("; its model calls failed: openai gpt-4o-mini: HTTP 401: Incorrect API key provided")
+    assert CANARY not in done.stdout

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class TunnelHost:
             except (OSError, asyncio.TimeoutError) as exc:
                 self.last_error[tunnel.name] = describe_connect_error(exc)
                 writer.close()
+                self._record_refusal(tunnel)
                 return
             self.last_error.pop(tunnel.name, None)
             sink = recorder.sink_for(self.name) if self.name else None
@@ -112,6 +114,14 @@ class TunnelHost:
                     w.close()
                 if seen is not None:
                     seen.closed()
+
+    def _record_refusal(self, tunnel: Tunnel) -> None:
+        """The agent's connection could not be carried on: its call failed before it began."""
+        sink = recorder.sink_for(self.name) if self.name else None
+        if sink is not None:
+            now = time.time()
+            reason = f"{self.last_error[tunnel.name]} at {tunnel.target_host}:{tunnel.target_port}"
+            sink.add(recorder.ModelCall(tunnel.name, "connection", now, ended_at=now, error=reason))
 
     async def close(self) -> None:
         for server in self._servers:

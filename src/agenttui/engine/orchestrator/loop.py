@@ -234,6 +234,7 @@ class Orchestrator:
                     return
             exit_info = await self._supervise(run, handle)
             await stop_recording(spec.name, calls)  # its calls are stored before its end is written
+            run.model_call_errors = calls.errors if calls is not None else []
             await self._finish(run, exit_info)
         except LeaseLost:
             log.info("test %s: stopped working on it (lease lost)", test.id)

@@ -29,6 +29,7 @@ class RunFacts:
     cpu_s: float | None = None
     stdout_tail: Sequence[str] = ()
     endpoints_down: Sequence[str] = ()  # model endpoints that did not answer when it started
+    model_call_errors: Sequence[str] = ()  # what went wrong with its model calls (the recorder's)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def classify(exit_info: ExitInfo, result: dict[str, Any] | None, run: RunFacts) 
     if run.endpoints_down and ending["status"] in (Status.FAILED, Status.TIMED_OUT):
         down = ", ".join(run.endpoints_down)
         ending["error"] += f" (the model endpoint {down} did not answer when the test started)"
+    if run.model_call_errors and ending["status"] in (Status.FAILED, Status.TIMED_OUT):
+        ending["error"] += "; its model calls failed: " + "; ".join(run.model_call_errors)
     return Outcome(exit_info=exit_info, peak_memory=peak_memory, cpu_s=cpu_s, **ending)
 
 

@@ -36,6 +36,7 @@ class Run:
     installed: dict[str, str] = field(default_factory=dict)  # versions the image's build installed
     stdout_tail: list[str] = field(default_factory=list)
     endpoints_down: list[str] = field(default_factory=list)  # model endpoints silent at the start
+    model_call_errors: list[str] = field(default_factory=list)  # its model calls' failures (the recorder's)
     redact: Redactor = field(default_factory=Redactor)
     task: asyncio.Task[None] | None = None
 
@@ -52,6 +53,7 @@ class Run:
             cpu_s=self.cpu_s,
             stdout_tail=self.stdout_tail,
             endpoints_down=self.endpoints_down,
+            model_call_errors=self.model_call_errors,
         )
 
     def metrics(self, exit_info: ExitInfo, result: dict[str, Any] | None) -> dict[str, Any]:

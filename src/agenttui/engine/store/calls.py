@@ -31,6 +31,7 @@ INSERT = f"INSERT INTO {CALLS.name} ({', '.join(COLUMNS)}) VALUES ({', '.join('?
 TOUCH_TEST = f"UPDATE {TESTS.name} SET updated_at = ? WHERE id = ?"  # followers' change token moves
 DELETE = f"DELETE FROM {CALLS.name} WHERE test_id = ?"
 TRUNCATION = "calls past the first {cap} were not stored (model_calls_max); {dropped} more came"
+MAX_ERRORS = 3  # distinct call errors a failure reason names
 
 
 # ---------------------------------------------------------------- writes and reads (one connection)
@@ -131,10 +132,12 @@ class CallWriter:
         self._dropped = 0
         self._timer: asyncio.Task[None] | None = None
         self._closed = False
+        self.errors: list[str] = []  # what went wrong with its calls, distinct, redacted (the failure reason's)
 
     def add(self, call: ModelCall) -> None:
         if self._closed:
             return
+        self._note_error(call)
         if self._seq + len(self._pending) >= self.limits.max_calls:
             self._dropped += 1
             return
@@ -175,6 +178,16 @@ class CallWriter:
                 await self._timer
             self._timer = None
         await self.flush()
+
+    def _note_error(self, call: ModelCall) -> None:
+        if call.error is None or len(self.errors) >= MAX_ERRORS:
+            return
+        where = f"{call.provider} {call.model}" if call.model else call.provider
+        status = f"HTTP {call.status}: " if call.status and not call.error.startswith("HTTP ") else ""
+        text = f"{where}: {status}{call.error}"
+        text = "\n".join(Redactor(self._secrets).lines([text[:300]]))
+        if text not in self.errors:
+            self.errors.append(text)
 
     def _text(self, value: Any) -> str | None:
         if value is None:
