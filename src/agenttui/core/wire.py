@@ -147,7 +147,7 @@ class CallTotals:
     cost_usd: float | None = None
     unmeasured: int = 0  # calls whose cost is unknown (no token counts, or no price for the model)
     model_s: float = 0.0  # the calls' time, first request byte to last response byte, summed
-    connections: int = 0  # connections the recorder could not read (bytes and timing only)
+    connections: int = 0  # other connections: not plain HTTP (bytes and timing only), or refused
     truncated: bool = False  # model_calls_max was reached: later calls were not stored
 
     def cost_text(self) -> str:
@@ -158,7 +158,7 @@ class CallTotals:
 
     def line(self) -> str:
         tokens = "unmeasured" if self.tokens_in is None else f"{self.tokens_in} in / {self.tokens_out or 0} out"
-        more = f", {self.connections} unread connection(s)" if self.connections else ""
+        more = f", {self.connections} other connection(s)" if self.connections else ""
         cut = " (stored up to model_calls_max)" if self.truncated else ""
         return (f"{self.calls} call(s){cut}, tokens {tokens}, cost {self.cost_text()}, "
                 f"model time {self.model_s:.2f} s{more}")
