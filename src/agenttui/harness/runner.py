@@ -161,39 +161,166 @@ def _defines_call(value):
     return False
 
 
+# Framework adapters, as data: an object is recognised by its class's (or a base class's)
+# top-level module and name, read from type(obj).__mro__ so no framework is ever imported here;
+# "call" says how its docs call it with the query, "result" how the final text is read.
+ADAPTERS = (
+    {"framework": "Strands", "module": "strands", "classes": ("Agent",),
+     "call": "call", "result": "str"},
+    {"framework": "LangChain/LangGraph", "module": "langgraph",
+     "classes": ("CompiledStateGraph", "CompiledGraph", "Pregel"),
+     "call": "invoke_messages", "result": "last_message"},
+    {"framework": "LangChain", "module": "langchain", "classes": ("AgentExecutor",),
+     "call": "invoke_input", "result": "output_key"},
+    {"framework": "pydantic-ai", "module": "pydantic_ai", "classes": ("Agent", "AbstractAgent"),
+     "call": "run_sync", "result": "output"},
+    {"framework": "smolagents", "module": "smolagents", "classes": ("MultiStepAgent",),
+     "call": "run", "result": "str"},
+    {"framework": "OpenAI Agents SDK", "module": "agents", "classes": ("Agent",),
+     "call": "runner_run_sync", "result": "final_output"},
+    {"framework": "CrewAI", "module": "crewai", "classes": ("Crew",),
+     "call": "kickoff", "result": "raw"},
+    {"framework": "LlamaIndex", "module": "llama_index",
+     "classes": ("BaseWorkflowAgent", "AgentWorkflow"), "call": "run_user_msg", "result": "str"},
+    {"framework": "LlamaIndex", "module": "llama_index", "classes": ("AgentRunner", "BaseAgent"),
+     "call": "chat", "result": "response"},
+)
+def adapter_for(value):
+    """The ADAPTERS entry that recognises `value`, or None."""
+    if _isclass(value) or isinstance(value, types.ModuleType):
+        return None
+    for klass in type(value).__mro__:
+        top = (getattr(klass, "__module__", None) or "").split(".")[0]
+        for adapter in ADAPTERS:
+            if top == adapter["module"] and klass.__name__ in adapter["classes"]:
+                return adapter
+    return None
+
+
+async def _await_llama_index_run(agent, query):
+    # Its workflow agents schedule tasks on the running loop as soon as run() is called.
+    return await agent.run(user_msg=query)
+
+
+def _call_framework(adapter, agent, query):
+    how = adapter["call"]
+    if how == "call":
+        return agent(query)
+    if how == "invoke_messages":
+        return agent.invoke({"messages": [{"role": "user", "content": query}]})
+    if how == "invoke_input":
+        return agent.invoke({"input": query})
+    if how == "run_sync":
+        return agent.run_sync(query)
+    if how == "run":
+        return agent.run(query)
+    if how == "runner_run_sync":
+        import importlib
+
+        return importlib.import_module(adapter["module"]).Runner.run_sync(agent, query)
+    if how == "kickoff":
+        return agent.kickoff(inputs={"query": query})
+    if how == "run_user_msg":
+        import asyncio
+
+        return asyncio.run(_await_llama_index_run(agent, query))
+    return agent.chat(query)
+
+
+def _content_text(content):
+    """A chat message's content as text: a string, or the text parts of a list of blocks."""
+    if isinstance(content, list):
+        parts = [block.get("text", "") if isinstance(block, dict) else str(block) for block in content]
+        return "".join(part for part in parts if isinstance(part, str))
+    return content
+
+
+def _framework_text(adapter, result):
+    how = adapter["result"]
+    if how == "last_message":
+        messages = result.get("messages") if isinstance(result, dict) else None
+        if not messages:
+            return result
+        last = messages[-1]
+        return _content_text(last.get("content") if isinstance(last, dict) else getattr(last, "content", last))
+    if how == "output_key":
+        return result.get("output", result) if isinstance(result, dict) else result
+    if how == "output":  # pydantic-ai before 0.1 called it `data`
+        return getattr(result, "output", getattr(result, "data", result))
+    if how in ("final_output", "raw", "response"):
+        return getattr(result, how, result)
+    return None if result is None else str(result)
+
+
+def _adapted(name, value, adapter):
+    """(name, callable(query)) calling a framework object the way its docs do."""
+
+    def call_agent(query):
+        return _framework_text(adapter, _call_framework(adapter, value, query))
+
+    call_agent.agenttui_call = "%s (%s %s, %s)" % (name, adapter["framework"], type(value).__name__, adapter["call"])
+    return name, call_agent
+
+
+def _usable(name, value):
+    """(name, callable) for a framework object or a plain function/callable, else None."""
+    adapter = adapter_for(value)
+    if adapter is not None:
+        return _adapted(name, value, adapter)
+    if value is not None and callable(value) and not _isclass(value):
+        return name, value
+    return None
+
+
+def _looked_for():
+    frameworks = []
+    for adapter in ADAPTERS:
+        for klass in adapter["classes"]:
+            frameworks.append("%s.%s" % (adapter["module"], klass))
+    return (
+        "a function `run(query)`, an `agent` object, a `handler` or `main` function, a module-level "
+        "framework object (%s), or a module-level object with __call__; or name it with --entrypoint "
+        "(AGENTTUI_ENTRYPOINT)" % ", ".join(frameworks)
+    )
+
+
+def _explicit_entrypoint(module, explicit):
+    target = module
+    for part in explicit.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            break
+    found = _usable(explicit, target)
+    if found is None:
+        raise NoEntryPoint(
+            "--entrypoint (AGENTTUI_ENTRYPOINT) is %r, but the agent module has no callable or "
+            "framework object of that name; agenttui looks for %s" % (explicit, _looked_for())
+        )
+    return found
+
+
 def find_entrypoint(module, explicit=None):
-    """Return (name, callable) following the agent contract (R-3)."""
+    """Return (name, callable(query)) following the agent contract (R-3) and ADAPTERS."""
     if explicit:
-        target = module
-        for part in explicit.split("."):
-            target = getattr(target, part, None)
-            if target is None:
-                break
-        if target is None or not callable(target):
-            raise NoEntryPoint(
-                "AGENTTUI_ENTRYPOINT=%r, but the agent module has no callable of that name"
-                % explicit
-            )
-        return explicit, target
+        return _explicit_entrypoint(module, explicit)
     for name in DEFAULT_NAMES:
-        value = getattr(module, name, None)
-        if value is not None and callable(value) and not _isclass(value):
-            return name, value
+        found = _usable(name, getattr(module, name, None))
+        if found is not None:
+            return found
+    public = [(name, value) for name, value in vars(module).items() if not name.startswith("_")]
+    # A module-level framework object (`graph = builder.compile()`): the last one defined, as
+    # the agent that composes the others is built after them.
+    frameworks = [(name, value, adapter_for(value)) for name, value in public]
+    frameworks = [entry for entry in frameworks if entry[2] is not None]
+    if frameworks:
+        return _adapted(*frameworks[-1])
     # Last resort: a module-level object with __call__, preferring ones whose class the
     # agent itself defines over callables it imported.
-    candidates = [
-        (name, value)
-        for name, value in vars(module).items()
-        if not name.startswith("_") and _defines_call(value)
-    ]
+    candidates = [(name, value) for name, value in public if _defines_call(value)]
     own = [c for c in candidates if getattr(type(c[1]), "__module__", None) == module.__name__]
     if own or candidates:
         return (own or candidates)[0]
-    raise NoEntryPoint(
-        "no entry point found in the agent: expected a function `run(query)`, an `agent` "
-        "object (e.g. a Strands Agent), a `handler` or `main` function, or a module-level "
-        "object with __call__; or set AGENTTUI_ENTRYPOINT to the name to call"
-    )
+    raise NoEntryPoint("no entry point found in the agent: agenttui looks for %s" % _looked_for())
 
 
 async def _collect_async_iterator(iterator):
@@ -422,7 +549,7 @@ def run_agent(record, agent_path, explicit, query):
         record["entrypoint"] = name
         record["load_s"] = _since(started)
         phase = "run"
-        progress("calling %s(query)" % name)
+        progress("calling %s" % getattr(entrypoint, "agenttui_call", name + "(query)"))
         started = time.monotonic()
         response = to_response(entrypoint(query))
         record["run_s"] = _since(started)
