@@ -156,3 +156,34 @@ def test_the_error_lists_what_was_looked_for(runner):
     with pytest.raises(runner.NoEntryPoint) as caught:
         runner.find_entrypoint(agent_module(x=1), "missing")
     assert "--entrypoint" in str(caught.value) and "'missing'" in str(caught.value)
+
+
+PYDANTIC_STYLE_AGENT = '''
+import threading, time
+
+class Agent:  # stands in for pydantic_ai.Agent, which has no __call__
+    def run_sync(self, query):
+        # A stray non-daemon thread, as a telemetry or price-list worker leaves.
+        threading.Thread(target=time.sleep, args=(60,)).start()
+        return type("Run", (), {"output": "answered " + query})()
+
+Agent.__module__ = "pydantic_ai.agent"
+agent = Agent()
+'''
+
+
+def test_a_module_level_agent_runs_and_the_harness_exits_at_once(tmp_path):
+    """Point 5: with the default grace, the result is reported when the agent returns and the
+    process ends well within a second of it, whatever threads the agent left."""
+    (tmp_path / "agent.py").write_text(textwrap.dedent(PYDANTIC_STYLE_AGENT))
+    (tmp_path / "agenttui_harness.py").write_text(runner_source())
+    nonce = new_nonce()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AGENTTUI_QUERY": "hi", "AGENTTUI_RESULT_NONCE": nonce}
+    proc = subprocess.run([sys.executable, str(tmp_path / "agenttui_harness.py")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    ended = time.time()
+    record = parse_result_line(proc.stdout.rstrip("\n").rsplit("\n", 1)[-1], nonce)
+    assert record is not None, proc.stdout + proc.stderr
+    assert (proc.returncode, record["response"], record["entrypoint"]) == (0, "answered hi", "agent"), proc.stderr
+    assert "calling agent (pydantic-ai Agent, run_sync)" in proc.stderr
+    assert ended - record["finished_at"] < 1.0, json.dumps(record)

@@ -64,8 +64,9 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 # A response bigger than this is cut: the record must stay one manageable log line.
 MAX_RESPONSE_CHARS = int(os.environ.get("AGENTTUI_MAX_RESPONSE_CHARS", "200000"))
 # After the record is out, give interpreter shutdown (agent threads, atexit hooks) this
-# long before exiting anyway: a stray non-daemon thread must not hang the test.
-EXIT_GRACE_S = float(os.environ.get("AGENTTUI_EXIT_GRACE_S", "10"))
+# long before exiting anyway: the test's result is known when the agent returns, so a stray
+# non-daemon thread or a slow atexit hook must not delay its end (docs/agents.md).
+EXIT_GRACE_S = float(os.environ.get("AGENTTUI_EXIT_GRACE_S", "0.5"))
 DEFAULT_NAMES = ("run", "agent", "handler", "main")
 
 # The original stdout, duplicated before the agent can replace sys.stdout or close fd 1.
@@ -586,6 +587,7 @@ def main():
     # A late SIGTERM must not cut the record in half; the exit follows right after.
     _set_sigterm(signal.SIG_IGN)
     _add_resource_use(record)
+    record["finished_at"] = round(time.time(), 6)  # when the agent's answer was known
     report(nonce, record)
     try:
         threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
