@@ -80,7 +80,8 @@ def container_config(
     instead: no test's environment, and a runner that waits for its job (pool.py).
     `network` holds its HostConfig network entries (network.py); `image_user` is a custom
     image's USER."""
-    env = _environment(settings, spec, waiting=waiting_labels is not None)
+    trusts_ca = (staging / CA_FILENAME).exists()
+    env = _environment(settings, spec, waiting=waiting_labels is not None, trusts_ca=trusts_ca)
     host_config = _host_config(settings, spec, staging, network)
     config: dict[str, Any] = {
         "Image": image,
@@ -112,7 +113,7 @@ def container_config(
     return config
 
 
-def _environment(settings: Settings, spec: RunSpec, waiting: bool) -> dict[str, str]:
+def _environment(settings: Settings, spec: RunSpec, waiting: bool, trusts_ca: bool) -> dict[str, str]:
     if not waiting:
         env = dict(spec.env)
         env.setdefault("AGENTTUI_QUERY", spec.request.query)
@@ -121,7 +122,7 @@ def _environment(settings: Settings, spec: RunSpec, waiting: bool) -> dict[str, 
             "AGENTTUI_JOB_PIPE": f"{MOUNT_POINT}/{JOB_PIPE}",
             "AGENTTUI_JOB_WAIT_S": str(int(settings.warm_pool_idle_s)),
         }
-    if settings.extra_ca_bundle is not None:
+    if trusts_ca:  # staged: the host pip's CA bundle and extra_ca_bundle's (host_trust.py)
         env.setdefault("SSL_CERT_FILE", f"{MOUNT_POINT}/{CA_FILENAME}")
         env.setdefault("REQUESTS_CA_BUNDLE", f"{MOUNT_POINT}/{CA_FILENAME}")
     env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")

@@ -1,6 +1,7 @@
 """Images: the base image as is, an image per normalized requirements set (built once per
 key), or the user's own Dockerfile; a failed build is classified as the user's fault
-(BuildError, not retried) or the network's/engine's (InfraError, retried).
+(BuildError, not retried), the set-up's (ConfigurationError: TLS the trusted CAs cannot verify,
+not retried) or the network's/engine's (InfraError, retried).
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from packaging.utils import canonicalize_name
 
 from agenttui.backends.base import BuildError, BuildLog, InfraError, RunSpec
 from agenttui.backends.docker.client import BuildStepFailed, DockerEngine, engine_message, engine_status
-from agenttui.backends.docker.staging import (
-    AGENT_FILENAME,
-    CA_FILENAME,
-    REQUIREMENTS_FILENAME,
-    read_ca_bundle,
-)
+from agenttui.backends.docker.host_trust import EXTRA_SETTING, TrustedCAs
+from agenttui.backends.docker.staging import AGENT_FILENAME, CA_FILENAME, REQUIREMENTS_FILENAME
 from agenttui.core.config import Settings
+from agenttui.core.errors import ConfigurationError
 from agenttui.core.resources import resource_dir
 from agenttui.harness import RUNNER_FILENAME, runner_source
 
@@ -45,14 +43,19 @@ BUILD_LOG_TAIL_LINES = 60
 # Build failure classification
 # ---------------------------------------------------------------------------------------
 
+# Signs that TLS met a certificate the build does not trust: the same on every attempt, so a
+# set-up to change (checked before the network's signs, which the same lines carry).
+_TLS_VERIFY_MARKERS = (
+    "certificate_verify_failed",
+    "certificate verify failed",
+    "sslcertverificationerror",
+)
 # Signs that the network, TLS or the engine broke the build (pip reports an unreachable
 # index as "No matching distribution", so these are checked first).
 _INFRA_BUILD_MARKERS = (
     "no space left on device",
     "could not fetch url",
     "sslerror",
-    "certificate_verify_failed",
-    "certificate verify failed",
     "problem confirming the ssl certificate",
     "proxyerror",
     "newconnectionerror",
@@ -97,31 +100,36 @@ def _key_error_line(error: str, tail: list[str]) -> str:
     return error.strip()
 
 
-def classify_build_failure(error: str, tail: list[str], custom: bool) -> Exception:
-    """BuildError when the user's requirements/Dockerfile are at fault, else InfraError."""
+def _first_line_with(markers: tuple[str, ...], lines: list[str], default: str) -> str:
+    culprit = next((line.strip() for line in lines if any(marker in line.lower() for marker in markers)), default)
+    return culprit[:400] + "…" if len(culprit) > 400 else culprit
+
+
+def _untrusted_certificate(culprit: str, trusted: str, custom: bool) -> ConfigurationError:
+    where = (
+        f"The build context holds {trusted} as agenttui-ca.pem: your Dockerfile can COPY it and point "
+        "pip at it (PIP_CERT)." if custom else f"The build trusted {trusted}."
+    )
+    return ConfigurationError(
+        f"image build failed: a TLS certificate could not be verified ({culprit}). {where} If a proxy "
+        f"intercepts TLS on this machine, give its CA bundle with {EXTRA_SETTING}, or make the "
+        "host's pip trust it (PIP_CERT, or cert in pip.conf): the builds trust what the host's pip trusts."
+    )
+
+
+def classify_build_failure(error: str, tail: list[str], custom: bool, trusted: str = "") -> Exception:
+    """BuildError when the user's requirements/Dockerfile are at fault, ConfigurationError when
+    TLS meets a certificate the CAs the build trusted (`trusted`, described) cannot verify, else
+    InfraError."""
     tail_text = "\n".join(tail)
     haystack = f"{error}\n{tail_text}".lower()
     key = _key_error_line(error, tail)
+    if any(marker in haystack for marker in _TLS_VERIFY_MARKERS):
+        culprit = _first_line_with(_TLS_VERIFY_MARKERS, [*tail, error], key)
+        return _untrusted_certificate(culprit, trusted or "the image's own CAs", custom)
     if any(marker in haystack for marker in _INFRA_BUILD_MARKERS):
-        culprit = next(
-            (
-                line.strip()
-                for line in [*tail, error]
-                if any(marker in line.lower() for marker in _INFRA_BUILD_MARKERS)
-            ),
-            key,
-        )
-        if len(culprit) > 400:
-            culprit = culprit[:400] + "…"
-        hint = ""
-        if "ssl" in culprit.lower() or "certificate" in culprit.lower():
-            hint = (
-                " (behind a TLS-intercepting proxy? give its CA bundle with the setting "
-                "extra_ca_bundle / AGENTTUI_EXTRA_CA_BUNDLE)"
-            )
-        return InfraError(
-            f"image build failed because of the network or the engine: {culprit}{hint}"
-        )
+        culprit = _first_line_with(_INFRA_BUILD_MARKERS, [*tail, error], key)
+        return InfraError(f"image build failed because of the network or the engine: {culprit}")
     if custom:
         return BuildError(f"your Dockerfile failed to build: {key}", log=tail_text)
     if "returned a non-zero code" in haystack or any(m in haystack for m in _PIP_USER_MARKERS):
@@ -258,6 +266,7 @@ class Images:
     def __init__(self, engine: DockerEngine, settings: Settings):
         self.engine = engine
         self.settings = settings
+        self.trusted = TrustedCAs(settings)
         self._build_locks: dict[str, asyncio.Lock] = {}
         self._installed: dict[str, dict[str, str]] = {}  # image → its build's record (images never change)
 
@@ -278,9 +287,9 @@ class Images:
         if not requirements:
             return base, False  # stdlib-only agents run on the base image: no build (R-13)
         tag = f"{ENV_IMAGE_REPO}:{_digest(base_id, _template_source(REQUIREMENTS_TEMPLATE), requirements)}"
-        ca_bundle = read_ca_bundle(self.settings)
 
         def context() -> bytes:
+            ca_bundle = self.trusted.bundle()
             dockerfile = _render(REQUIREMENTS_TEMPLATE, base_image=base, ca_bundle=bool(ca_bundle))
             files = {"Dockerfile": dockerfile.encode(), REQUIREMENTS_FILENAME: requirements.encode()}
             if ca_bundle:
@@ -315,7 +324,7 @@ class Images:
             REQUIREMENTS_FILENAME: request.requirements.encode(),
             RUNNER_FILENAME: runner_source().encode(),
         }
-        ca_bundle = read_ca_bundle(self.settings)
+        ca_bundle = self.trusted.bundle()
         if ca_bundle:
             files[CA_FILENAME] = ca_bundle
         tag = f"{CUSTOM_IMAGE_REPO}:{_digest(*(p for item in sorted(files.items()) for p in item))}"
@@ -342,7 +351,7 @@ class Images:
             await self.engine.build(tag, context, labels, self.settings.build_timeout_s, output.feed)
         except BuildStepFailed as exc:  # the build itself failed
             await output.flush()
-            raise classify_build_failure(exc.message, list(output.tail), custom) from exc
+            raise classify_build_failure(exc.message, list(output.tail), custom, self.trusted.describe()) from exc
         except InfraError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 raise InfraError(

@@ -19,7 +19,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from agenttui.backends.base import InfraError, RunSpec
+from agenttui.backends.base import RunSpec
+from agenttui.backends.docker.host_trust import TrustedCAs
 from agenttui.core.config import Settings
 from agenttui.harness import RUNNER_FILENAME, runner_source
 
@@ -33,20 +34,6 @@ HANDED_OVER_MARKER = ".handed-over"  # its mtime: when a waiting container got i
 ROOT_MODE = 0o700  # the staging root: the server user's alone
 PRIVATE_FILE_MODE = 0o600
 CONTAINER_GID = 65534  # the group of the unprivileged user agents run as (containers.NOBODY)
-
-
-def read_ca_bundle(settings: Settings) -> bytes | None:
-    """The extra CA bundle every container and build trusts, if the settings name one."""
-    path = settings.extra_ca_bundle
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InfraError(
-            f"cannot read the CA bundle {path} (setting extra_ca_bundle / "
-            f"AGENTTUI_EXTRA_CA_BUNDLE): {exc}"
-        ) from exc
 
 
 def container_readable_mode(path: Path, directory: bool = False) -> int:
@@ -93,6 +80,7 @@ class Staging:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.trusted = TrustedCAs(settings)
 
     def path(self, name: str) -> Path:
         return self.settings.staging_dir / name
@@ -117,7 +105,7 @@ class Staging:
             folder.mkdir(mode=0o700)
         folder.chmod(container_readable_mode(folder, directory=True))  # the container's user enters it
         files = {RUNNER_FILENAME: runner_source().encode()}
-        ca_bundle = read_ca_bundle(self.settings)
+        ca_bundle = self.trusted.bundle()
         if ca_bundle:
             files[CA_FILENAME] = ca_bundle
         _write_readable(folder, files)
