@@ -187,3 +187,24 @@ def test_a_module_level_agent_runs_and_the_harness_exits_at_once(tmp_path):
     assert (proc.returncode, record["response"], record["entrypoint"]) == (0, "answered hi", "agent"), proc.stderr
     assert "calling agent (pydantic-ai Agent, run_sync)" in proc.stderr
     assert ended - record["finished_at"] < 1.0, json.dumps(record)
+
+
+def test_threads_and_atexit_hooks_that_finish_soon_still_run(tmp_path):
+    """Point 5: the grace is for them; the exit skips only what outlasts it."""
+    (tmp_path / "agent.py").write_text(textwrap.dedent('''
+        import atexit, pathlib, threading, time
+        here = pathlib.Path(__file__).parent
+        def late_write():
+            time.sleep(0.1)
+            (here / "thread-done").write_text("yes")
+        def run(query):
+            threading.Thread(target=late_write).start()
+            atexit.register(lambda: (here / "atexit-done").write_text("yes"))
+            return "ok"
+    '''))
+    (tmp_path / "agenttui_harness.py").write_text(runner_source())
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AGENTTUI_QUERY": "hi", "AGENTTUI_RESULT_NONCE": "n"}
+    proc = subprocess.run([sys.executable, str(tmp_path / "agenttui_harness.py")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "thread-done").exists() and (tmp_path / "atexit-done").exists()

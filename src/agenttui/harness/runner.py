@@ -461,9 +461,23 @@ def _flush_and_exit(code):
     os._exit(code)
 
 
-def _exit_after_grace(code):
-    time.sleep(EXIT_GRACE_S)
-    os._exit(code)
+def _exit_within_grace(code):
+    """The record is out: the agent's leftover threads and atexit hooks get EXIT_GRACE_S in all,
+    then the process exits without interpreter shutdown (which would wait for them unbounded,
+    and tears down a big framework's modules slowly)."""
+    deadline = time.monotonic() + EXIT_GRACE_S
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    try:
+        import atexit
+
+        hooks = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
+        hooks.start()
+        hooks.join(max(0.0, deadline - time.monotonic()))
+    except RuntimeError:  # no thread left under the process limit: the hooks do not run
+        pass
+    _flush_and_exit(code)
 
 
 def describe(exc):
@@ -589,11 +603,7 @@ def main():
     _add_resource_use(record)
     record["finished_at"] = round(time.time(), 6)  # when the agent's answer was known
     report(nonce, record)
-    try:
-        threading.Thread(target=_exit_after_grace, args=(exit_code,), daemon=True).start()
-    except RuntimeError:  # no thread left under the process limit: exit right away instead
-        _flush_and_exit(exit_code)
-    return exit_code
+    _exit_within_grace(exit_code)
 
 
 if __name__ == "__main__":
