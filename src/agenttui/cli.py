@@ -66,6 +66,11 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
         help="fail the test at once when its model endpoint does not answer (default: run the agent with "
         "a warning; setting strict_preflight)",
     )
+    parser.add_argument(
+        "--entrypoint", metavar="NAME",
+        help="the agent's object or function to call, by name or dotted path (e.g. graph or app.crew); "
+        "default: found as docs/agents.md says",
+    )
     parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
     parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
     parser.add_argument("--pids", type=int, help="process limit (default 1000)")
@@ -301,6 +306,7 @@ def _request_from_args(args: argparse.Namespace, settings) -> Any:
             "pids": args.pids if args.pids is not None else settings.default_pids,
         },
         agent_filename=args.agent.name,
+        entrypoint=args.entrypoint,
     )
     # Only bedrock and openai have credentials to resolve on the submitting side.
     if not settings.in_process and args.provider.strip().lower() == "ollama":
@@ -324,7 +330,7 @@ def _invalid_request(args: argparse.Namespace, exc: InvalidRequest) -> UserError
              "limits.cpus": "--cpus", "limits.pids": "--pids", "query": "--query",
              "requirements": f"requirements ({args.requirements})",
              "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
-             "provider.model_id": "--model", "egress": "--egress",
+             "provider.model_id": "--model", "egress": "--egress", "entrypoint": "--entrypoint",
              "provider.credentials": f"--provider {args.provider} (credentials)"}
 
     def flag(field: str) -> str:

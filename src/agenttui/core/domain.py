@@ -29,6 +29,7 @@ from agenttui.core.lifecycle import (  # noqa: F401
 from agenttui.core.providers import KNOWN_PROVIDERS, ProviderConfig, split_secrets  # noqa: F401
 
 MAX_QUERY_CHARS = 2000
+MAX_ENTRYPOINT_CHARS = 200
 MAX_AGENT_BYTES = 100 * 1024
 MAX_REQUIREMENTS_BYTES = 10 * 1024
 MAX_DOCKERFILE_BYTES = 5 * 1024
@@ -134,6 +135,9 @@ class TestRequest(BaseModel):
     # True: a model endpoint that does not answer fails the test at once instead of a warning.
     # None: the server's setting strict_preflight, filled in when the test is submitted.
     strict_preflight: bool | None = None
+    # The agent module's object or function to call (a name or dotted path, e.g. `graph` or
+    # `app.crew`); None: the harness finds it (docs/agents.md).
+    entrypoint: str | None = None
 
     @field_validator("query")
     @classmethod
@@ -181,6 +185,21 @@ class TestRequest(BaseModel):
                 f"must be between {MIN_TIMEOUT_S} s and {MAX_TIMEOUT_S} s (10 min); it is {value} s"
             )
         return value
+
+    @field_validator("entrypoint", mode="before")
+    @classmethod
+    def _entrypoint(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be text: the name of the agent's object or function")
+        name = value.strip()
+        if len(name) > MAX_ENTRYPOINT_CHARS or not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(
+                f"must be a Python name or dotted path of at most {MAX_ENTRYPOINT_CHARS} characters "
+                f"(e.g. agent or app.graph); it is {name[:80]!r}"
+            )
+        return name
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -477,6 +477,8 @@ def run_spec(test: TestRecord, settings: Settings, store_id: str, secrets: dict[
     plan, urls = plan_network(egress, endpoints(request.provider, ollama_url=settings.ollama_url))
     env = container_env(request.provider, secrets=secrets, urls=urls)
     env.update(AGENTTUI_QUERY=request.query, AGENTTUI_RESULT_NONCE=test.result_nonce, AGENTTUI_TEST_ID=str(test.id))
+    if request.entrypoint:  # the harness's explicit name (submit --entrypoint)
+        env["AGENTTUI_ENTRYPOINT"] = request.entrypoint
     return RunSpec(
         test_id=test.id,
         attempt=test.attempt,

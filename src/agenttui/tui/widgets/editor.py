@@ -55,6 +55,7 @@ FIELDS: dict[str, tuple[str | None, str]] = {
     "limits.cpus": ("tab-options", "cpus"),
     "limits.memory_mb": ("tab-options", "memory"),
     "limits.pids": ("tab-options", "pids"),
+    "entrypoint": ("tab-options", "entrypoint"),
 }
 TAB_LABELS = {
     "tab-agent": "agent.py",
@@ -112,7 +113,7 @@ class EditorPane(Vertical):
         d = self.defaults
         return {"provider": d.provider, "model": d.model_id, "provider-options": "", "timeout": str(d.timeout_s),
                 "priority": "normal", "egress": "", "cpus": f"{d.cpus:g}", "memory": str(d.memory_mb),
-                "pids": str(d.pids)}
+                "pids": str(d.pids), "entrypoint": ""}
 
     def compose(self) -> ComposeResult:
         d = self.defaults
@@ -162,6 +163,11 @@ class EditorPane(Vertical):
                         "Memory MB", "limits.memory_mb", Input(v["memory"], type="integer", compact=True, id="memory")
                     )
                     yield from self._row("PIDs", "limits.pids", Input(v["pids"], type="integer", compact=True, id="pids"))
+                    yield from self._row(
+                        "Entry point", "entrypoint",
+                        Input(v["entrypoint"], placeholder="found by agenttui (e.g. graph, app.crew)", compact=True,
+                              id="entrypoint", tooltip="The agent's object or function to call (docs/agents.md)"),
+                    )
         with Vertical(id="query-box"):
             yield Static("", id="retry-banner")
             with Horizontal(id="query-row"):
@@ -206,6 +212,7 @@ class EditorPane(Vertical):
         self.query_one("#cpus", Input).value = f"{request.limits.cpus:g}"
         self.query_one("#memory", Input).value = str(request.limits.memory_mb)
         self.query_one("#pids", Input).value = str(request.limits.pids)
+        self.query_one("#entrypoint", Input).value = request.entrypoint or ""
         self.agent_filename = request.agent_filename
         self.query_one(TabbedContent).get_tab("tab-agent").label = request.agent_filename
         self.set_retry_of(retry_of)
@@ -270,6 +277,7 @@ class EditorPane(Vertical):
             },
             agent_filename=self.agent_filename,
             egress=option("egress") or None,
+            entrypoint=option("entrypoint").strip() or None,
         )
         try:
             request = TestRequest.parse(**fields)
