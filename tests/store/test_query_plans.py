@@ -21,6 +21,7 @@ from agenttui.core.config import load_settings
 from agenttui.core.domain import TERMINAL, Status, TestRequest
 from agenttui.engine.service import Service
 from agenttui.engine.store import TESTS, Owner, Store
+from agenttui.engine.store.tables import CALLS
 from agenttui.engine.store.driver import execute, render
 import agenttui.engine.store.sql as sql
 
@@ -56,6 +57,12 @@ def _finished_row(n: int) -> dict[str, Any]:
     )
 
 
+def _call_row(test_id: int, seq: int) -> dict[str, Any]:
+    return dict(test_id=test_id, seq=seq, attempt=1, kind="call", provider="ollama", model="llama3.2", status=200,
+                streamed=False, started_at=1_000_000.0, ended_at=1_000_001.0, tokens_in=10, tokens_out=20,
+                cost_usd=0.0, bytes_up=100, bytes_down=200)
+
+
 def _waiting_rows() -> list[dict[str, Any]]:
     """Active and queued tests of several users: priorities, equal queue times, users never
     served (last served 0), so a position meets every tie of the claim order."""
@@ -88,10 +95,16 @@ async def _fill(url: str) -> None:
             batch = rows[start : start + 10_000]
             await store._write_tx(lambda conn, batch=batch: conn.execute(TESTS.insert(), batch))
         await store._write_tx(lambda conn: conn.execute(TESTS.insert(), _waiting_rows()))
+        # Two model calls a test: a history page reads its tests' call totals (the recorder).
+        calls = [_call_row(n // 2 + 1, n % 2 + 1) for n in range(2 * FINISHED)]
+        for start in range(0, len(calls), 20_000):
+            batch = calls[start : start + 20_000]
+            await store._write_tx(lambda conn, batch=batch: conn.execute(CALLS.insert(), batch))
         if not store.is_sqlite:
             async with store.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.execute(text("ANALYZE tests"))
+                await conn.execute(text("ANALYZE model_calls"))
     finally:
         await store.close()
 
