@@ -130,6 +130,14 @@ def claims(n: int, folder: Path) -> dict[str, float]:
     return figures
 
 
+def _ten_lines(test_id: int, now: float) -> bytes:
+    from agenttui.core.wire import LogEntry
+    from agenttui.engine.store import chunks
+
+    return chunks.pack([LogEntry(test_id, seq, now, "stdout", f"log line {seq} of a finished test", 1)
+                        for seq in range(1, 11)])
+
+
 async def history(n: int, path: Path) -> None:
     """N finished tests (COMPLETED, with a response and metrics), 10 log lines each."""
     from sqlalchemy import text
@@ -154,11 +162,10 @@ async def history(n: int, path: Path) -> None:
                     "created_at, queued_at, claimed_at, running_at, finished_at, exit_code, response, metrics_json, "
                     "updated_at, oom_killed, cancel_requested, 10, 400, log_truncated from tests limit :k"),
                     {"k": n - (await conn.execute(text("select count(*) from tests"))).scalar_one()})
+            ids = (await conn.execute(text("select id from tests"))).scalars().all()
             await conn.execute(text(
-                "insert into log_lines (test_id, seq, ts, stream, text) "
-                "select tests.id, s.seq, :t, 'stdout', 'log line ' || s.seq || ' of a finished test' "
-                "from tests, (select 1 as seq union select 2 union select 3 union select 4 union select 5 "
-                "union select 6 union select 7 union select 8 union select 9 union select 10) as s"), {"t": now})
+                "insert into log_chunks (test_id, first_seq, last_seq, attempt, data) "
+                "values (:test_id, 1, 10, 1, :data)"), [{"test_id": test_id, "data": _ten_lines(test_id, now)} for test_id in ids])
     await store.close()
 
 

@@ -95,6 +95,13 @@ class BenchEnv:
         finally:
             conn.close()
 
+    def log_texts(self, test_id: int) -> list[str]:
+        """The stored lines of a test's log, in order (the store keeps them in chunks)."""
+        from agenttui.engine.store import chunks
+
+        rows = self.query("select data from log_chunks where test_id=? order by last_seq", test_id)
+        return [entry.text for (data,) in rows for entry in chunks.unpack(data)]
+
     def server_pid(self) -> int | None:
         try:
             return int(self.lock_path.read_text().strip())

@@ -142,23 +142,25 @@ RAW_LINES = ("import sys, time\nn = int(sys.argv[1])\nout = sys.stdout\nout.writ
 
 
 def _ingest_agenttui(bench: BenchEnv, agent: Path, n: int) -> tuple[float, bool]:
+    from agenttui.engine.store import chunks
+
     test_id = int(bench.cli("submit", str(agent), "--query", str(n), "--no-wait").stdout.strip())
     deadline = time.time() + 300
     last = f"line {n - 1:06d}"
     while time.time() < deadline:
-        # Cheap on the store: the newest few rows by the (test, seq) index.
-        newest = [r[0] for r in bench.query(
-            "select text from log_lines where test_id=? order by seq desc limit 20", test_id)]
+        # Cheap on the store: the newest chunk of its log by the (test, last line) key.
+        newest = [entry.text for (data,) in bench.query(
+            "select data from log_chunks where test_id=? order by last_seq desc limit 1", test_id)
+            for entry in chunks.unpack(data)][-20:]
         if last in newest:
             done = time.time()
             break
         time.sleep(0.01)
     else:
         raise RuntimeError(f"{last!r} was not stored within 300 s")
-    start = float(bench.query("select text from log_lines where test_id=? and text like 'start %'",
-                              test_id)[0][0].split()[1])
-    texts = [r[0] for r in bench.query(
-        "select text from log_lines where test_id=? and text like 'line %' order by seq", test_id)]
+    stored = bench.log_texts(test_id)
+    start = float(next(text for text in stored if text.startswith("start ")).split()[1])
+    texts = [text for text in stored if text.startswith("line ")]
     in_order = texts == [f"line {i:06d}" for i in range(n)]
     return n / (done - start), in_order
 
@@ -291,7 +293,7 @@ async def _cancel_once(bench: BenchEnv, events: DestroyEvents) -> tuple[float, f
     request = TestRequest.parse(agent_code=WAITER, query="cancel me", egress="none")
     async with SocketClient(load_settings()) as client:
         test_id = (await client.submit(request)).id
-        while not bench.query("select 1 from log_lines where test_id=? and text='ready'", test_id):
+        while "ready" not in bench.log_texts(test_id):
             await asyncio.sleep(0.02)
         asked = time.time()
         await client.cancel(test_id)

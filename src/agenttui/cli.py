@@ -364,6 +364,21 @@ def _print_log_line(record: Any, stream: Any) -> None:
     stream.write(prefix + _printable(record.text) + "\n")
 
 
+def _print_log_lines(records: list[Any], stream: Any) -> None:
+    """A batch of lines at once: one look for control characters in the whole batch, and the
+    escaping line by line only when one is there."""
+    from agenttui.core.display import has_control
+
+    if has_control("".join(record.text for record in records)):
+        for record in records:
+            _print_log_line(record, stream)
+        return
+    stream.write("".join(
+        (record.text if record.stream in ("stdout", "system") else f"[{record.stream}] {record.text}") + "\n"
+        for record in records
+    ))
+
+
 def _print_view(view: TestView) -> None:
     from datetime import datetime
 
@@ -600,13 +615,11 @@ async def _cmd_logs(args: argparse.Namespace) -> int:
     async with _client(_client_settings(args)) as client:
         if args.follow:
             async for batch in client.follow_logs(args.id):
-                for record in batch:
-                    _print_log_line(record, sys.stdout)
+                _print_log_lines(batch, sys.stdout)
                 sys.stdout.flush()
         else:  # a page at a time: `logs` of a huge log holds one page, never the whole
             async for batch in client.read_logs(args.id):
-                for record in batch:
-                    _print_log_line(record, sys.stdout)
+                _print_log_lines(batch, sys.stdout)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from agenttui.client.local import LocalClient
 from agenttui.core.config import data_dir, load_settings
 from agenttui.core.domain import Status, TestRequest
 
+from ..helpers import stored_log
 from .conftest import container_filters, containers_of, show_json, wait_for
 
 pytestmark = pytest.mark.docker
@@ -37,12 +38,7 @@ def db_path():
 
 
 def stored_stdout(test_id: int) -> list[str]:
-    conn = sqlite3.connect(db_path())
-    try:
-        rows = conn.execute("select text from log_lines where test_id=? and stream='stdout' order by seq", (test_id,))
-        return [text for (text,) in rows]
-    finally:
-        conn.close()
+    return [line.text for line in stored_log(db_path(), test_id) if line.stream == "stdout"]
 
 
 def test_stdlib_agent_completes_with_its_response_in_json(cli, write_agent):
@@ -128,9 +124,9 @@ def test_cancel_from_another_process_ends_cancelled_within_2s(cli, agenttui_cmd,
     try:
         wait_for(lambda: db_path().exists(), 30)
         conn = sqlite3.connect(db_path())
-        test_id, = wait_for(lambda: conn.execute(
-            "select id from tests where status='RUNNING' and "
-            "exists(select 1 from log_lines where test_id=tests.id and text='started')").fetchone(), 60)
+        test_id = wait_for(lambda: next((line.test_id for line in stored_log(db_path()) if line.text == "started"
+                                         and conn.execute("select status from tests where id=?",
+                                                          (line.test_id,)).fetchone()[0] == "RUNNING"), None), 60)
         cancel = subprocess.run([*agenttui_cmd, "cancel", str(test_id)], capture_output=True, text=True, timeout=60)
         assert cancel.returncode == 0, cancel.stderr
         assert f"test {test_id} CANCELLED" in cancel.stdout
@@ -160,8 +156,7 @@ def test_sigkill_of_the_orchestrator_then_adoption_is_gapless(cli, agenttui_cmd,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: db_path().exists(), 30)
     conn = sqlite3.connect(db_path())
-    test_id, = wait_for(lambda: conn.execute(
-        "select test_id from log_lines where text='line 10'").fetchone(), 60)
+    test_id = wait_for(lambda: next((line.test_id for line in stored_log(db_path()) if line.text == "line 10"), None), 60)
     submit.send_signal(signal.SIGKILL)
     submit.wait()
     assert conn.execute("select status from tests where id=?", (test_id,)).fetchone()[0] == "RUNNING"
@@ -171,7 +166,7 @@ def test_sigkill_of_the_orchestrator_then_adoption_is_gapless(cli, agenttui_cmd,
     status, exit_code, attempt = conn.execute(
         "select status, exit_code, attempt from tests where id=?", (test_id,)).fetchone()
     assert (status, exit_code, attempt) == ("FAILED", 7, 1)
-    rows = conn.execute("select seq, text from log_lines where test_id=? order by seq", (test_id,)).fetchall()
+    rows = [(line.seq, line.text) for line in stored_log(db_path(), test_id)]
     assert [seq for seq, _ in rows] == list(range(1, len(rows) + 1))
     agent_lines = [text for _, text in rows if text.startswith("line ")]
     assert agent_lines == [f"line {i}" for i in range(60)]  # no gap, no duplicate

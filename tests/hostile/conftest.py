@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import wait_for
+from ..helpers import stored_log, wait_for
 
 from ..conftest import SESSION_LABEL, TEST_BASE_IMAGE
 
@@ -174,9 +174,7 @@ class HostileServer:
             conn.close()
 
     def wait_log_line(self, test_id: int, text: str, timeout: float = 60) -> None:
-        wait_for(
-            lambda: self.query("select 1 from log_lines where test_id=? and text=?", test_id, text), timeout, 0.1
-        )
+        wait_for(lambda: any(line.text == text for line in stored_log(self.db_path, test_id)), timeout, 0.1)
 
     @property
     def store_id(self) -> str:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from .agents import JUNK_OUTPUT, LONG_LINE, LONG_LINE_MB, LONG_LINE_PREFIX, log_flood
+from ..helpers import stored_log
 from .conftest import wait_for, write_agent
 
 pytestmark = pytest.mark.docker
@@ -52,7 +53,7 @@ class RssSampler:
 
 
 def stored_lines(server, test_id: int) -> list[tuple[int, str, str]]:
-    return server.query("select seq, stream, text from log_lines where test_id=? order by seq", test_id)
+    return [(line.seq, line.stream, line.text) for line in stored_log(server.db_path, test_id)]
 
 
 def docker_root() -> str:
@@ -122,7 +123,6 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # what a terminal could 
 
 
 def test_invalid_utf8_and_control_sequences_are_stored_safely_and_shown_escaped(server, tmp_path):
-    from agenttui.engine.store import LogRecord
     from agenttui.tui.formatting import log_lines
 
     agent = write_agent(tmp_path, JUNK_OUTPUT)
@@ -130,8 +130,8 @@ def test_invalid_utf8_and_control_sequences_are_stored_safely_and_shown_escaped(
     assert plain.returncode == 0, plain.stderr
     test_id = int(re.search(r"test (\d+) queued", plain.stderr).group(1))
     # Stored safely: valid UTF-8 text, invalid bytes as U+FFFD, no NUL.
-    raw = server.query("select cast(text as blob), stream from log_lines where test_id=? order by seq", test_id)
-    texts = [blob.decode("utf-8") for blob, _ in raw]  # strict: raises on invalid UTF-8
+    records = stored_log(server.db_path, test_id)
+    texts = [line.text.encode("utf-8").decode("utf-8") for line in records]  # strict: raises on lone surrogates
     assert not any("\x00" in text for text in texts)
     assert "bad utf8: \ufffd\ufffd \ufffd( \ufffd\ufffd\ufffd \ufffd(\ufffd( end" in texts
     assert "nul:\ufffd: bell:\x07: bs:\x08: del:\x7f:" in texts  # kept as it was, safely stored
@@ -146,7 +146,5 @@ def test_invalid_utf8_and_control_sequences_are_stored_safely_and_shown_escaped(
         assert escaped in logs, escaped
     assert "response \\x1b[2J\\x1b]0;t\\x07 \\x9b done" in server.cli("show", str(test_id)).stdout
     # The TUI's log panes format stored records with the same escaping.
-    records = [LogRecord(test_id=test_id, seq=i, ts=0.0, stream=stream, text=blob.decode())
-               for i, (blob, stream) in enumerate(raw, 1)]
     assert not [line for line in log_lines(records) if CONTROL.search(line)]
     server.assert_healthy(tmp_path)

@@ -95,3 +95,44 @@ def test_a_store_of_the_previous_version_gets_the_history_indexes(store_url):
             await store.close()
 
     asyncio.run(check())
+
+
+def test_a_store_of_the_previous_version_keeps_every_log_line_in_chunks(store_url):
+    """A store at revision 0006 with logs of several tests and attempts (more lines than one
+    chunk holds) keeps every line, in order, with its stream and attempt, when its lines move
+    into chunks; appending and reading go on from where the log was."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    lines = [(1, 3 + n, 10.0 + n, "stderr" if n % 7 == 0 else "stdout", f"old line {n} ünïcödé", 1 + n // 1500)
+             for n in range(2600)]
+    lines += [(2, 1 + n, 20.0 + n, "system", f"waiting line {n}", 0) for n in range(5)]
+
+    async def fill():
+        await _fill_with_async(store_url, "0006")
+        engine = create_async_engine(store_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO log_lines (test_id, seq, ts, stream, text, attempt) "
+                                    "VALUES (:t, :s, :ts, :st, :x, :a)"),
+                               [dict(t=t, s=s, ts=ts, st=st, x=x, a=a) for t, s, ts, st, x, a in lines])
+            await conn.execute(text("UPDATE tests SET log_seq = 2602 WHERE id = 1"))
+        await engine.dispose()
+
+    asyncio.run(fill())
+
+    async def check():
+        store = await Store.open(store_url)
+        try:
+            first = [(1, 1, 1.5, "stdout", "first line", 0), (1, 2, 1.6, "system", "[agenttui] COMPLETED", 0)]
+            expected = first + [line for line in lines if line[0] == 1]
+            expected.sort(key=lambda line: line[1])
+            got = [(r.test_id, r.seq, r.ts, r.stream, r.text, r.attempt) for r in await store.logs(1)]
+            assert len(got) == len(expected) and got == expected
+            assert [(r.seq, r.text) for r in await store.logs(1, after_seq=1500, limit=3)] == [
+                (seq, text) for _t, seq, _ts, _st, text, _a in expected[1500:1503]]
+            assert [r.text for r in await store.logs(2)] == [f"waiting line {n}" for n in range(5)]
+            await store.append_logs(1, [(99.0, "stdout", "new line")])
+            assert [(r.seq, r.text) for r in await store.logs(1, after_seq=2602)] == [(2603, "new line")]
+        finally:
+            await store.close()
+
+    asyncio.run(check())

@@ -7,7 +7,6 @@ in the same attempt and completes with every line once, each marked with its att
 leftover error."""
 
 import os
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import wait_for
+from ..helpers import stored_log, wait_for
 from .test_servers_on_postgres import curl
 
 pytestmark = pytest.mark.docker
@@ -79,8 +78,7 @@ def test_a_full_store_disk_pauses_the_engine_says_so_and_the_test_completes(smal
         lines = curl(sock, "GET", f"/tests/{test['id']}/logs")
         assert [r["text"] for r in lines if r["text"].startswith("tick ")] == [f"tick {i}" for i in range(TICKS)]
         assert {r["attempt"] for r in lines} == {1}
-        with sqlite3.connect(db) as conn:  # each stored line names its attempt
-            assert conn.execute("SELECT DISTINCT attempt FROM log_lines WHERE test_id = ?", (test["id"],)).fetchall() == [(1,)]
+        assert {line.attempt for line in stored_log(db, test["id"])} == {1}  # each stored line names its attempt
         assert "disk is full" not in _queue(agenttui_cmd, env)
         text = server_log.read_text()
         assert text.count("the disk is full") == 1 and "Traceback" not in text

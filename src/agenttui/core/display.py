@@ -15,3 +15,8 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str) -> str:
     return _CONTROL.sub(_escape, text)
+
+
+def has_control(text: str) -> bool:
+    """Whether printable() would change `text`."""
+    return _CONTROL.search(text) is not None

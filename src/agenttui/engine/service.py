@@ -33,6 +33,7 @@ __all__ = ["Service", "NotFound", "AccessDenied", "NotActionable"]
 DEFAULT_ETA_S = 30.0  # assumed duration of a test before any has finished
 FOLLOW_POLL_S = 0.05  # log followers look this often for lines stored by other processes
 LOG_PAGE_LINES = 2000  # a log is read a page at a time: its reader's memory does not grow with it
+LOG_PAGE_CHUNKS = 8  # a streamed log's page, in stored chunks (each at most ~256 KB of text)
 
 
 class Service:
@@ -223,6 +224,17 @@ class Service:
             yield batch
             if len(batch) < LOG_PAGE_LINES:
                 return
+
+    async def read_log_json(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[bytes]:
+        """As read_logs, as JSON arrays of entries the way the store keeps them (nothing decoded
+        but where the reader starts): what a streamed log sends."""
+        test = await self.get(test_id)
+        self.check_access(caller, test, "read the logs of")
+        position = after_seq
+        while page := await self.store.log_json(test_id, after_seq=position, max_chunks=LOG_PAGE_CHUNKS):
+            position = page[-1][0]
+            for _last, data in page:
+                yield data
 
     async def follow_logs(self, caller: Owner, test_id: int, *, after_seq: int = 0) -> AsyncIterator[list[LogEntry]]:
         """Batches of new lines as they are stored, until the test has ended and all are read."""

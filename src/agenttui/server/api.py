@@ -300,10 +300,13 @@ class Api:
         try:
             if first:
                 await response.write(first)
-            batches = (self.service.read_logs if to_now else self.service.follow_logs)(caller, test_id, after_seq=after)
-            async for batch in batches:
-                for line in _ndjson_chunks(batch):
-                    await response.write(line)
+            if to_now:  # as stored: each chunk is one NDJSON line already
+                async for data in self.service.read_log_json(caller, test_id, after_seq=after):
+                    await response.write(data + b"\n")
+            else:
+                async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
+                    for line in _ndjson_chunks(batch):
+                        await response.write(line)
             # The final view ends the stream: the follower needs no call of its own to learn it.
             final = None if to_now else await self.service.show(caller, test_id)
             await response.write(wire.encode(FollowEnd(end=True, test=final)) + b"\n")

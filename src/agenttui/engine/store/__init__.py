@@ -1,4 +1,4 @@
-"""The persistent store: tests, their log lines, claims with a global cap, leases, fencing.
+"""The persistent store: tests, their logs (in chunks: chunks.py), claims with a global cap, leases, fencing.
 
 Behind one facade, `Store` (facade.py): the SQLModel tables (tables.py), the plain records
 callers get (records.py), connections and transactions (driver.py), the hot path's SQL
@@ -19,7 +19,7 @@ from agenttui.engine.store.tables import (
     SECRETS,
     TESTS,
     ClaimRecord,
-    LogRecord,
+    LogChunkRecord,
     PackageRecord,
     StoreMeta,
     TestRecord,
@@ -37,7 +37,7 @@ __all__ = [
     "TESTS",
     "ClaimRecord",
     "Fence",
-    "LogRecord",
+    "LogChunkRecord",
     "Owner",
     "PackageRecord",
     "QueueStatus",

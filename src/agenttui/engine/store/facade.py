@@ -311,6 +311,10 @@ class Store(Transactions):
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         return await self._read_tx(lambda conn: logs.read(conn, test_id, after_seq, limit))
 
+    async def log_json(self, test_id: int, *, after_seq: int, max_chunks: int) -> list[tuple[int, bytes]]:
+        """(last line, JSON array of the lines) of the next stored chunks: a log streamed as stored."""
+        return await self._read_tx(lambda conn: logs.read_json(conn, test_id, after_seq, max_chunks))
+
     async def claims(self) -> list[ClaimRecord]:
         rows = await self._read_tx(lambda conn: conn.execute(select(CLAIMS).order_by(CLAIMS.c.id)).all())
         return [ClaimRecord.model_validate(dict(r._mapping)) for r in rows]

@@ -1,4 +1,4 @@
-"""Tests' logs: the byte cap, appends in the caller's transaction, reads.
+"""Tests' logs: the byte cap, appends in the caller's transaction (a chunk each, chunks.py), reads.
 
 The cap counts each line's UTF-8 bytes plus one (its newline); `count_into_cap` is the one
 place that counts, for the store and for the orchestrator that stops sending past it."""
@@ -6,18 +6,23 @@ place that counts, for the store and for the orchestrator that stops sending pas
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 
+from agenttui.core.wire import LogEntry
+import agenttui.engine.store.chunks as chunks
 import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import execute, first
-from agenttui.core.wire import LogEntry
 from agenttui.engine.store.records import Fence
-from agenttui.engine.store.tables import LOGS
 
 Line = tuple[float, str, str]  # (ts, stream, text)
+# A big append is stored as several chunks: a reader never decodes much it does not need, and a
+# chunk sent as one line of a stream stays small.
+CHUNK_LINES = 1000
+CHUNK_BYTES = 256 * 1024
+CHUNKS_PER_FETCH = 4  # a read takes chunks a few at a time, and stops once it has its lines
 
 
 def line_bytes(text: str) -> int:
@@ -57,8 +62,8 @@ def insert_lines(conn: Connection, test_id: int, position: Any, lines: Sequence[
         kept, rest = (lines, ()) if cut is None else (lines[:cut], lines[cut:])
     else:
         kept, rest = (), lines
-    rows = [(test_id, number, ts, stream, text, attempt) for number, (ts, stream, text) in enumerate(kept, seq + 1)]
-    seq += len(rows)
+    entries = [LogEntry(test_id, number, ts, stream, text, attempt) for number, (ts, stream, text) in enumerate(kept, seq + 1)]
+    seq += len(entries)
     if cut is not None:
         truncated = True
         seq += 1
@@ -66,14 +71,15 @@ def insert_lines(conn: Connection, test_id: int, position: Any, lines: Sequence[
             f"[agenttui] log truncated: the {cap:,}-byte cap per test was reached; "
             "later output is not stored (the agent keeps running)"
         )
-        rows.append((test_id, seq, rest[0][0], "system", notice, attempt))
+        entries.append(LogEntry(test_id, seq, rest[0][0], "system", notice, attempt))
     for ts, stream, text in rest:
         if stream == "system":
             seq += 1
             used += line_bytes(text)
-            rows.append((test_id, seq, ts, stream, text, attempt))
-    if rows:
-        execute(conn, sql.INSERT_LOG, rows, many=True)
+            entries.append(LogEntry(test_id, seq, ts, stream, text, attempt))
+    if entries:
+        rows = [chunk_row(test_id, attempt, run) for run in _runs(entries)]
+        execute(conn, sql.INSERT_LOG_CHUNK, rows, many=True)
     return dict(log_seq=seq, log_bytes=used, log_truncated=truncated)
 
 
@@ -115,14 +121,45 @@ def update_test(conn: Connection, test_id: int, changes: dict[str, Any]) -> None
     execute(conn, sql.update_tests(tuple(changes), sql.BY_ID), (*changes.values(), test_id))
 
 
-# Straight to the entries clients get: a log is read a page at a time, and a row made into a
-# model object costs far more than the database's own read of it.
-_READ = f"SELECT test_id, seq, ts, stream, text, attempt FROM {LOGS.name} WHERE test_id = ? AND seq > ? ORDER BY seq"
+def _runs(entries: list[LogEntry]) -> Iterator[list[LogEntry]]:
+    """`entries` cut into chunks of at most CHUNK_LINES lines and about CHUNK_BYTES of text."""
+    start, size = 0, 0
+    for index, entry in enumerate(entries):
+        length = len(entry.text) + 1
+        if index > start and (index - start >= CHUNK_LINES or size + length > CHUNK_BYTES):
+            yield entries[start:index]
+            start, size = index, 0
+        size += length
+    yield entries[start:]
+
+
+def chunk_row(test_id: int, attempt: int, entries: list[LogEntry]) -> tuple[Any, ...]:
+    """The log_chunks row (sql.LOG_COLUMNS) holding consecutive `entries` of one attempt."""
+    return (test_id, entries[0].seq, entries[-1].seq, attempt, chunks.pack(entries))
+
+
+def read_json(conn: Connection, test_id: int, after_seq: int, max_chunks: int) -> list[tuple[int, bytes]]:
+    """(last line, the JSON array of the lines) of up to `max_chunks` chunks after line
+    `after_seq`: as stored, but for the chunk a reader starts inside of."""
+    out = []
+    rows = execute(conn, sql.LOG_CHUNKS_AFTER + " LIMIT ?", (test_id, after_seq, max_chunks)).fetchall()
+    for first_seq, last_seq, data in rows:
+        if first_seq <= after_seq:
+            out.append((last_seq, chunks.encode(chunks.unpack(bytes(data))[after_seq + 1 - first_seq:])))
+        else:
+            out.append((last_seq, chunks.json_of(bytes(data))))
+    return out
 
 
 def read(conn: Connection, test_id: int, after_seq: int, limit: int | None) -> list[LogEntry]:
-    if limit is None:
-        rows = execute(conn, _READ, (test_id, after_seq)).fetchall()
-    else:
-        rows = execute(conn, _READ + " LIMIT ?", (test_id, after_seq, limit)).fetchall()
-    return [LogEntry(*row) for row in rows]
+    """Up to `limit` lines after line `after_seq` (None: all of them), chunk by chunk."""
+    cursor = execute(conn, sql.LOG_CHUNKS_AFTER, (test_id, after_seq))
+    entries: list[LogEntry] = []
+    while limit is None or len(entries) < limit:
+        rows = cursor.fetchmany(CHUNKS_PER_FETCH)
+        if not rows:
+            break
+        for first_seq, _last_seq, data in rows:
+            lines = chunks.unpack(bytes(data))
+            entries += lines[after_seq + 1 - first_seq:] if first_seq <= after_seq else lines
+    return entries if limit is None else entries[:limit]

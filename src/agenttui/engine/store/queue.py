@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from agenttui.core.lifecycle import ACTIVE, Status
+from agenttui.core.wire import LogEntry
 import agenttui.engine.store.logs as logs
 import agenttui.engine.store.sql as sql
 from agenttui.engine.store.driver import all_rows, execute, first
@@ -89,10 +90,13 @@ def claim(conn: Connection, order: ClaimOrder, now: float) -> list[TestRecord]:
         active_after = active + len(claimed)
         audit = [(row.id, order.owner, row.attempt, active_after, order.cap, now) for row in claimed]
         execute(conn, sql.INSERT_CLAIM, audit, many=True)
-        lines = [
-            (row.id, row.log_seq, now, "system", first_line(row.attempt, order.owner), row.attempt) for row in claimed
+        chunks = [
+            logs.chunk_row(row.id, row.attempt, [
+                LogEntry(row.id, row.log_seq, now, "system", first_line(row.attempt, order.owner), row.attempt)
+            ])
+            for row in claimed
         ]
-        execute(conn, sql.INSERT_LOG, lines, many=True)
+        execute(conn, sql.INSERT_LOG_CHUNK, chunks, many=True)
     return [driver_row_to_test(vars(row)) for row in claimed]
 
 

@@ -29,7 +29,7 @@ TERMINAL_IN = f"({_literals(TERMINAL)})"
 QUEUED = f"'{Status.QUEUED.value}'"
 TEST_COLUMNS = tuple(c.name for c in TESTS.c)
 _ALL_TEST_COLUMNS = ", ".join(TEST_COLUMNS)
-LOG_COLUMNS = ("test_id", "seq", "ts", "stream", "text", "attempt")
+LOG_COLUMNS = ("test_id", "first_seq", "last_seq", "attempt", "data")
 
 # ---------------------------------------------------------------- the store's identity
 STORE_ID = f"SELECT value FROM {META.name} WHERE key = 'store_id'"
@@ -44,7 +44,9 @@ SET_TEST_ID_FLOOR = f"UPDATE sqlite_sequence SET seq = ? WHERE name = '{TESTS.na
 INSERT_TEST_ID_FLOOR = f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{TESTS.name}', ?)"
 
 # ---------------------------------------------------------------- logs
-INSERT_LOG = f"INSERT INTO {LOGS.name} ({', '.join(LOG_COLUMNS)}) VALUES ({placeholders(len(LOG_COLUMNS))})"
+INSERT_LOG_CHUNK = f"INSERT INTO {LOGS.name} ({', '.join(LOG_COLUMNS)}) VALUES ({placeholders(len(LOG_COLUMNS))})"
+# The chunks holding lines after a position, in order: parameters test_id, the position.
+LOG_CHUNKS_AFTER = f"SELECT first_seq, last_seq, data FROM {LOGS.name} WHERE test_id = ? AND last_seq > ? ORDER BY last_seq"
 DELETE_LOGS = f"DELETE FROM {LOGS.name} WHERE test_id = ?"
 DELETE_SECRETS = f"DELETE FROM {SECRETS.name} WHERE test_id = ?"
 INSERT_SECRETS = f"INSERT INTO {SECRETS.name} (test_id, sealed) VALUES (?, ?)"

@@ -1,7 +1,7 @@
 """The store's schema: SQLModel tables (the migrations in migrations/ create them).
 
-TestRecord and LogRecord are also what callers get back: detached rows, built without
-validation (see records.py)."""
+TestRecord is also what callers get back: detached rows, built without validation (see
+records.py). A log's lines are stored in chunks (chunks.py); callers get wire LogEntry objects."""
 
 from __future__ import annotations
 
@@ -99,17 +99,16 @@ def _parse_request(request_json: str) -> TestRequest:
     return TestRequest.model_validate_json(request_json)
 
 
-class LogRecord(SQLModel, table=True):
-    __tablename__ = "log_lines"
-    __table_args__ = (Index("ux_log_lines_test_seq", "test_id", "seq", unique=True),)
+class LogChunkRecord(SQLModel, table=True):
+    """Consecutive lines of one test's log, lines first_seq..last_seq, stored together as
+    chunks.py packs them (the JSON of their entries, compressed): one row per append."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    test_id: int
-    seq: int
-    ts: float
-    stream: str  # stdout | stderr | system
-    text: str
-    attempt: int = 0  # the attempt that wrote it (0: written before lines were marked)
+    __tablename__ = "log_chunks"
+    test_id: int = Field(primary_key=True)
+    last_seq: int = Field(primary_key=True)  # readers start at the first chunk ending past where they are
+    first_seq: int
+    attempt: int  # the attempt that wrote its lines
+    data: bytes
 
 
 class ClaimRecord(SQLModel, table=True):
@@ -183,7 +182,7 @@ class ModelCallRecord(SQLModel, table=True):
 
 TESTS = TestRecord.__table__  # type: ignore[attr-defined]
 SECRETS = TestSecretRecord.__table__  # type: ignore[attr-defined]
-LOGS = LogRecord.__table__  # type: ignore[attr-defined]
+LOGS = LogChunkRecord.__table__  # type: ignore[attr-defined]
 CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
 PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
 META = StoreMeta.__table__  # type: ignore[attr-defined]
