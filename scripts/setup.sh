@@ -30,4 +30,4 @@ if ! docker image inspect "$configured" >/dev/null 2>&1 && ! timeout 60 docker p
     echo "setup: $configured cannot be pulled here; using $image (set in $config)" >&2
   fi
 fi
-echo "setup: ready. Try: .venv/bin/agenttui --submit examples/hello_agent.py --query 'Hello' --egress none" >&2
+echo "setup: ready. Try: .venv/bin/agenttui --submit examples/hello_agent.py --query 'Hello'" >&2
