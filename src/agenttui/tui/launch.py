@@ -51,7 +51,7 @@ def prefetch_snapshot(settings: Settings | ClientSettings) -> Future[Snapshot] |
 
 
 def run_tui(settings: Settings | ClientSettings, agent_path: Path | None = None) -> int:
-    """Entry point of `agenttui` without a command (cli._run_tui)."""
+    """Entry point of `agenttui` without a command (agenttui.cli.entry)."""
     first = prefetch_snapshot(settings)
     from agenttui.tui.app import run_app  # Textual loads while the snapshot travels
 

@@ -1,0 +1,105 @@
+"""`agenttui`'s entry point: the TUI without a command, else the command's function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from agenttui.cli.common import EXIT_INVALID, UserError, client_settings
+from agenttui.cli.engine_commands import cmd_doctor, cmd_server, cmd_worker, run_server_command
+from agenttui.cli.parser import build_parser, normalise_argv
+from agenttui.cli.reading import cmd_cancel, cmd_history, cmd_logs, cmd_package, cmd_queue, cmd_show, cmd_trace
+from agenttui.cli.submitting import cmd_retry, cmd_submit
+from agenttui.core import errors as codes
+
+COMMANDS = {
+    "doctor": cmd_doctor,
+    "submit": cmd_submit,
+    "show": cmd_show,
+    "trace": cmd_trace,
+    "logs": cmd_logs,
+    "history": cmd_history,
+    "queue": cmd_queue,
+    "cancel": cmd_cancel,
+    "retry": cmd_retry,
+    "package": cmd_package,
+    "worker": cmd_worker,
+    "server": cmd_server,  # status|stop|restart; without an action, the server runs (run_server_command)
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    agent = _tui_agent_file(argv, parser)
+    if agent is not None:  # `agenttui path/to/agent.py`: the TUI with that file loaded
+        return _run_tui(parser.parse_args(argv[:-1]), agent)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _run_tui(args)
+    if args.command == "server" and args.action is None:
+        return run_server_command(args)
+    try:
+        code = asyncio.run(COMMANDS[args.command](args))
+        sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+        return code
+    except KeyboardInterrupt:
+        return codes.DETACHED.exit
+    except BrokenPipeError:
+        return _output_closed()
+    except (UserError, LookupError, PermissionError, ValueError, codes.SettingsError, codes.InfraError) as exc:
+        # Bad input, something impossible asked (NotFound, AccessDenied, NotActionable), a personal
+        # server that refused its settings, or the infrastructure down: said without a traceback.
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return _exit_code_of(exc)
+
+
+def _output_closed() -> int:
+    """The reader of our output went away (`| head`): end quietly. Later writes, and the flush at
+    exit, go nowhere instead of raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return codes.OUTPUT_CLOSED.exit
+
+
+def _exit_code_of(error: Exception) -> int:
+    """The error table's exit code; any other error caught here is the user's input."""
+    code = codes.code_of(error)
+    return code.exit if code is not None else EXIT_INVALID
+
+
+def _tui_agent_file(argv: list[str], parser: argparse.ArgumentParser) -> Path | None:
+    """The agent file of `agenttui [options] path/to/agent.py` (no subcommand), else None."""
+    if not argv or not argv[-1].endswith(".py") or not Path(argv[-1]).is_file():
+        return None
+    commands = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    if any(arg in commands for arg in argv[:-1]):
+        return None
+    return Path(argv[-1])
+
+
+def _run_tui(args: argparse.Namespace, agent: Path | None = None) -> int:
+    from importlib.util import find_spec
+
+    if find_spec("textual") is None:
+        print(
+            "agenttui: the full-screen TUI is not available in this build yet; "
+            "use the headless commands (agenttui --help)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        settings = client_settings(args)  # without pydantic unless --in-process (TUI start-up)
+    except UserError as exc:
+        print(f"agenttui: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    from agenttui.tui.launch import run_tui  # imports Textual (the only place that does)
+
+    return run_tui(settings, agent)

@@ -1,0 +1,178 @@
+"""The command line's grammar: commands, their options, the global options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agenttui.cli.common import EXIT_AGENT, EXIT_CANCELLED, EXIT_INFRA, EXIT_INVALID, EXIT_OK, EXIT_TIMEOUT
+from agenttui.core import errors as codes
+
+EXIT_CODES_HELP = (
+    f"Exit codes: {EXIT_OK} completed, {EXIT_AGENT} agent failed, {EXIT_INVALID} invalid input, "
+    f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled, "
+    f"{codes.DETACHED.exit} interrupted (Ctrl-C: the test keeps running)."
+)
+
+
+def add_request_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--query", "-q", help="the test query given to the agent (required, unless --queries)")
+    parser.add_argument("--requirements", "-r", type=Path, help="requirements.txt for the agent")
+    parser.add_argument("--dockerfile", type=Path, help="custom Dockerfile (runs its own command)")
+    parser.add_argument("--timeout", type=int, help="seconds before the test is stopped (10-600)")
+    parser.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    parser.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
+    parser.add_argument("--model", default="llama3.2", help="model id (given to the agent as MODEL_ID)")
+    add_provider_options(parser)
+    parser.add_argument(
+        "--egress", choices=["none", "provider-only", "full"],
+        help="what the agent may reach: nothing, its model endpoint only (default: setting default_egress), "
+        "or Docker's bridge network",
+    )
+    parser.add_argument(
+        "--strict-preflight", action="store_true", default=None,
+        help="fail the test at once when its model endpoint does not answer (default: run the agent with "
+        "a warning; setting strict_preflight)",
+    )
+    parser.add_argument(
+        "--entrypoint", metavar="NAME",
+        help="the agent's object or function to call, by name or dotted path (e.g. graph or app.crew); "
+        "default: found as docs/agents.md says",
+    )
+    parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
+    parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
+    parser.add_argument("--pids", type=int, help="process limit (default 1000)")
+
+
+def add_provider_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
+        help="provider setting given to the agent as an environment variable, e.g. OPENAI_BASE_URL=..., "
+        "AWS_REGION=..., AWS_PROFILE=... (repeatable; secrets are never stored, docs/providers.md)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agenttui",
+        description="Test AI agents in isolated containers, watch them live, package them.",
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("--max-concurrent", type=int, help="global cap on running tests")
+    parser.add_argument("--base-image", help="image agents run on")
+    parser.add_argument("--db-url", help="store URL (default: SQLite in the data dir)")
+    parser.add_argument("--socket", type=Path, help="socket of a shared agenttui server")
+    parser.add_argument(
+        "--in-process", action="store_true", default=None,
+        help="run without a server (the test stops when this command does)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_test_commands(sub)
+    add_engine_commands(sub)
+    return parser
+
+
+def add_test_commands(sub: Any) -> None:
+    """The commands about tests: queue one, read one, act on one."""
+    submit = sub.add_parser("submit", help="run an agent on a query, stream its log, exit with its outcome")
+    submit.add_argument("agent", type=Path, help="the agent's Python file")
+    add_request_options(submit)
+    submit.add_argument("--json", action="store_true", help="print one JSON object at the end (logs go to stderr)")
+    submit.add_argument("--no-wait", action="store_true", help="print the test id and exit; the server runs it")
+    submit.add_argument(
+        "--queries", type=Path, metavar="FILE",
+        help="one query per line: a test for each, all queued in one request (all or none); prints their ids",
+    )
+
+    show = sub.add_parser("show", help="show a test's status, result and metrics")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+
+    trace = sub.add_parser("trace", help="list a test's model calls: model, tokens, cost, latency, tool calls")
+    trace.add_argument("id", type=int)
+    trace.add_argument("--json", action="store_true", help="print the calls and their totals as one JSON object")
+
+    logs = sub.add_parser("logs", help="print a test's log")
+    logs.add_argument("id", type=int)
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the test ends")
+
+    history = sub.add_parser("history", help="list finished tests")
+    history.add_argument("--search", "-s", help="only tests whose query/response/error/owner/status match")
+    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--json", action="store_true")
+
+    queue = sub.add_parser("queue", help="running and queued tests, with the cap and utilization")
+    queue.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running test")
+    cancel.add_argument("id", type=int)
+
+    retry = sub.add_parser("retry", help="run a test again as a new linked test")
+    retry.add_argument("id", type=int)
+    retry.add_argument("--query", "-q", help="a different query")
+    retry.add_argument("--agent", type=Path, help="different agent code")
+    retry.add_argument("--json", action="store_true")
+
+    package = sub.add_parser("package", help="write a finished test's deployment package (zip) and print its path")
+    package.add_argument("id", type=int)
+    package.add_argument(
+        "-o", "--output", type=Path,
+        help="folder for the zip, written with your rights; an earlier zip of the same test there is replaced "
+        "(default: setting package_dir)",
+    )
+    package.add_argument("--json", action="store_true")
+
+
+def add_engine_commands(sub: Any) -> None:
+    """The commands that run or check the engine itself."""
+    server = sub.add_parser(
+        "server", help="run the agenttui server (started automatically when needed), or status|stop|restart it",
+        description="Without an action: run the server. status: is it running, its pid, version, uptime, socket, "
+        "owner, backend, store and tests (exit 3 when none runs). stop: stop it as SIGTERM does (its running "
+        "tests are adopted by the next server). restart: stop your personal server and start it with your "
+        "settings now. Asked over the socket: the server's own user and admin_group only.",
+    )
+    server.add_argument("action", nargs="?", choices=["status", "stop", "restart"], help="(default: run the server)")
+    server.add_argument("--foreground", action="store_true", help="also log to stderr")
+    server.add_argument("--json", action="store_true", help="status|stop|restart: one JSON object")
+
+    doctor = sub.add_parser("doctor", help="check the engine and the model provider (from a sandbox like a test's)")
+    doctor.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
+    doctor.add_argument("--model", default="llama3.2", help="model id")
+    add_provider_options(doctor)
+
+    worker = sub.add_parser("worker", help="work the queue in the foreground without a server")
+    worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
+
+
+# The options every command takes, and whether each is followed by a value.
+GLOBAL_OPTIONS = {"--max-concurrent": True, "--base-image": True, "--db-url": True, "--socket": True,
+                  "--in-process": False}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """`agenttui --submit AGENT ...` is an alias of `agenttui submit AGENT ...`; the global
+    options are taken after the command too (`agenttui submit --in-process ...`)."""
+    if "--submit" in argv:
+        i = argv.index("--submit")
+        argv = argv[:i] + ["submit"] + argv[i + 1 :]
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":  # what follows is nobody's option
+            rest += argv[i:]
+            break
+        name = word.split("=", 1)[0]
+        takes_value = GLOBAL_OPTIONS.get(name)
+        if takes_value is None:
+            rest.append(word)
+        elif takes_value and "=" not in word and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 1
+        else:
+            front.append(word)
+        i += 1
+    return front + rest
