@@ -1,8 +1,9 @@
-"""Packages of agents written with real frameworks from PyPI deploy unmodified (issue 16, points 3
+"""Packages of agents written with real frameworks from PyPI deploy unmodified (issue 16, points 1, 3
 and 4): a test runs the agent under provider-only egress against a fake model server on this
 machine; its package, built with `docker build` and run as its README says, reaches the same fake
 from its own container (host.docker.internal) and prints the tested response; its
-requirements.txt pins every version the test's image had, recorded at the image's build."""
+requirements.txt pins every version the test's image had, recorded at the image's build. A test
+that named its agent with --entrypoint makes a package that calls that same object."""
 
 from __future__ import annotations
 
@@ -60,17 +61,16 @@ def run(query):
     return response.choices[0].message.content
 '''
 
-PYDANTIC_AI_AGENT = '''"""Echo agent written as pydantic-ai's docs write it, on an OpenAI-compatible server."""
+# Two module-level agents, as pydantic-ai's docs write them: the test picks `reviewer` with
+# --entrypoint (the harness would call `agent`), and so must the package, unmodified.
+PYDANTIC_AI_AGENTS = '''"""Two agents written as pydantic-ai's docs write them, on an OpenAI-compatible server."""
 import os
 
 from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel
 
 agent = Agent(OpenAIChatModel(os.environ["MODEL_ID"]))
-
-
-def run(query):
-    return agent.run_sync(query).output
+reviewer = Agent(OpenAIChatModel(os.environ["MODEL_ID"] + "-reviewer"))
 '''
 
 LANGCHAIN_AGENT = '''"""Echo agent written as LangChain's docs write it, on Ollama."""
@@ -168,22 +168,25 @@ def assert_pinned_as_tested(view: dict, folder: Path, requirements: str) -> None
     assert package_pins == installed, "every installed version is pinned in requirements.txt"
 
 
-@pytest.mark.parametrize("agent, package", [(OPENAI_AGENT, OPENAI), (PYDANTIC_AI_AGENT, PYDANTIC_AI)],
-                         ids=["openai", "pydantic-ai"])
-async def test_openai_compatible_package_deploys_unmodified(tmp_path, agent, package):
+@pytest.mark.parametrize("agent, package, entrypoint, model", [
+    (OPENAI_AGENT, OPENAI, None, "gpt-fake"), (PYDANTIC_AI_AGENTS, PYDANTIC_AI, "reviewer", "gpt-fake-reviewer")],
+    ids=["openai", "pydantic-ai"])
+async def test_openai_compatible_package_deploys_unmodified(tmp_path, agent, package, entrypoint, model):
     # 0.0.0.0: the deployed container reaches the host through the Docker bridge's gateway.
     with FakeOpenAI(host="0.0.0.0") as fake:
         settings = load_settings(max_attempts=1)
         provider = ProviderConfig(name="openai", model_id="gpt-fake", options={
             "OPENAI_BASE_URL": f"{fake.url}/v1", "OPENAI_API_KEY": "sk-local-anything"})
         request = TestRequest.parse(agent_code=agent, query="deploy me", requirements=package + "\n",
-                                    provider=provider, egress="provider-only", timeout_s=300)
+                                    provider=provider, egress="provider-only", timeout_s=300, entrypoint=entrypoint)
         view, folder = await run_and_package(tmp_path, settings, request)
-        assert view["response"] == answer("gpt-fake", "deploy me")
+        assert view["response"] == answer(model, "deploy me")  # the object --entrypoint named answered
         assert_pinned_as_tested(view, folder, package)
+        if entrypoint:
+            assert f"\nAGENT_ENTRYPOINT={entrypoint}\n" in (folder / ".env.example").read_text()
         proc = deploy_as_the_readme_says(folder)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout == view["response"] + "\n"
+        assert proc.stdout == view["response"] + "\n"  # the package called the same object
 
 
 @pytest.mark.parametrize("agent, package", [(LITELLM_OLLAMA_AGENT, LITELLM), (LANGCHAIN_AGENT, LANGCHAIN),

@@ -65,6 +65,7 @@ def package_record(
     response: str | None = None,
     metrics: dict | None = None,
     test_id: int = 42,
+    entrypoint: str | None = None,
 ) -> TestRecord:
     """A finished test as the store holds it (unit tests; the Docker test uses the Store)."""
     request = TestRequest.parse(
@@ -75,6 +76,7 @@ def package_record(
             name=provider, model_id=MODELS[provider], options=OPTIONS[provider] if options is None else options
         ),
         timeout_s=120,
+        entrypoint=entrypoint,
     )
     return TestRecord(
         id=test_id,

@@ -163,6 +163,41 @@ def test_explicit_entry_point(package_dir):
     assert run_entrypoint(package_dir, "x", AGENT_ENTRYPOINT="other").stdout == b"other x\n"
 
 
+TWO_CANDIDATES = """
+class Agent:
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, query):
+        return self.name + ": " + query
+
+
+agent = Agent("agent")  # what the harness finds by default
+reviewer = Agent("reviewer")
+"""
+
+
+def extracted(where: Path, record) -> Path:
+    result = build(where, record)
+    with zipfile.ZipFile(result.path) as archive:
+        archive.extractall(where / "x")
+    return where / "x" / result.top_folder
+
+
+def test_package_of_a_test_run_with_entrypoint_calls_the_same_object(tmp_path):
+    """submit --entrypoint reviewer: the package calls `reviewer` too, with no setting of its own
+    (a bare `python3 entrypoint.py`, as on AWS), and .env.example names it; AGENT_ENTRYPOINT overrides."""
+    folder = extracted(tmp_path / "named", package_record("ollama", code=TWO_CANDIDATES, entrypoint="reviewer"))
+    assert "\nAGENT_ENTRYPOINT=reviewer\n" in (folder / ".env.example").read_text()
+    assert "calls `reviewer` (the object the test called" in (folder / "README.md").read_text()
+    assert run_entrypoint(folder, "hi").stdout == b"reviewer: hi\n"
+    assert run_entrypoint(folder, "hi", AGENT_ENTRYPOINT="agent").stdout == b"agent: hi\n"
+    # Without --entrypoint, the package finds the entry point as the harness did.
+    plain = extracted(tmp_path / "plain", package_record("ollama", code=TWO_CANDIDATES))
+    assert "\n# AGENT_ENTRYPOINT=\n" in (plain / ".env.example").read_text()
+    assert run_entrypoint(plain, "hi").stdout == b"agent: hi\n"
+
+
 def test_timeout_exits_124(package_dir):
     write_agent(package_dir, "import time\ndef run(q):\n    time.sleep(30)\n    return 'late'\n")
     started = time.monotonic()

@@ -150,6 +150,8 @@ class BuildFiles:
     entrypoint_file: str
     agent_file: str
     original_agent_filename: str
+    # The object the test called (submit --entrypoint): entrypoint.py calls the same one.
+    agent_entrypoint: str | None
     local_ollama: bool  # the model is the host's Ollama
     # Some endpoint is on the host: the container reaches it as host.docker.internal
     # (compose's extra_hosts, `docker run --add-host`).
@@ -381,6 +383,7 @@ def _build_files(
         entrypoint_file=ENTRYPOINT_FILENAME,
         agent_file=AGENT_FILENAME,
         original_agent_filename=request.agent_filename,
+        agent_entrypoint=request.entrypoint,
         local_ollama=provider.name == "ollama" and on_host("OLLAMA_HOST"),
         host_endpoints=any(on_host(var.name) for var in variables.env_vars),
     )
