@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 
 from agenttui.cli.common import EXIT_INVALID, UserError, client_settings
-from agenttui.cli.engine_commands import cmd_doctor, cmd_server, cmd_worker, run_server_command
 from agenttui.cli.parser import build_parser, normalise_argv
-from agenttui.cli.reading import cmd_cancel, cmd_history, cmd_logs, cmd_package, cmd_queue, cmd_show, cmd_trace
-from agenttui.cli.submitting import cmd_retry, cmd_submit
 from agenttui.core import errors as codes
 
+# Each command's module loads only when that command runs (a light start: no asyncio before it).
 COMMANDS = {
-    "doctor": cmd_doctor,
-    "submit": cmd_submit,
-    "show": cmd_show,
-    "trace": cmd_trace,
-    "logs": cmd_logs,
-    "history": cmd_history,
-    "queue": cmd_queue,
-    "cancel": cmd_cancel,
-    "retry": cmd_retry,
-    "package": cmd_package,
-    "worker": cmd_worker,
-    "server": cmd_server,  # status|stop|restart; without an action, the server runs (run_server_command)
+    "doctor": "engine_commands:cmd_doctor",
+    "submit": "submitting:cmd_submit",
+    "show": "reading:cmd_show",
+    "trace": "reading:cmd_trace",
+    "logs": "reading:cmd_logs",
+    "history": "reading:cmd_history",
+    "queue": "reading:cmd_queue",
+    "cancel": "reading:cmd_cancel",
+    "retry": "submitting:cmd_retry",
+    "package": "reading:cmd_package",
+    "worker": "engine_commands:cmd_worker",
+    "server": "engine_commands:cmd_server",  # status|stop|restart; without an action, the server runs
 }
+
+
+def command_function(name: str):
+    """The coroutine function of a command, from its module (agenttui.cli.<module>)."""
+    module, function = COMMANDS[name].split(":")
+    return getattr(import_module(f"agenttui.cli.{module}"), function)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return _run_tui(args)
     if args.command == "server" and args.action is None:
+        from agenttui.cli.engine_commands import run_server_command
+
         return run_server_command(args)
+    import asyncio
+
     try:
-        code = asyncio.run(COMMANDS[args.command](args))
+        code = asyncio.run(command_function(args.command)(args))
         sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
         return code
     except KeyboardInterrupt:
