@@ -3,9 +3,8 @@ provider-only sandboxes against this repository's fake model servers and answer 
 point 1); the harness's adapters find, call and read them. Real packages from PyPI, pinned: the
 Strands, LangChain, pydantic-ai and litellm tests use the same requirements as the package tests
 (tests/docker/test_package_frameworks.py), so agenttui builds each image once and both reuse it;
-the OpenAI Agents SDK, smolagents and LlamaIndex share one image of their own. CrewAI is not
-installed (its dependencies would make the image huge): tests/unit/test_adapters.py checks how
-its Crew is recognised and called."""
+the OpenAI Agents SDK, smolagents and LlamaIndex share one image of their own; CrewAI has its own
+(its dependencies make it ~1.2 GB; pip installs them in about a minute, once)."""
 
 from __future__ import annotations
 
@@ -97,6 +96,41 @@ def run(query):
 '''
 
 
+CREWAI = "crewai==1.15.30"
+
+CREWAI_AGENT = '''
+import os
+
+from crewai import LLM, Agent, Crew, Task
+
+llm = LLM(model="openai/" + os.environ["MODEL_ID"])
+researcher = Agent(role="Researcher", goal="Answer questions", backstory="Thorough and brief", llm=llm)
+answer = Task(description="{query}", expected_output="A short answer", agent=researcher)
+crew = Crew(agents=[researcher], tasks=[answer])
+'''
+
+
+class _CrewAIHandler(_OpenAIHandler):
+    """CrewAI writes the task as "Current Task: <description>" and reads the text after
+    "Final Answer:": the fake answers the task in that form."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        texts = [part.get("text", "") if isinstance(part, dict) else str(part)
+                 for message in body.get("messages") or [] for part in _parts(message.get("content"))]
+        task = next(text.split("Current Task:", 1)[1].strip().splitlines()[0].strip()
+                    for text in texts if "Current Task:" in text)
+        content = "Thought: I now know the final answer\nFinal Answer: " + answer(body.get("model", ""), task)
+        self._send(200, {"id": "c1", "object": "chat.completion", "created": 1, "model": body.get("model", ""),
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": content}}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+
+class CrewAIFakeOpenAI(FakeOpenAI):
+    handler = _CrewAIHandler
+
+
 class _SmolagentsHandler(_OpenAIHandler):
     """smolagents asks for a tool call and ends when final_answer is called: the fake calls it
     with its usual answer to the task (smolagents writes the task as "New task:\\n<task>")."""
@@ -152,7 +186,8 @@ async def test_ollama_framework_agent_runs_as_its_docs_write_it(agent, requireme
 
 @pytest.mark.parametrize("agent, requirements, entrypoint, fake_server", [
     (PYDANTIC_AI_AGENT, PYDANTIC_AI, "helper", FakeOpenAI), (OPENAI_AGENTS_AGENT, SHARED, "assistant", FakeOpenAI),
-    (SMOLAGENTS_AGENT, SHARED, "agent", SmolagentsFakeOpenAI)], ids=["pydantic-ai", "openai-agents", "smolagents"])
+    (SMOLAGENTS_AGENT, SHARED, "agent", SmolagentsFakeOpenAI), (CREWAI_AGENT, CREWAI, "crew", CrewAIFakeOpenAI)],
+    ids=["pydantic-ai", "openai-agents", "smolagents", "crewai"])
 async def test_openai_framework_agent_runs_as_its_docs_write_it(agent, requirements, entrypoint, fake_server):
     with fake_server() as fake:
         provider = ProviderConfig(name="openai", model_id="gpt-fake", options={

@@ -8,11 +8,13 @@ def test_standard_variable_names_per_provider():
     assert container_env(ProviderConfig(name="ollama", model_id="llama3.2")) == {
         "MODEL_ID": "llama3.2", "OLLAMA_HOST": "http://host.docker.internal:11434",
         "OLLAMA_API_BASE": "http://host.docker.internal:11434",
-        "OLLAMA_BASE_URL": "http://host.docker.internal:11434/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        "OLLAMA_BASE_URL": "http://host.docker.internal:11434/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "CREWAI_DISABLE_TELEMETRY": "true"}
     openai = container_env(ProviderConfig(name="openai", model_id="gpt", options={
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k-123456"}))
     assert openai == {"MODEL_ID": "gpt", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k-123456",
-                      "OPENAI_API_BASE": "http://127.0.0.1:9/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+                      "OPENAI_API_BASE": "http://127.0.0.1:9/v1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                      "CREWAI_DISABLE_TELEMETRY": "true"}
 
 
 def test_aws_default_region_follows_aws_region():

@@ -89,8 +89,8 @@ class Provider:
 
 
 MODEL_ID = EnvVar("MODEL_ID", "model the agent should use", readers="your agent (agenttui's convention)")
-# Settings for libraries that would otherwise download data at import; the sandbox has no
-# internet under provider-only egress, and a deployed agent loses nothing by them.
+# Settings for libraries that would otherwise download data at import or send telemetry; the
+# sandbox has no internet under provider-only egress, and a deployed agent loses nothing by them.
 OFFLINE_ENV = (
     EnvVar(
         "LITELLM_LOCAL_MODEL_COST_MAP",
@@ -98,6 +98,13 @@ OFFLINE_ENV = (
         default="True",
         example="True",
         readers="litellm (and what calls it: smolagents' LiteLLMModel, CrewAI)",
+    ),
+    EnvVar(
+        "CREWAI_DISABLE_TELEMETRY",
+        "CrewAI: send no anonymous usage telemetry (to telemetry.crewai.com)",
+        default="true",
+        example="true",
+        readers="CrewAI",
     ),
 )
 # Names that mark a value as secret when a user passes their own option (`--option MY_TOKEN=…`).
