@@ -1,0 +1,213 @@
+"""The suite file (TOML): the agent and its settings once at the top, then `[[case]]` entries,
+each with an id, a query, overrides of the top's settings and `[[case.expect]]` assertions.
+Every problem is named by its case and field (`case "greets" expect[2] regex: ...`), all of
+them at once; a suite with any problem queues nothing. docs/suites.md."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agenttui.suites.assertions import KINDS, Assertion, BadAssertion, parse_assertion
+
+# The keys a suite's top (and a case, as overrides) may set, and the request field each fills.
+SETTING_KEYS = ("agent", "requirements", "dockerfile", "provider", "model", "options", "egress", "timeout",
+                "cpus", "memory", "entrypoint")
+TOP_KEYS = {"name", "repeat", "case", *SETTING_KEYS}
+CASE_KEYS = {"id", "query", "expect", *SETTING_KEYS}
+# A request's field (TestRequest.parse's error names) → the suite key that set it.
+FIELD_KEYS = {"agent_code": "agent", "query": "query", "requirements": "requirements", "dockerfile": "dockerfile",
+              "provider.name": "provider", "provider.model_id": "model", "egress": "egress", "timeout_s": "timeout",
+              "limits.cpus": "cpus", "limits.memory_mb": "memory", "entrypoint": "entrypoint",
+              "provider.credentials": "provider"}
+MAX_REPEAT = 100
+
+
+class SuiteFileError(Exception):
+    """The suite file cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        super().__init__(f"{path}: " + ("\n  ".join(["invalid suite, nothing was queued:", *problems])))
+
+
+@dataclass
+class Case:
+    id: str
+    query: str
+    request: dict[str, Any]  # the request's fields for this case (the top's with its overrides)
+    expect: list[Assertion] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "query": self.query, "request": self.request,
+                "expect": [a.to_dict() for a in self.expect]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        return cls(data["id"], data["query"], data["request"], [parse_assertion(a) for a in data["expect"]])
+
+
+@dataclass
+class Suite:
+    name: str
+    digest: str  # sha256 of the suite file
+    agent_digest: str  # sha256 of the agents' code (every distinct agent, in case order)
+    repeat: int
+    cases: list[Case]
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "digest": self.digest, "agent_digest": self.agent_digest,
+                           "repeat": self.repeat, "cases": [c.to_dict() for c in self.cases]})
+
+    @classmethod
+    def from_json(cls, text: str) -> Suite:
+        data = json.loads(text)
+        return cls(data["name"], data["digest"], data["agent_digest"], data["repeat"],
+                   [Case.from_dict(c) for c in data["cases"]])
+
+    def case(self, case_id: str) -> Case:
+        return next(c for c in self.cases if c.id == case_id)
+
+
+def _read(base: Path, value: Any, key: str) -> tuple[str, str]:
+    """(the file's text, its name) for a key that names a file relative to the suite file."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("give a file's path (relative to the suite file)")
+    path = (base / value).resolve()
+    try:
+        return path.read_text(encoding="utf-8"), path.name
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _settings(table: dict[str, Any], base: Path, problems: list[str], where: str) -> dict[str, Any]:
+    """The request fields the suite keys of `table` set (their files read)."""
+    fields: dict[str, Any] = {}
+    for key, target in (("agent", "agent_code"), ("requirements", "requirements"), ("dockerfile", "dockerfile")):
+        if key in table:
+            try:
+                fields[target], name = _read(base, table[key], key)
+                if key == "agent":
+                    fields["agent_filename"] = name
+            except ValueError as exc:
+                problems.append(f"{where}{key}: {exc}")
+    provider = {k: table[s] for s, k in (("provider", "name"), ("model", "model_id"), ("options", "options"))
+                if s in table}
+    if provider:
+        fields["provider"] = provider
+    for key, target in (("egress", "egress"), ("timeout", "timeout_s"), ("entrypoint", "entrypoint")):
+        if key in table:
+            fields[target] = table[key]
+    limits = {k: table[s] for s, k in (("cpus", "cpus"), ("memory", "memory_mb")) if s in table}
+    if limits:
+        fields["limits"] = limits
+    return fields
+
+
+def _merge(top: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(top)
+    for key, value in case.items():
+        merged[key] = {**top[key], **value} if key in ("provider", "limits") and key in top else value
+    return merged
+
+
+def _field_problem(where: str, field_name: str, message: str) -> str:
+    if field_name.startswith("provider.options."):
+        return f"{where}options.{field_name.removeprefix('provider.options.')}: {message}"
+    return f"{where}{FIELD_KEYS.get(field_name, field_name)}: {message}"
+
+
+def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: int | None = None,
+               only: list[str] | None = None) -> Suite:
+    """Read and check a suite file. `defaults`: request fields under the file's (the user's
+    settings: timeout, limits); `repeat` overrides the file's; `only` keeps those case ids.
+    SuiteFileError lists every problem."""
+    from agenttui.core.lifecycle import InvalidRequest
+    from agenttui.core.domain import TestRequest
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteFileError(path, [f"cannot read the suite file: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteFileError(path, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    base = path.parent
+    for key in sorted(set(data) - TOP_KEYS):
+        problems.append(f"{key}: not a suite key agenttui knows (the top takes {', '.join(sorted(TOP_KEYS))})")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        problems.append("name: give the suite's name (text)")
+        name = path.stem
+    file_repeat = data.get("repeat", 1)
+    if repeat is not None:
+        file_repeat = repeat
+    if isinstance(file_repeat, bool) or not isinstance(file_repeat, int) or not 1 <= file_repeat <= MAX_REPEAT:
+        where = "--repeat" if repeat is not None else "repeat"
+        problems.append(f"{where}: must be a whole number from 1 to {MAX_REPEAT}; it is {file_repeat!r}")
+        file_repeat = 1
+    top = _merge(defaults or {}, _settings(data, base, problems, ""))
+    tables = data.get("case", [])
+    if not isinstance(tables, list) or not tables:
+        problems.append("case: the suite has no cases; add [[case]] tables with an id and a query")
+        tables = []
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables):
+        case_id = table.get("id") if isinstance(table, dict) else None
+        if not isinstance(case_id, str) or not case_id.strip():
+            where = f"case[{index + 1}] "
+            problems.append(f"{where}id: every case needs an id (text)")
+            case_id = f"case[{index + 1}]"
+        else:
+            where = f"case {json.dumps(case_id)} "
+            if case_id in seen:
+                problems.append(f"{where}id: another case has the same id; ids must be unique")
+            seen.add(case_id)
+        if not isinstance(table, dict):
+            continue
+        for key in sorted(set(table) - CASE_KEYS):
+            problems.append(f"{where}{key}: not a case key agenttui knows (a case takes {', '.join(sorted(CASE_KEYS))})")
+        query = table.get("query")
+        if not isinstance(query, str):
+            problems.append(f"{where}query: every case needs a query (text)")
+            query = ""
+        fields = _merge(top, _settings(table, base, problems, where))
+        fields["query"] = query
+        if "agent_code" not in fields:
+            problems.append(f"{where}agent: no agent: set agent = \"agent.py\" at the top or in the case")
+        else:
+            try:
+                TestRequest.parse(**fields)
+            except InvalidRequest as exc:
+                problems.extend(_field_problem(where, f, m) for f, m in exc.errors.items()
+                                if f != "query" or isinstance(table.get("query"), str))
+        expect = table.get("expect", [])
+        assertions = []
+        if not isinstance(expect, list):
+            problems.append(f"{where}expect: write assertions as [[case.expect]] tables")
+            expect = []
+        for number, item in enumerate(expect, start=1):
+            try:
+                assertions.append(parse_assertion(item))
+            except BadAssertion as exc:
+                kind = item.get("type") if isinstance(item, dict) and item.get("type") in KINDS else ""
+                problems.append(f"{where}expect[{number}] {kind + ' ' if kind else ''}{exc}".replace("  ", " "))
+        cases.append(Case(case_id, query, fields, assertions))
+    if only:
+        unknown = [c for c in only if c not in seen]
+        problems.extend(f"--case {c}: no case has this id (the suite's: {', '.join(sorted(seen))})" for c in unknown)
+        cases = [c for c in cases if c.id in only]
+    if problems:
+        raise SuiteFileError(path, problems)
+    agents = dict.fromkeys(c.request["agent_code"] for c in cases)
+    agent_digest = hashlib.sha256("\0".join(agents).encode()).hexdigest()
+    return Suite(name.strip(), hashlib.sha256(raw).hexdigest(), agent_digest, file_repeat, cases)
