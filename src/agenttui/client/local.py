@@ -21,6 +21,7 @@ from agenttui.core.domain import TestRequest
 from agenttui.engine.store import Owner
 
 if TYPE_CHECKING:
+    from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView
     from agenttui.packaging import PackageResult
 
 __all__ = ["LocalClient", "NotFound", "AccessDenied", "NotActionable"]
@@ -120,6 +121,26 @@ class LocalClient:
 
     async def wait(self, test_id: int) -> TestView:
         return await self._svc.wait(test_id)
+
+    async def create_suite_run(self, body: SuiteRunBody) -> SuiteRunView:
+        from agenttui.core.domain import parse_requests
+
+        return await self._svc.create_suite_run(self.owner, body, parse_requests({}, body.tests))
+
+    async def resume_suite_run(self, run_id: int, body: SuiteResumeBody) -> SuiteRunView:
+        from agenttui.core.domain import parse_requests
+
+        requests = parse_requests({}, body.tests) if body.tests else []
+        return await self._svc.resume_suite_run(self.owner, run_id, body, requests)
+
+    async def suite_run(self, run_id: int) -> SuiteRunView:
+        return await self._svc.suite_run(self.owner, run_id)
+
+    async def suite_runs(self, *, name: str | None = None, baseline: bool = False, limit: int = 50) -> list[SuiteRunView]:
+        return await self._svc.suite_runs(self.owner, name=name, baseline=baseline, limit=limit)
+
+    async def bless_suite_run(self, run_id: int) -> SuiteRunView:
+        return await self._svc.bless_suite_run(self.owner, run_id)
 
     async def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView:
         return await self._svc.trace(self.owner, test_id, after_seq=after_seq)

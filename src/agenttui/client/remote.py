@@ -36,6 +36,7 @@ from agenttui.core.wire import (
     PackageBody, QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
 from agenttui.core.wire import TraceView
+from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView
 
 if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
@@ -346,6 +347,24 @@ class SocketClient:
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
         body = RetryBody(query=query, agent_code=agent_code, secrets=secrets or None)
         return await self._call("POST", f"/tests/{test_id}/retry", TestView, body=body)
+
+    async def create_suite_run(self, body: SuiteRunBody) -> SuiteRunView:
+        return await self._call("POST", "/suite-runs", SuiteRunView, body=body)
+
+    async def resume_suite_run(self, run_id: int, body: SuiteResumeBody) -> SuiteRunView:
+        return await self._call("POST", f"/suite-runs/{run_id}/resume", SuiteRunView, body=body)
+
+    async def suite_run(self, run_id: int) -> SuiteRunView:
+        return await self._call("GET", f"/suite-runs/{run_id}", SuiteRunView)
+
+    async def suite_runs(self, *, name: str | None = None, baseline: bool = False, limit: int = 50) -> list[SuiteRunView]:
+        params: dict[str, Any] = {"limit": limit, "baseline": "1" if baseline else "0"}
+        if name:
+            params["name"] = name
+        return await self._call("GET", "/suite-runs", list[SuiteRunView], params=params)
+
+    async def bless_suite_run(self, run_id: int) -> SuiteRunView:
+        return await self._call("POST", f"/suite-runs/{run_id}/bless", SuiteRunView)
 
     async def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView:
         return await self._call("GET", f"/tests/{test_id}/trace", TraceView, params={"after": after_seq})

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agenttui.core.errors import AccessDenied, NotActionable, NotFound
+from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView
 from agenttui.core.wire import CallTotals, LogEntry, ModelCallView, PackageAnswer, QueueView, TestView, TraceView
 from agenttui.core.config import Settings
-from agenttui.core.domain import ACTIVE, TERMINAL, Egress, InvalidRequest, Status, TestRequest
+from agenttui.core.domain import ACTIVE, TERMINAL, Egress, FailureKind, InvalidRequest, Status, TestRequest
 from agenttui.engine.store import Owner, Store, TestRecord
 
 if TYPE_CHECKING:
@@ -84,6 +85,82 @@ class Service:
         for test in tests:
             self.on_submit(test.id)  # type: ignore[arg-type]
         return [test.id for test in tests]  # type: ignore[misc]
+
+    # ------------------------------------------------------------------ suite runs (docs/suites.md)
+    async def _prepare_many(self, requests: list[TestRequest]) -> list[tuple[TestRequest, str | None]]:
+        prepared, errors = [], {}
+        for index, request in enumerate(requests):
+            try:
+                request, sealed = self._prepare_submit(request)
+                await self._check_capacity(request)
+                prepared.append((request, sealed))
+            except InvalidRequest as exc:
+                errors.update({f"tests[{index}].{field}": message for field, message in exc.errors.items()})
+        if errors:
+            raise InvalidRequest(errors)
+        return prepared
+
+    async def create_suite_run(self, caller: Owner, body: SuiteRunBody, requests: list[TestRequest]) -> SuiteRunView:
+        """A suite run and its tests (one per slot), queued in one transaction: all or none."""
+        if len(body.slots) != len(requests):
+            raise InvalidRequest({"slots": f"give one slot per test; there are {len(body.slots)} slots "
+                                           f"for {len(requests)} tests"})
+        prepared = await self._prepare_many(requests)
+        fields = dict(name=body.name, suite_digest=body.suite_digest, agent_digest=body.agent_digest,
+                      repeat=body.repeat, suite_json=body.suite_json)
+        run_id, tests = await self.store.create_suite_run(fields, body.slots, prepared, caller,
+                                                          backend=self.settings.backend)
+        for test in tests:
+            self.on_submit(test.id)  # type: ignore[arg-type]
+        return await self.suite_run(caller, run_id)
+
+    async def resume_suite_run(self, caller: Owner, run_id: int, body: SuiteResumeBody,
+                               requests: list[TestRequest]) -> SuiteRunView:
+        """New tests for the slots of a run that did not finish. A slot whose test is still
+        queued, running or ended by the agent's own doing is refused: no case runs twice."""
+        run = await self.suite_run(caller, run_id, action="resume")
+        current = {(s.case_id, s.repeat): s.test_id for s in run.slots}
+        if len(body.slots) != len(requests):
+            raise InvalidRequest({"slots": "give one slot per test"})
+        for slot in body.slots:
+            if (slot.case_id, slot.repeat) not in current:
+                raise InvalidRequest({"slots": f"run {run_id} has no case {slot.case_id!r} repeat {slot.repeat}"})
+            test_id = current[(slot.case_id, slot.repeat)]
+            if test_id is not None and not resumable(await self.get(test_id)):
+                raise NotActionable(f"case {slot.case_id!r} repeat {slot.repeat} of run {run_id} has test "
+                                    f"{test_id}, which is not to be run again")
+        if body.slots:
+            prepared = await self._prepare_many(requests)
+            tests = await self.store.resume_suite_run(run_id, body.slots, prepared, caller,
+                                                      backend=self.settings.backend)
+            for test in tests:
+                self.on_submit(test.id)  # type: ignore[arg-type]
+        return await self.suite_run(caller, run_id)
+
+    async def suite_run(self, caller: Owner, run_id: int, *, action: str = "see") -> SuiteRunView:
+        """A run: its owner's and the admins' (or everyone's with share_test_content)."""
+        run = await self.store.suite_run(run_id)
+        if run is None:
+            raise NotFound(f"no suite run with id {run_id}; `agenttui suite list` lists them")
+        if run.owner_uid != caller.uid and not self.is_admin(caller) and (action != "see" or not self.share_content):
+            raise AccessDenied(f"suite run {run_id} belongs to {run.owner_name}; you cannot {action} it")
+        return run
+
+    async def suite_runs(self, caller: Owner, *, name: str | None = None, baseline: bool = False,
+                         limit: int = 50) -> list[SuiteRunView]:
+        """The caller's runs, newest first (every run for admins or with share_test_content);
+        `baseline`: only the baseline of the suite `name`."""
+        if baseline:
+            run_id = await self.store.suite_baseline_id(name or "")
+            return [] if run_id is None else [await self.suite_run(caller, run_id)]
+        everyone = self.is_admin(caller) or self.share_content
+        return await self.store.suite_runs(name=name, owner_uid=None if everyone else caller.uid, limit=limit)
+
+    async def bless_suite_run(self, caller: Owner, run_id: int) -> SuiteRunView:
+        """Make a run the baseline of its suite (its owner or an admin)."""
+        run = await self.suite_run(caller, run_id, action="bless")
+        await self.store.bless_suite_run(run.name, run_id)
+        return await self.suite_run(caller, run_id)
 
     async def show(self, caller: Owner, test_id: int) -> TestView:
         test = await self.get(test_id)
@@ -343,6 +420,14 @@ class Service:
     def _eta(self, position: int, typical_s: float) -> float:
         # Tests ahead start in waves of `cap`; each wave takes about one typical test.
         return round(math.ceil(position / self.settings.max_concurrent) * typical_s, 1)
+
+
+def resumable(test: TestRecord) -> bool:
+    """A test a suite resume runs again: cancelled, or failed for a reason outside the agent
+    (infrastructure, a build, a configuration); never one queued, running or judged."""
+    if test.status is Status.CANCELLED:
+        return True
+    return test.status is Status.FAILED and test.failure_kind == FailureKind.INFRA.value
 
 
 def _destination(out_dir: str | None, name: str) -> str:

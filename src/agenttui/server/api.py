@@ -26,6 +26,7 @@ from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest, parse_requests
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
+from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody
 from agenttui.core.wire import (
     NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, LogEntry, PackageBody, RetryBody,
     ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, settings_digest,
@@ -134,6 +135,14 @@ def _test_id(request: web.Request) -> int:
     value = _whole_number(raw, 1)
     if value is None:
         raise BadRequest(f"the test id in the path must be a whole number from 1 to {wire.MAX_ID}, got {raw[:40]!r}")
+    return value
+
+
+def _run_id(request: web.Request) -> int:
+    raw = request.match_info["run_id"]
+    value = _whole_number(raw, 1)
+    if value is None:
+        raise BadRequest(f"the suite run id in the path must be a whole number from 1 to {wire.MAX_ID}, got {raw[:40]!r}")
     return value
 
 
@@ -250,6 +259,29 @@ class Api:
         body = await _body(request, SubmitManyBody)
         ids = await self.service.submit_many(peer_owner(request), parse_requests(body.common, body.tests))
         return answer(SubmittedMany(ids=ids), QUEUED)
+
+    # ------------------------------------------------------------------ suite runs (docs/suites.md)
+    async def create_suite_run(self, request: web.Request) -> web.Response:
+        body = await _body(request, SuiteRunBody)
+        view = await self.service.create_suite_run(peer_owner(request), body, parse_requests({}, body.tests))
+        return answer(view, QUEUED)
+
+    async def suite_runs(self, request: web.Request) -> web.Response:
+        runs = await self.service.suite_runs(peer_owner(request), name=_text_param(request, "name"),
+                                             baseline=_flag(request, "baseline"),
+                                             limit=min(_int_param(request, "limit", 50) or 50, 1000))
+        return answer(runs)
+
+    async def suite_run(self, request: web.Request) -> web.Response:
+        return answer(await self.service.suite_run(peer_owner(request), _run_id(request)))
+
+    async def resume_suite_run(self, request: web.Request) -> web.Response:
+        body = await _body(request, SuiteResumeBody)
+        requests = parse_requests({}, body.tests) if body.tests else []
+        return answer(await self.service.resume_suite_run(peer_owner(request), _run_id(request), body, requests))
+
+    async def bless_suite_run(self, request: web.Request) -> web.Response:
+        return answer(await self.service.bless_suite_run(peer_owner(request), _run_id(request)))
 
     async def show(self, request: web.Request) -> web.Response:
         view = await self.service.show(peer_owner(request), _test_id(request))

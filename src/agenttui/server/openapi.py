@@ -20,6 +20,7 @@ from agenttui.core.wire import (
     QueueView, RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView,
 )
 from agenttui.core.wire import TraceView
+from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView
 from agenttui.packaging import PackageResult
 
 API_PREFIX = "/v1"
@@ -71,6 +72,18 @@ OPERATIONS: tuple[Operation, ...] = (
               query=(AFTER, LIMIT, FOLLOW, STREAM), streams=True),
     Operation("POST", "/tests/{test_id}/package", "package", "a test's deployment package (the zip, base64)",
               PackageAnswer[PackageResult], body=PackageBody),
+    Operation("POST", "/suite-runs", "create_suite_run", "store a suite run and queue its tests, all or none",
+              SuiteRunView, 201, SuiteRunBody),
+    Operation("GET", "/suite-runs", "suite_runs", "suite runs, newest first (with baseline=true: a suite's baseline)",
+              list[SuiteRunView], query=(Param("name", {"type": "string", "maxLength": 1000}, "only this suite's runs"),
+                                         Param("baseline", {"type": "boolean"}, "only the baseline of the suite `name`"),
+                                         LIMIT)),
+    Operation("GET", "/suite-runs/{run_id}", "suite_run", "a suite run, its case × repeat slots and their tests",
+              SuiteRunView),
+    Operation("POST", "/suite-runs/{run_id}/resume", "resume_suite_run",
+              "queue tests for the slots of a run that did not finish", SuiteRunView, body=SuiteResumeBody),
+    Operation("POST", "/suite-runs/{run_id}/bless", "bless_suite_run", "make a run the baseline of its suite",
+              SuiteRunView),
     Operation("GET", "/queue", "queue", "the shared queue: active tests, then queued ones", QueueView),
     Operation("GET", "/history", "history", "finished tests, newest first", list[TestView],
               query=(SEARCH, LIMIT, MINE)),
@@ -109,6 +122,9 @@ def _operation(op: Operation, schemas: dict[Any, dict[str, Any]]) -> dict[str, A
     params = [{"name": p.name, "in": "query", "schema": p.schema, "description": p.description} for p in op.query]
     if "{test_id}" in op.path:
         params.insert(0, {"name": "test_id", "in": "path", "required": True, "description": "the test's id",
+                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}})
+    if "{run_id}" in op.path:
+        params.insert(0, {"name": "run_id", "in": "path", "required": True, "description": "the suite run's id",
                           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}})
     if params:
         described["parameters"] = params

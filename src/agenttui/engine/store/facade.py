@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -28,12 +28,14 @@ import agenttui.engine.store.history as history
 import agenttui.engine.store.logs as logs
 import agenttui.engine.store.queue as queue
 import agenttui.engine.store.sql as sql
+import agenttui.engine.store.suites as suites
 from agenttui.engine.store.driver import Transactions, engines, execute, first
 from agenttui.engine.store.gate import status_after
 from agenttui.engine.store.logs import Line
 from agenttui.engine.store.migrate import migrate
 from agenttui.engine.store.records import Fence, Owner, QueueStatus, driver_row_to_test, row_to_test
 from agenttui.core.wire import LogEntry
+from agenttui.core.suite_wire import SuiteRunView, SuiteSlot
 from agenttui.engine.store.tables import CLAIMS, SECRETS, TESTS, ClaimRecord, ModelCallRecord, PackageRecord, TestRecord
 
 log = logging.getLogger(__name__)
@@ -110,8 +112,10 @@ class Store(Transactions):
         *,
         parent_id: int | None = None,
         backend: str = "docker",
+        then: Callable[[Connection, list[TestRecord]], Any] | None = None,
     ) -> list[TestRecord]:
-        """Queue every (request, sealed secrets) in one transaction: all of them, or none."""
+        """Queue every (request, sealed secrets) in one transaction: all of them, or none.
+        `then(conn, tests)` writes what goes with them in the same transaction (a suite run)."""
         now = time.time()
         rows = [
             dict(
@@ -140,9 +144,53 @@ class Store(Transactions):
                 if sealed is not None:
                     execute(conn, sql.INSERT_SECRETS, (row.id, sealed))
                 tests.append(driver_row_to_test(vars(row)))
+            if then is not None:
+                then(conn, tests)
             return tests
 
         return await self._write_tx(body)
+
+    # ------------------------------------------------------------------ suite runs (docs/suites.md)
+    async def create_suite_run(
+        self, fields: dict[str, Any], slots: Sequence[SuiteSlot], requests: Sequence[tuple[TestRequest, str | None]],
+        owner: Owner, *, backend: str = "docker",
+    ) -> tuple[int, list[TestRecord]]:
+        """A run and a test per slot, in one transaction: all of it, or nothing."""
+        made: list[int] = []
+
+        def record(conn: Connection, tests: list[TestRecord]) -> None:
+            run_id = suites.insert_run(conn, fields, owner.uid, owner.name)
+            suites.set_slots(conn, run_id, [SuiteSlot(s.case_id, s.repeat, t.id) for s, t in zip(slots, tests)],
+                             replace=False)
+            made.append(run_id)
+
+        tests = await self.submit_many(requests, owner, backend=backend, then=record)
+        return made[0], tests
+
+    async def resume_suite_run(
+        self, run_id: int, slots: Sequence[SuiteSlot], requests: Sequence[tuple[TestRequest, str | None]],
+        owner: Owner, *, backend: str = "docker",
+    ) -> list[TestRecord]:
+        """New tests for some slots of a run, replacing their old ones, in one transaction."""
+
+        def record(conn: Connection, tests: list[TestRecord]) -> None:
+            suites.set_slots(conn, run_id, [SuiteSlot(s.case_id, s.repeat, t.id) for s, t in zip(slots, tests)],
+                             replace=True)
+
+        return await self.submit_many(requests, owner, backend=backend, then=record)
+
+    async def suite_run(self, run_id: int) -> SuiteRunView | None:
+        return await self._read_tx(lambda conn: suites.read_run(conn, run_id))
+
+    async def suite_runs(self, *, name: str | None = None, owner_uid: int | None = None,
+                         limit: int = 50) -> list[SuiteRunView]:
+        return await self._read_tx(lambda conn: suites.list_runs(conn, name=name, owner_uid=owner_uid, limit=limit))
+
+    async def suite_baseline_id(self, name: str) -> int | None:
+        return await self._read_tx(lambda conn: suites.baseline_id(conn, name))
+
+    async def bless_suite_run(self, name: str, run_id: int) -> None:
+        await self._write_tx(lambda conn: suites.bless(conn, name, run_id))
 
     async def sealed_secrets(self, test_id: int) -> str | None:
         def body(conn: Connection) -> str | None:

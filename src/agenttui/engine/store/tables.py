@@ -187,3 +187,47 @@ CLAIMS = ClaimRecord.__table__  # type: ignore[attr-defined]
 PACKAGES = PackageRecord.__table__  # type: ignore[attr-defined]
 META = StoreMeta.__table__  # type: ignore[attr-defined]
 CALLS = ModelCallRecord.__table__  # type: ignore[attr-defined]
+
+
+class SuiteRunRecord(SQLModel, table=True):
+    """One run of a suite (docs/suites.md): what was run, by whom; the suite as parsed (its cases
+    and assertions as JSON) so resuming or showing it never reads the file again."""
+
+    __tablename__ = "suite_runs"
+    # A run's id is never handed out twice: reports and baselines name runs by it.
+    __table_args__ = (Index("ix_suite_runs_name", "name", "id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    suite_digest: str
+    agent_digest: str
+    created_at: float
+    owner_uid: int = Field(index=True)
+    owner_name: str
+    repeat: int
+    suite_json: str
+
+
+class SuiteTestRecord(SQLModel, table=True):
+    """A run's case × repeat and the test that runs it now (None: not submitted yet; a resume
+    replaces a cancelled or infrastructure-failed test's id)."""
+
+    __tablename__ = "suite_tests"
+    run_id: int = Field(primary_key=True)
+    case_id: str = Field(primary_key=True)
+    repeat: int = Field(primary_key=True)
+    test_id: int | None = None
+
+
+class SuiteBaselineRecord(SQLModel, table=True):
+    """The run every later run of a suite (by name) is compared with (`agenttui suite bless`)."""
+
+    __tablename__ = "suite_baselines"
+    name: str = Field(primary_key=True)
+    run_id: int
+    blessed_at: float
+
+
+SUITE_RUNS = SuiteRunRecord.__table__  # type: ignore[attr-defined]
+SUITE_TESTS = SuiteTestRecord.__table__  # type: ignore[attr-defined]
+SUITE_BASELINES = SuiteBaselineRecord.__table__  # type: ignore[attr-defined]
