@@ -24,6 +24,7 @@ COMMANDS = {
     "cancel": "reading:cmd_cancel",
     "retry": "submitting:cmd_retry",
     "package": "reading:cmd_package",
+    "suite": "suites:cmd_suite",
     "worker": "engine_commands:cmd_worker",
     "server": "engine_commands:cmd_server",  # status|stop|restart; without an action, the server runs
 }

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agenttui.cli.suites import add_suite_commands
 from agenttui.cli.common import EXIT_AGENT, EXIT_CANCELLED, EXIT_INFRA, EXIT_INVALID, EXIT_OK, EXIT_TIMEOUT
 from agenttui.core import errors as codes
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_test_commands(sub)
     add_engine_commands(sub)
+    add_suite_commands(sub)
     return parser
 
 

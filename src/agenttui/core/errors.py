@@ -97,7 +97,7 @@ NOT_RUNNING = Code("not_running", None, 3)
 OUTPUT_CLOSED = Code("output_closed", None, 141)
 # Defined now so that no two features pick the same number.
 BUDGET_EXHAUSTED = Code("budget_exhausted", 402, 7, reserved_for="a used-up budget")
-REGRESSIONS_FOUND = Code("regressions_found", None, 8, reserved_for="a comparison that finds regressions")
+REGRESSIONS_FOUND = Code("regressions_found", None, 8)  # `agenttui suite run`: a case regressed (docs/suites.md)
 REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a call it did not record")
 
 CODES = (

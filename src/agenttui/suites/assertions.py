@@ -131,7 +131,7 @@ def _regex(spec: dict[str, Any], out: Outcome) -> str | None:
     flags = re.IGNORECASE if spec.get("ignore_case") else 0
     if re.search(spec["value"], out.response or "", flags):
         return None
-    return f"regex {spec['value']!r} did not match {shown(out.response)}"
+    return f"regex '{spec['value']}' did not match {shown(out.response)}"
 
 
 def _parse_schema(spec: dict[str, Any]) -> None:
