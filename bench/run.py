@@ -552,10 +552,21 @@ def fig_history_scale(bench: BenchEnv, quick: bool) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------- 12
+def fig_suite_reports(bench: BenchEnv, quick: bool) -> list[Row]:
+    """The suite reports (comparison, JUnit, HTML) for 1,000 results, in process (bench/bench_suites.py)."""
+    import bench_suites
+
+    f = bench_suites.measure(runs=1 if quick else 5)
+    return [Row("12 suite reports for 1,000 results (JUnit + HTML)", fmt_s(f["reports"]),
+                f"{fmt_s(f['json'])} the same results as JSON", f["reports"] / f["json"], "< 1 s",
+                f["reports"] < 1.0)]
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
-    10: fig_recorder, 11: fig_history_scale,
+    10: fig_recorder, 11: fig_history_scale, 12: fig_suite_reports,
 }
 
 

@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The end-to-end tests drive the real binary in tmux and talk to the server's socket with curl.
+# The end-to-end tests drive the real binary in tmux and talk to the server's socket with curl;
+# the suites' HTML report is opened in Debian's headless chromium.
 missing=""
-for tool in tmux curl; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+for tool in tmux curl chromium; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >&2
