@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import fmean
 
-from agenttui.suites.report import CaseReport, RepeatResult, SuiteReport
+from agenttui.suites.results import CaseReport, RepeatResult, SuiteReport
 from agenttui.suites.stats import CaseVerdict, counts, verdict
 
 KINDS = ("regressed", "improved", "unchanged", "inconclusive", "new", "removed")

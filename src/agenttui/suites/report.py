@@ -7,54 +7,27 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from agenttui.core.resources import resource_dir
+from agenttui.suites.results import CaseReport, RepeatResult, SuiteReport
 from agenttui.suites.stats import ALPHA, case_stats
 
 if TYPE_CHECKING:
     from agenttui.suites.compare import Comparison
 
+# The results' dataclasses live in agenttui.suites.results (below stats and compare, so no
+# import cycle) and are re-exported here, where the runner and the CLI take them from.
+__all__ = ["CaseReport", "RepeatResult", "SuiteReport", "summary_lines", "to_html", "to_json",
+           "to_junit"]
+
 HTML_TEMPLATE = "suite_report.html.j2"
 # Characters XML 1.0 cannot hold at all (not even escaped): an agent's response may carry them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-@dataclass
-class RepeatResult:
-    repeat: int  # 1-based
-    test_id: int | None  # None: not submitted yet
-    status: str | None  # agenttui Status value ("COMPLETED", ...); None while not finished
-    passed: bool | None  # all assertions passed; None while not finished
-    reasons: list[str]  # one line per failed assertion
-    response: str | None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cost_usd: float | None = None
-    duration_s: float | None = None
-
-
-@dataclass
-class CaseReport:
-    case_id: str
-    query: str
-    repeats: list[RepeatResult]
-
-
-@dataclass
-class SuiteReport:
-    run_id: int
-    suite_name: str
-    suite_digest: str
-    agent_digest: str
-    created_at: float  # epoch seconds
-    owner: str
-    cases: list[CaseReport]
-    baseline_run_id: int | None = None
 
 
 def _totals(report: SuiteReport, comparison: Comparison | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from math import comb
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agenttui.suites.report import CaseReport
+    from agenttui.suites.results import CaseReport
 
 ALPHA = 0.05
 # Past this many repeats per side the search for "repeats needed" stops (a baseline rate strictly
