@@ -48,13 +48,11 @@ def _invalid(exc: Any, slots: list[Any]) -> UserError:
 class Progress:
     """A bar that rewrites itself on a terminal; plain lines (one per ended test) when piped."""
 
-    def __init__(self, run_id: int, quiet: bool):
-        self.run_id, self.quiet = run_id, quiet
+    def __init__(self, run_id: int):
+        self.run_id = run_id
         self.tty = sys.stderr.isatty()
 
     def __call__(self, done: int, failed: int, total: int, line: str | None) -> None:
-        if self.quiet and not self.tty:
-            return
         if not self.tty:
             if line:
                 print(f"[{done}/{total}] {line}", file=sys.stderr, flush=True)
@@ -160,7 +158,7 @@ async def _run(args: argparse.Namespace) -> int:
             if args.no_wait:
                 print(json.dumps({"run_id": run.id, "tests": len(slots)}) if args.json else run.id)
                 return EXIT_OK
-            views = await follow_run(client, run, Progress(run.id, args.json))
+            views = await follow_run(client, run, Progress(run.id))
             return await _finish(client, run, args, views)
     except codes.InfraError as exc:
         print(f"agenttui: infrastructure failure: {exc}", file=sys.stderr)
@@ -179,7 +177,7 @@ async def _resume(args: argparse.Namespace) -> int:
         if args.no_wait:
             print(run.id)
             return EXIT_OK
-        views = await follow_run(client, run, Progress(run.id, args.json))
+        views = await follow_run(client, run, Progress(run.id))
         return await _finish(client, run, args, views)
 
 
