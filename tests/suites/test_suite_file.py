@@ -147,3 +147,18 @@ def test_each_assertion_kind_passes_and_fails_with_a_reason():
     # A text assertion on a test that did not complete says so first.
     assert reasons({"type": "contains", "value": "x"}, status="FAILED", response=None)[0] == (
         "outcome: expected completed, the test ended failed")
+
+
+def test_the_worked_example_reads_and_its_agent_passes_every_case():
+    """examples/suite/ (docs/suites.md): the file is valid and its agent meets each assertion."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).parents[2] / "examples" / "suite"
+    spec = importlib.util.spec_from_file_location("example_agent", folder / "agent.py")
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    suite = load_suite(folder / "suite.toml")
+    assert len(suite.cases) == 5
+    for case in suite.cases:
+        assert evaluate(case.expect, Outcome("COMPLETED", agent.run(case.query), duration_s=1.0)) == [], case.id
