@@ -274,11 +274,19 @@ def test_a_run_whose_server_was_killed_is_finished_by_resume_and_no_case_runs_tw
     first.kill()
     first.communicate(timeout=30)
     run_id = run_id_of("".join(seen))
+    # Two tests still waiting are cancelled (a user's `agenttui cancel`): resume runs them again.
+    run, views, _history = asyncio.run(slots_of(run_id))  # the client starts a new server
+    waiting = [s.test_id for s in run.slots if views[s.test_id].status.value == "QUEUED"][-2:]
+    assert len(waiting) == 2, {s.case_id: views[s.test_id].status for s in run.slots}
+    for test_id in waiting:
+        assert agenttui("cancel", str(test_id)).returncode == 0
     resumed = agenttui("suite", "resume", str(run_id), timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "2 test(s) queued again" in resumed.stderr, resumed.stderr
     run, views, history = asyncio.run(slots_of(run_id))
     assert sorted(s.case_id for s in run.slots) == [f"c{n:02}" for n in range(12)]  # every case once
     assert all(views[s.test_id].status.value == "COMPLETED" for s in run.slots)
+    assert not set(waiting) & {s.test_id for s in run.slots}  # their slots have new tests
     # No case ran to its end twice: one completed test per query.
     completed = [v.query for v in history if v.status.value == "COMPLETED"]
     assert sorted(completed) == sorted(f"q{n}" for n in range(12)), completed
