@@ -292,3 +292,23 @@ def test_a_run_whose_server_was_killed_is_finished_by_resume_and_no_case_runs_tw
     assert sorted(completed) == sorted(f"q{n}" for n in range(12)), completed
     again = agenttui("suite", "resume", str(run_id))
     assert again.returncode == 0 and "0 test(s) queued again" in again.stderr
+
+
+def test_a_run_with_a_cancelled_test_exits_3_and_names_resume(agenttui, agenttui_cmd, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTTUI_NOOP_RUN_S", "0.5")
+    monkeypatch.setenv("AGENTTUI_MAX_CONCURRENT", "1")
+    body = 'name = "cut"\nagent = "agent.py"\n' + "".join(
+        f'[[case]]\nid = "c{n}"\nquery = "q{n}"\n' for n in range(3))
+    path = suite_file(tmp_path, body)
+    following = subprocess.Popen([*agenttui_cmd, "suite", "run", str(path)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    first_line = following.stderr.readline()
+    run_id = run_id_of(first_line)
+    run, _views, _history = asyncio.run(slots_of(run_id))
+    last = max(s.test_id for s in run.slots)
+    assert agenttui("cancel", str(last)).returncode == 0
+    _out, err = following.communicate(timeout=120)
+    assert following.returncode == 3, err
+    assert f"1 case run(s) did not finish; `agenttui suite resume {run_id}` runs only those" in err
+    resumed = agenttui("suite", "resume", str(run_id))
+    assert resumed.returncode == 0 and "1 test(s) queued again" in resumed.stderr, resumed.stderr

@@ -75,7 +75,7 @@ async def _baseline(client: Client, run: SuiteRunView) -> SuiteReport | None:
 
 async def _finish(client: Client, run: SuiteRunView, args: argparse.Namespace, views: dict[int, Any]) -> int:
     """Build the report, compare it with the baseline, write the reports, say the verdict."""
-    from agenttui.suites.runner import build_report
+    from agenttui.suites.runner import build_report, resumable
 
     report = await build_report(client, await client.suite_run(run.id), views=views)
     baseline = await _baseline(client, run)
@@ -86,7 +86,13 @@ async def _finish(client: Client, run: SuiteRunView, args: argparse.Namespace, v
         comparison = compare(baseline, report)
         report.baseline_run_id = baseline.run_id
     _write_reports(report, comparison, args)
-    return _exit_code(report, comparison)
+    rerun = 0
+    for repeat in (r for case in report.cases for r in case.repeats):
+        if repeat.test_id is None or repeat.status not in ("COMPLETED", "TIMED_OUT"):
+            view = views.get(repeat.test_id) if repeat.test_id else None
+            if repeat.test_id is None or resumable(view or await client.show(repeat.test_id)):
+                rerun += 1
+    return _exit_code(report, comparison, rerun)
 
 
 def _write_reports(report: SuiteReport, comparison: Comparison | None, args: argparse.Namespace) -> None:
@@ -105,15 +111,15 @@ def _write_reports(report: SuiteReport, comparison: Comparison | None, args: arg
         print("\n".join(reports.summary_lines(report, comparison)))
 
 
-def _exit_code(report: SuiteReport, comparison: Comparison | None) -> int:
-    """8 when a case regressed against the baseline; 3 when some tests could not run (resume
-    runs them); without a baseline 1 when a case did not pass every repeat; else 0."""
+def _exit_code(report: SuiteReport, comparison: Comparison | None, rerun: int) -> int:
+    """8 when a case regressed against the baseline; 3 when `rerun` tests could not run (never
+    submitted, cancelled, failed by the infrastructure: resume runs them); without a baseline 1
+    when a case did not pass every repeat; else 0."""
     repeats = [r for case in report.cases for r in case.repeats]
     if comparison is not None and comparison.regressions:
         return codes.REGRESSIONS_FOUND.exit
-    unfinished = [r for r in repeats if r.passed is None or r.status == "CANCELLED"]
-    if unfinished:
-        print(f"agenttui: {len(unfinished)} case run(s) did not finish; `agenttui suite resume {report.run_id}` "
+    if rerun:
+        print(f"agenttui: {rerun} case run(s) did not finish; `agenttui suite resume {report.run_id}` "
               "runs only those", file=sys.stderr)
         return EXIT_INFRA
     if comparison is None and not all(r.passed for r in repeats):
