@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from agenttui.suites.report import RepeatResult, SuiteReport
 
 POLL_S = 0.5
+# Unfinished tests looked at per round of polling: a 1,000-test run costs the server a few calls a
+# round, not a thousand.
+LOOKS_PER_ROUND = 32
 
 
 def resumable(view: TestView) -> bool:
@@ -137,9 +140,13 @@ async def follow_run(client: Client, run: SuiteRunView, on_progress: Callable[[i
     ended: dict[int, TestView] = {}
     on_progress(done, failed, total, None)
     while pending:
-        for test_id, slot in list(pending.items()):
+        unfinished = 0
+        for test_id, slot in sorted(pending.items()):
+            if unfinished >= LOOKS_PER_ROUND:
+                break  # the queue runs tests about in id order: later ones are looked at once these end
             view = await client.show(test_id)
             if not view.status.is_terminal:
+                unfinished += 1
                 continue
             del pending[test_id]
             ended[test_id] = view
