@@ -312,3 +312,19 @@ def test_a_run_with_a_cancelled_test_exits_3_and_names_resume(agenttui, agenttui
     assert f"1 case run(s) did not finish; `agenttui suite resume {run_id}` runs only those" in err
     resumed = agenttui("suite", "resume", str(run_id))
     assert resumed.returncode == 0 and "1 test(s) queued again" in resumed.stderr, resumed.stderr
+
+
+def test_a_large_suite_is_one_small_request(agenttui, tmp_path, monkeypatch):
+    """200 cases × 5 repeats of a 90 KB agent: the agent's code crosses the socket once (the
+    server refuses bodies over 1 MB), and the thousand tests are queued together."""
+    monkeypatch.setenv("AGENTTUI_NOOP_RUN_S", "30")  # they stay queued while looked at
+    body = 'name = "big"\nagent = "agent.py"\nrepeat = 5\n' + "".join(
+        f'[[case]]\nid = "c{n}"\nquery = "question {n}"\n' for n in range(200))
+    path = suite_file(tmp_path, body)
+    (tmp_path / "agent.py").write_text(AGENT + "# padding\n" * 9000)
+    done = agenttui("suite", "run", str(path), "--no-wait")
+    assert done.returncode == 0, done.stderr
+    run, _views, _history = asyncio.run(slots_of(int(done.stdout)))
+    assert len(run.slots) == 1000 and len({s.test_id for s in run.slots}) == 1000
+    queue = json.loads(agenttui("queue", "--json").stdout)
+    assert queue["running"] + queue["queued"] == 1000

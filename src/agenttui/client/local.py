@@ -125,12 +125,12 @@ class LocalClient:
     async def create_suite_run(self, body: SuiteRunBody) -> SuiteRunView:
         from agenttui.core.domain import parse_requests
 
-        return await self._svc.create_suite_run(self.owner, body, parse_requests({}, body.tests))
+        return await self._svc.create_suite_run(self.owner, body, parse_requests(body.common, body.tests))
 
     async def resume_suite_run(self, run_id: int, body: SuiteResumeBody) -> SuiteRunView:
         from agenttui.core.domain import parse_requests
 
-        requests = parse_requests({}, body.tests) if body.tests else []
+        requests = parse_requests(body.common, body.tests) if body.tests else []
         return await self._svc.resume_suite_run(self.owner, run_id, body, requests)
 
     async def suite_run(self, run_id: int) -> SuiteRunView:

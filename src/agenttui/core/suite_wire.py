@@ -40,8 +40,8 @@ class SuiteRunView:
 
 @dataclass
 class SuiteRunBody:
-    """A new run and its tests in one call: `tests[i]` (a request's fields) runs `slots[i]`; all
-    are queued, or none (the run is not stored either)."""
+    """A new run and its tests in one call: `tests[i]` (the fields of a request over `common`'s,
+    as in SubmitManyBody) runs `slots[i]`; all are queued, or none (the run is not stored either)."""
 
     name: Text
     suite_digest: Text
@@ -50,6 +50,7 @@ class SuiteRunBody:
     suite_json: str
     slots: list[SuiteSlot]
     tests: list[dict[str, Any]]
+    common: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,3 +59,4 @@ class SuiteResumeBody:
 
     slots: list[SuiteSlot]
     tests: list[dict[str, Any]]
+    common: dict[str, Any] = field(default_factory=dict)

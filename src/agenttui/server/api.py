@@ -263,7 +263,7 @@ class Api:
     # ------------------------------------------------------------------ suite runs (docs/suites.md)
     async def create_suite_run(self, request: web.Request) -> web.Response:
         body = await _body(request, SuiteRunBody)
-        view = await self.service.create_suite_run(peer_owner(request), body, parse_requests({}, body.tests))
+        view = await self.service.create_suite_run(peer_owner(request), body, parse_requests(body.common, body.tests))
         return answer(view, QUEUED)
 
     async def suite_runs(self, request: web.Request) -> web.Response:
@@ -277,7 +277,7 @@ class Api:
 
     async def resume_suite_run(self, request: web.Request) -> web.Response:
         body = await _body(request, SuiteResumeBody)
-        requests = parse_requests({}, body.tests) if body.tests else []
+        requests = parse_requests(body.common, body.tests) if body.tests else []
         return answer(await self.service.resume_suite_run(peer_owner(request), _run_id(request), body, requests))
 
     async def bless_suite_run(self, request: web.Request) -> web.Response:

@@ -60,17 +60,31 @@ class Suite:
     cases: list[Case]
 
     def to_json(self) -> str:
+        """The suite as stored with its run: what the cases share (the agent's code) once."""
+        common, own = split_common([c.request for c in self.cases])
+        cases = [{**c.to_dict(), "request": request} for c, request in zip(self.cases, own)]
         return json.dumps({"name": self.name, "digest": self.digest, "agent_digest": self.agent_digest,
-                           "repeat": self.repeat, "cases": [c.to_dict() for c in self.cases]})
+                           "repeat": self.repeat, "common": common, "cases": cases})
 
     @classmethod
     def from_json(cls, text: str) -> Suite:
         data = json.loads(text)
-        return cls(data["name"], data["digest"], data["agent_digest"], data["repeat"],
-                   [Case.from_dict(c) for c in data["cases"]])
+        common = data.get("common", {})
+        cases = [Case.from_dict({**c, "request": {**common, **c["request"]}}) for c in data["cases"]]
+        return cls(data["name"], data["digest"], data["agent_digest"], data["repeat"], cases)
 
     def case(self, case_id: str) -> Case:
         return next(c for c in self.cases if c.id == case_id)
+
+
+def split_common(requests: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the fields every request has alike, each request's other fields): a request is
+    `{**common, **own}` (bulk submits and stored suites send the agent's code once)."""
+    if not requests:
+        return {}, []
+    first = requests[0]
+    common = {k: v for k, v in first.items() if all(k in r and r[k] == v for r in requests[1:])}
+    return common, [{k: v for k, v in r.items() if k not in common} for r in requests]
 
 
 def _read(base: Path, value: Any, key: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView, SuiteSlot
 from agenttui.suites.assertions import Outcome, evaluate
-from agenttui.suites.file import Suite
+from agenttui.suites.file import Suite, split_common
 
 if TYPE_CHECKING:
     from agenttui.client.base import Client
@@ -54,8 +54,9 @@ async def start_run(client: Client, suite: Suite, *, credentials_duration_s: int
     slots = [SuiteSlot(case.id, repeat) for case in suite.cases for repeat in range(1, suite.repeat + 1)]
     cache: dict[str, Any] = {}
     tests = [await _resolved(suite.case(slot.case_id).request, credentials_duration_s, cache) for slot in slots]
+    common, own = split_common(tests)  # the agent's code once, not once per test (bodies stay small)
     body = SuiteRunBody(name=suite.name, suite_digest=suite.digest, agent_digest=suite.agent_digest,
-                        repeat=suite.repeat, suite_json=suite.to_json(), slots=slots, tests=tests)
+                        repeat=suite.repeat, suite_json=suite.to_json(), slots=slots, tests=own, common=common)
     return await client.create_suite_run(body)
 
 
@@ -74,7 +75,8 @@ async def resume_run(client: Client, run_id: int, *, credentials_duration_s: int
         return run, 0
     cache: dict[str, Any] = {}
     tests = [await _resolved(suite.case(s.case_id).request, credentials_duration_s, cache) for s in again]
-    return await client.resume_suite_run(run_id, SuiteResumeBody(slots=again, tests=tests)), len(again)
+    common, own = split_common(tests)
+    return await client.resume_suite_run(run_id, SuiteResumeBody(slots=again, tests=own, common=common)), len(again)
 
 
 async def judge(client: Client, suite: Suite, slot: SuiteSlot, view: TestView | None) -> RepeatResult:
