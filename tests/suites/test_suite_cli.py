@@ -328,3 +328,31 @@ def test_a_large_suite_is_one_small_request(agenttui, tmp_path, monkeypatch):
     assert len(run.slots) == 1000 and len({s.test_id for s in run.slots}) == 1000
     queue = json.loads(agenttui("queue", "--json").stdout)
     assert queue["running"] + queue["queued"] == 1000
+
+
+def test_on_a_terminal_the_progress_is_one_bar_that_rewrites_itself(agenttui_cmd, tmp_path, monkeypatch):
+    import pty
+
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    body = 'name = "tty"\nagent = "agent.py"\nrepeat = 2\n[[case]]\nid = "a"\nquery = "q"\n'
+    path = suite_file(tmp_path, body)
+    leader, follower = pty.openpty()
+    done = subprocess.run([*agenttui_cmd, "suite", "run", str(path)], stdin=follower, stdout=subprocess.PIPE,
+                          stderr=follower, timeout=120)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if b"2/2 ended" in seen:
+            break
+    os.close(leader)
+    assert done.returncode == 0, seen
+    text = seen.decode()
+    assert "\r\x1b[Ksuite run 1 [" in text and "] 2/2 ended, 0 failing" in text, text
+    assert "[1/2] a #" not in text  # the plain lines are for pipes
