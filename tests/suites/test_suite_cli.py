@@ -356,3 +356,24 @@ def test_on_a_terminal_the_progress_is_one_bar_that_rewrites_itself(agenttui_cmd
     text = seen.decode()
     assert "\r\x1b[Ksuite run 1 [" in text and "] 2/2 ended, 0 failing" in text, text
     assert "[1/2] a #" not in text  # the plain lines are for pipes
+
+
+def test_a_suites_api_key_is_stored_nowhere(agenttui, tmp_path, monkeypatch):
+    canary = "sk-canary-" + "7Q" * 12
+    monkeypatch.setenv("AGENTTUI_NOOP_RUN_S", "0.2")
+    path = suite_file(tmp_path, f'''
+        name = "keyed"
+        agent = "agent.py"
+        provider = "openai"
+        model = "gpt-4o-mini"
+        options = {{ OPENAI_BASE_URL = "http://127.0.0.1:9/v1", OPENAI_API_KEY = "{canary}" }}
+        [[case]]
+        id = "a"
+        query = "hi"
+    ''')
+    done = agenttui("suite", "run", str(path))
+    assert done.returncode == 0, done.stderr
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and p != path]
+    assert stored and not [p for p in stored if canary.encode() in p.read_bytes()]
+    missing = agenttui("suite", "resume", "1")  # nothing to run again: no key needed
+    assert missing.returncode == 0, missing.stderr

@@ -162,3 +162,29 @@ def test_the_worked_example_reads_and_its_agent_passes_every_case():
     assert len(suite.cases) == 5
     for case in suite.cases:
         assert evaluate(case.expect, Outcome("COMPLETED", agent.run(case.query), duration_s=1.0)) == [], case.id
+
+
+def test_secret_values_are_never_in_the_stored_suite_and_come_back_from_the_environment(tmp_path):
+    from agenttui.suites.file import with_secret_values
+
+    path = write(tmp_path, '''
+agent = "agent.py"
+provider = "openai"
+model = "gpt-4o-mini"
+options = { OPENAI_BASE_URL = "http://127.0.0.1:9/v1", OPENAI_API_KEY = "sk-canary-5150" }
+[[case]]
+id = "a"
+query = "hi"
+''')
+    suite = load_suite(path)
+    stored = suite.to_json()
+    assert "sk-canary-5150" not in stored
+    request = Suite.from_json(stored).case("a").request
+    assert request["provider"]["secrets"] == ["OPENAI_API_KEY"] and "OPENAI_API_KEY" not in request["provider"]["options"]
+    with pytest.raises(ValueError, match='case "a" needs OPENAI_API_KEY: secret values are never stored'):
+        with_secret_values("a", request, {})
+    again = with_secret_values("a", request, {"OPENAI_API_KEY": "sk-new"})
+    assert again["provider"]["options"]["OPENAI_API_KEY"] == "sk-new" and again["provider"]["secrets"] == []
+    from agenttui.core.domain import TestRequest
+
+    TestRequest.parse(**again)  # a valid request again

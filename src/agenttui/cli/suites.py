@@ -172,12 +172,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from agenttui.suites.runner import follow_run, resume_run
+    from agenttui.suites.runner import SuiteResumeError, follow_run, resume_run
 
     settings = client_settings(args)
     _need_server(settings, "resume")
     async with open_client(settings) as client:
-        run, queued = await resume_run(client, args.run, credentials_duration_s=_duration(settings))
+        try:
+            run, queued = await resume_run(client, args.run, credentials_duration_s=_duration(settings))
+        except SuiteResumeError as exc:
+            raise UserError(f"cannot resume suite run {args.run}, nothing was queued: {exc}") from None
         print(f"agenttui: suite run {run.id}: {queued} test(s) queued again; the rest ran or are running",
               file=sys.stderr)
         if args.no_wait:

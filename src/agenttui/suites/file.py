@@ -60,8 +60,10 @@ class Suite:
     cases: list[Case]
 
     def to_json(self) -> str:
-        """The suite as stored with its run: what the cases share (the agent's code) once."""
-        common, own = split_common([c.request for c in self.cases])
+        """The suite as stored with its run: what the cases share (the agent's code) once, and
+        secret option values (API keys) taken out, their names kept (never stored; a resume
+        takes them from the environment)."""
+        common, own = split_common([without_secret_values(c.request) for c in self.cases])
         cases = [{**c.to_dict(), "request": request} for c, request in zip(self.cases, own)]
         return json.dumps({"name": self.name, "digest": self.digest, "agent_digest": self.agent_digest,
                            "repeat": self.repeat, "common": common, "cases": cases})
@@ -75,6 +77,38 @@ class Suite:
 
     def case(self, case_id: str) -> Case:
         return next(c for c in self.cases if c.id == case_id)
+
+
+def without_secret_values(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields with its provider's secret option values out and their names in
+    `provider.secrets`."""
+    from agenttui.core.providers import PROVIDERS
+
+    provider = dict(request.get("provider") or {})
+    options = dict(provider.get("options") or {})
+    catalogue = PROVIDERS.get(str(provider.get("name") or "ollama").strip().lower())
+    secret = sorted(k for k in options if catalogue is not None and catalogue.is_secret(k))
+    if not secret:
+        return request
+    provider["options"] = {k: v for k, v in options.items() if k not in secret}
+    provider["secrets"] = sorted(set(provider.get("secrets") or ()) | set(secret))
+    return {**request, "provider": provider}
+
+
+def with_secret_values(case_id: str, request: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """The stored request with its secret values taken from `environ` again; ValueError names
+    the case and the variable missing."""
+    provider = dict(request.get("provider") or {})
+    names = list(provider.get("secrets") or ())
+    if not names:
+        return request
+    missing = [n for n in names if not environ.get(n)]
+    if missing:
+        raise ValueError(f"case {json.dumps(case_id)} needs {', '.join(missing)}: secret values are never stored "
+                         "with a run; set them in the environment to resume it")
+    provider["options"] = {**(provider.get("options") or {}), **{n: environ[n] for n in names}}
+    provider["secrets"] = []
+    return {**request, "provider": provider}
 
 
 def split_common(requests: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView, SuiteSlot
 from agenttui.suites.assertions import Outcome, evaluate
-from agenttui.suites.file import Suite, split_common
+from agenttui.suites.file import Suite, split_common, with_secret_values
 
 if TYPE_CHECKING:
     from agenttui.client.base import Client
@@ -21,6 +21,10 @@ POLL_S = 0.5
 # Unfinished tests looked at per round of polling: a 1,000-test run costs the server a few calls a
 # round, not a thousand.
 LOOKS_PER_ROUND = 32
+
+
+class SuiteResumeError(Exception):
+    """A run cannot be resumed as it is (e.g. a secret value the environment does not give)."""
 
 
 def resumable(view: TestView) -> bool:
@@ -73,8 +77,14 @@ async def resume_run(client: Client, run_id: int, *, credentials_duration_s: int
             again.append(SuiteSlot(slot.case_id, slot.repeat))
     if not again:
         return run, 0
+    import os
+
     cache: dict[str, Any] = {}
-    tests = [await _resolved(suite.case(s.case_id).request, credentials_duration_s, cache) for s in again]
+    try:
+        fields = [with_secret_values(s.case_id, suite.case(s.case_id).request, dict(os.environ)) for s in again]
+    except ValueError as exc:
+        raise SuiteResumeError(str(exc)) from None
+    tests = [await _resolved(request, credentials_duration_s, cache) for request in fields]
     common, own = split_common(tests)
     return await client.resume_suite_run(run_id, SuiteResumeBody(slots=again, tests=own, common=common)), len(again)
 
