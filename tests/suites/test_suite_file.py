@@ -188,3 +188,13 @@ query = "hi"
     from agenttui.core.domain import TestRequest
 
     TestRequest.parse(**again)  # a valid request again
+
+
+def test_a_run_too_large_or_an_id_too_long_is_refused(tmp_path):
+    body = 'agent = "agent.py"\nrepeat = 100\n' + "".join(f'[[case]]\nid = "c{n}"\nquery = "q"\n' for n in range(101))
+    body += '[[case]]\nid = "' + "x" * 300 + '"\nquery = "q"\n'
+    with pytest.raises(SuiteFileError) as caught:
+        load_suite(write(tmp_path, body))
+    assert any(p.startswith("repeat: 102 cases × 100 repeats are 10,200 tests; a run holds at most 10,000")
+               for p in caught.value.problems), caught.value.problems
+    assert any("id: must be at most 200 characters; it has 300" in p for p in caught.value.problems)

@@ -25,6 +25,7 @@ FIELD_KEYS = {"agent_code": "agent", "query": "query", "requirements": "requirem
               "limits.cpus": "cpus", "limits.memory_mb": "memory", "entrypoint": "entrypoint",
               "provider.credentials": "provider"}
 MAX_REPEAT = 100
+MAX_ID_CHARS = 200
 
 
 class SuiteFileError(Exception):
@@ -216,7 +217,9 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
             problems.append(f"{where}id: every case needs an id (text)")
             case_id = f"case[{index + 1}]"
         else:
-            where = f"case {json.dumps(case_id)} "
+            where = f"case {json.dumps(case_id[:MAX_ID_CHARS])} "
+            if len(case_id) > MAX_ID_CHARS:
+                problems.append(f"{where}id: must be at most {MAX_ID_CHARS} characters; it has {len(case_id)}")
             if case_id in seen:
                 problems.append(f"{where}id: another case has the same id; ids must be unique")
             seen.add(case_id)
@@ -254,6 +257,11 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
         unknown = [c for c in only if c not in seen]
         problems.extend(f"--case {c}: no case has this id (the suite's: {', '.join(sorted(seen))})" for c in unknown)
         cases = [c for c in cases if c.id in only]
+    from agenttui.core.domain import MAX_TESTS_PER_SUBMIT
+
+    if len(cases) * file_repeat > MAX_TESTS_PER_SUBMIT:
+        problems.append(f"repeat: {len(cases)} cases × {file_repeat} repeats are {len(cases) * file_repeat:,} tests; "
+                        f"a run holds at most {MAX_TESTS_PER_SUBMIT:,} (use fewer repeats, or --case)")
     if problems:
         raise SuiteFileError(path, problems)
     agents = dict.fromkeys(c.request["agent_code"] for c in cases)
