@@ -2,7 +2,8 @@
 
 FakeOllama: GET /api/tags, POST /api/generate and /api/chat (streaming NDJSON and not).
 FakeOpenAI: GET /v1/models, POST /v1/chat/completions (JSON or SSE), with a bearer key check.
-Each answers "<model> says: <the prompt upside down>" and records what it was sent.
+Each answers "<model> says: <the prompt upside down>" (FakeOpenAI(random=True): and a random word) and
+records what it was sent; `connections` counts the connections it accepted.
 
 As the real servers do, both report token counts (Ollama's prompt_eval_count / eval_count, OpenAI's
 usage: in a stream only when stream_options.include_usage asks) and answer a request that offers
@@ -14,6 +15,7 @@ whether the release came first, i.e. the client read the first chunks while the 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +45,7 @@ class _Server:
         self.requests: list[dict] = []
         self.release = threading.Event()
         self.released_in_time: list[bool] = []  # one per held stream
+        self.connections = 0  # TCP connections accepted
         handler = type("Handler", (self.handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -75,6 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # quiet
         pass
+
+    def setup(self):
+        self.fake.connections += 1
+        super().setup()
 
     def _body(self) -> dict:
         size = int(self.headers.get("Content-Length") or 0)
@@ -193,6 +200,8 @@ class _OpenAIHandler(_Handler):
         model = body.get("model", "")
         prompt = (body.get("messages") or [{}])[-1].get("content", "")
         text = answer(model, prompt)
+        if self.fake.config.get("random"):  # a model that never answers the same twice
+            text += " " + secrets.token_hex(6)
         usage = {"prompt_tokens": prompt_tokens(prompt), "completion_tokens": answer_tokens(text),
                  "total_tokens": prompt_tokens(prompt) + answer_tokens(text)}
         tool = self._first_tool(body)

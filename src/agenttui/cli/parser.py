@@ -86,6 +86,15 @@ def add_test_commands(sub: Any) -> None:
         "--queries", type=Path, metavar="FILE",
         help="one query per line: a test for each, all queued in one request (all or none); prints their ids",
     )
+    submit.add_argument("--record", type=Path, metavar="CASSETTE",
+                        help="write the test's model exchanges to this cassette file (docs/replay.md)")
+    submit.add_argument("--replay", type=Path, metavar="CASSETTE",
+                        help="answer the test's model calls from this cassette; nothing upstream is opened")
+    submit.add_argument("--replay-mode", choices=["strict", "new-calls-live"],
+                        help="strict (default): a call the cassette lacks fails the test (exit 9); "
+                             "new-calls-live: it goes to the endpoint and is added to the cassette")
+    submit.add_argument("--replay-realtime", action="store_true",
+                        help="replay a stream's chunks at their recorded pace (default: as fast as possible)")
 
     show = sub.add_parser("show", help="show a test's status, result and metrics")
     show.add_argument("id", type=int)

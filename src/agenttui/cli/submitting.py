@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from agenttui.cli.cassettes import cassette_fields, cassette_path, write_cassette
 from agenttui.cli.common import EXIT_INFRA, EXIT_OK, UserError, client_settings, exit_code_for, open_client, options_from_args, printable, read_text
 from agenttui.cli.printing import print_log_line
 from agenttui.core import errors as codes
@@ -40,6 +41,7 @@ def request_from_args(args: argparse.Namespace, settings) -> Any:
         },
         agent_filename=args.agent.name,
         entrypoint=args.entrypoint,
+        **cassette_fields(args),
     )
     # Only bedrock and openai have credentials to resolve on the submitting side.
     if not settings.in_process and args.provider.strip().lower() == "ollama":
@@ -134,7 +136,11 @@ async def queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
             origin = f" as a retry of test {view.parent_id}" if view.parent_id else ""
             where = f" (position {view.position})" if view.position else ""
             print(f"agenttui: test {view.id} queued{origin}{where}", file=sys.stderr)
-            return await stream_until_done(client, view, args.json, settings.in_process)
+            code = await stream_until_done(client, view, args.json, settings.in_process)
+            record_to = cassette_path(args)
+            if record_to is not None and code != codes.DETACHED.exit:
+                await write_cassette(client, view.id, record_to)
+            return code
     except InfraError as exc:
         print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
         return EXIT_INFRA

@@ -115,6 +115,23 @@ def _check_requirements(text: str) -> None:
             raise ValueError(f"line {number}: {line!r} is not a requirement ({exc})") from None
 
 
+class Replay(BaseModel):
+    """`submit --replay`: the cassette the forwarder answers the test's model calls from (docs/replay.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cassette: dict[str, Any]  # the file's document, checked by agenttui.sandbox.cassette.check_document
+    mode: str = "strict"  # strict | new-calls-live
+    realtime: bool = False  # a stream's chunks at their recorded pace, else as fast as possible
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in ("strict", "new-calls-live"):
+            raise ValueError(f"must be strict or new-calls-live; it is {value!r}")
+        return value
+
+
 class TestRequest(BaseModel):
     """Everything a test needs (R-1). Construct with `TestRequest.parse(...)` for friendly errors."""
 
@@ -138,6 +155,10 @@ class TestRequest(BaseModel):
     # The agent module's object or function to call (a name or dotted path, e.g. `graph` or
     # `app.crew`); None: the harness finds it (docs/agents.md).
     entrypoint: str | None = None
+    # `submit --record`: the forwarder keeps the test's whole model exchanges for a cassette (docs/replay.md).
+    record: bool = False
+    # `submit --replay`: the model calls are answered from this cassette.
+    replay: Replay | None = None
 
     @field_validator("query")
     @classmethod

@@ -98,7 +98,8 @@ OUTPUT_CLOSED = Code("output_closed", None, 141)
 # Defined now so that no two features pick the same number.
 BUDGET_EXHAUSTED = Code("budget_exhausted", 402, 7, reserved_for="a used-up budget")
 REGRESSIONS_FOUND = Code("regressions_found", None, 8)  # `agenttui suite run`: a case regressed (docs/suites.md)
-REPLAY_MISS = Code("replay_miss", 409, 9, reserved_for="a replay that meets a call it did not record")
+# `submit --replay` in strict mode: the agent made a model call its cassette did not record (docs/replay.md).
+REPLAY_MISS = Code("replay_miss", None, 9)
 
 CODES = (
     OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
@@ -147,4 +148,6 @@ def outcome_of(status: Status, failure_kind: str | None) -> Code:
         return CANCELLED
     if failure_kind == FailureKind.INFRA.value:
         return INFRA
+    if failure_kind == FailureKind.REPLAY_MISS.value:
+        return REPLAY_MISS
     return AGENT_FAILED

@@ -64,6 +64,8 @@ class TestView:
     # server's setting share_test_content is off and the caller is neither owner nor admin.
     content_hidden: bool = False
     model_calls: CallTotals | None = None  # its recorded model calls summed (`show` fills it)
+    # live | recorded (`submit --record`) | replayed (`submit --replay`, docs/replay.md)
+    model_traffic: str = "live"
 
     def to_json(self) -> dict[str, Any]:
         return to_builtins(self)
@@ -101,13 +103,15 @@ class TestView:
             failure_kind=test.failure_kind,
             error=test.error,
             response=test.response,
-            metrics={k: v for k, v in test.metrics.items() if k != "installed"},
+            # A recorded cassette is its owner's (`trace` serves it), never part of the view.
+            metrics={k: v for k, v in test.metrics.items() if k not in ("installed", "cassette")},
             installed=dict(test.metrics.get("installed") or {}),
             log_lines=test.log_seq,
             log_truncated=test.log_truncated,
             cancel_requested=test.cancel_requested,
             position=position,
             eta_s=eta_s,
+            model_traffic="replayed" if request.get("replay") else "recorded" if request.get("record") else "live",
         )
 
     def without_content(self) -> TestView:
@@ -133,6 +137,7 @@ class TestView:
             "log_truncated": self.log_truncated,
             "packages": self.packages,
             "installed": self.installed,
+            "model_traffic": self.model_traffic,
         }
 
 
@@ -216,6 +221,8 @@ class TraceView:
     calls: list[ModelCallView]
     totals: CallTotals | None = None  # None: nothing was recorded
     note: str | None = None  # why calls may be missing (egress full, a backend without the recorder)
+    # `submit --record` (or a replay's new-calls-live): the cassette document its owner's submit writes.
+    cassette: dict[str, Any] | None = None
 
 
 @dataclass

@@ -342,6 +342,7 @@ class Service:
             calls=[ModelCallView.from_record(r) for r in records],
             totals=CallTotals(**totals) if totals else None,
             note=self._not_recorded(test),
+            cassette=test.metrics.get("cassette") if after_seq == 0 else None,
         )
 
     def _not_recorded(self, test: TestRecord) -> str | None:

@@ -21,6 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import h11
+
+import agenttui.sandbox.cassette as cassette
 import agenttui.sandbox.recorder as recorder
 from agenttui.sandbox.egress import NetworkPlan, Tunnel
 
@@ -92,6 +95,15 @@ class TunnelHost:
             writer.close()
             return
         async with self._slots:
+            replayer = cassette.replayer_for(self.name) if self.name else None
+            if replayer is not None:  # served from the test's cassette: nothing upstream unless a live miss
+                try:
+                    await self._replay(tunnel, reader, writer, replayer)
+                except (OSError, h11.ProtocolError):
+                    pass
+                finally:
+                    writer.close()
+                return
             try:
                 up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S
@@ -103,7 +115,8 @@ class TunnelHost:
                 return
             self.last_error.pop(tunnel.name, None)
             sink = recorder.sink_for(self.name) if self.name else None
-            seen = recorder.ConnectionRecorder(tunnel.name, sink) if sink is not None else None
+            tape = cassette.tape_for(self.name) if self.name else None
+            seen = recorder.ConnectionRecorder(tunnel.name, sink, tape=tape) if sink is not None else None
             try:
                 await asyncio.gather(
                     _pipe(reader, up_writer, seen.from_agent if seen else None),
@@ -114,6 +127,40 @@ class TunnelHost:
                     w.close()
                 if seen is not None:
                     seen.closed()
+
+    async def _replay(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      replayer: cassette.Replayer) -> None:
+        """Answer each request on this connection from the cassette (docs/replay.md)."""
+        agent = h11.Connection(h11.SERVER)
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = agent.next_event()
+            if event is h11.NEED_DATA:
+                agent.receive_data(await reader.read(CHUNK))
+                continue
+            if isinstance(event, h11.Request):
+                request, body = event, bytearray()
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                method, target = request.method.decode("ascii", "replace"), request.target.decode("ascii", "replace")
+                found = replayer.find(tunnel.name, method, target, bytes(body))
+                if isinstance(found, cassette.Miss) and replayer.mode == "new-calls-live":
+                    replayer.misses.remove(found.message)  # not a miss: it goes to the endpoint
+                    status, headers, pieces = await _live_exchange(tunnel, request, bytes(body), replayer)
+                    offsets = [0.0] * len(pieces)
+                elif isinstance(found, cassette.Miss):
+                    status, headers, pieces, offsets = 409, [("content-type", "application/json")], [
+                        cassette.miss_body(tunnel.name, found.message)], [0.0]
+                else:
+                    status, headers, pieces, offsets = cassette.response_parts(found)
+                await _answer(agent, writer, status, headers, pieces, offsets, replayer.realtime)
+                if agent.our_state is not h11.DONE or agent.their_state is not h11.DONE:
+                    return
+                agent.start_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
 
     def _record_refusal(self, tunnel: Tunnel) -> None:
         """The agent's connection could not be carried on: its call failed before it began."""
@@ -133,6 +180,62 @@ class TunnelHost:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+
+
+async def _answer(agent: h11.Connection, writer: asyncio.StreamWriter, status: int, headers: list[tuple[str, str]],
+                  pieces: list[bytes], offsets: list[float], realtime: bool) -> None:
+    """A recorded response, as a stream when it was one (one chunk a recorded chunk)."""
+    if len(pieces) == 1:
+        headers = [*headers, ("content-length", str(len(pieces[0])))]
+    writer.write(agent.send(h11.Response(status_code=status, headers=headers)))
+    began = time.monotonic()
+    for piece, offset in zip(pieces, offsets):
+        if realtime and offset > time.monotonic() - began:
+            await asyncio.sleep(offset - (time.monotonic() - began))
+        if piece:
+            writer.write(agent.send(h11.Data(data=piece)))
+            await writer.drain()
+    writer.write(agent.send(h11.EndOfMessage()))
+    await writer.drain()
+
+
+async def _live_exchange(tunnel: Tunnel, request: h11.Request, body: bytes,
+                         replayer: cassette.Replayer) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """new-calls-live: a call the cassette lacks goes to the endpoint; its exchange is kept to be
+    added to the cassette (redacted like a recording). The answer is read whole, then served."""
+    up_reader, up_writer = await asyncio.wait_for(
+        asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S)
+    upstream = h11.Connection(h11.CLIENT)
+    try:
+        headers = [(n, v) for n, v in request.headers if n.lower() not in (b"connection", b"keep-alive")]
+        up_writer.write(upstream.send(h11.Request(method=request.method, target=request.target,
+                                                  headers=[*headers, (b"connection", b"close")])))
+        if body:
+            up_writer.write(upstream.send(h11.Data(data=body)))
+        up_writer.write(upstream.send(h11.EndOfMessage()))
+        await up_writer.drain()
+        started = time.time()
+        taped = cassette.Recorded(tunnel.name, request.method.decode("ascii", "replace"),
+                                  request.target.decode("ascii", "replace"),
+                                  [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers], started,
+                                  bytearray(body))
+        while True:
+            event = upstream.next_event()
+            if event is h11.NEED_DATA:
+                upstream.receive_data(await up_reader.read(CHUNK))
+                continue
+            if isinstance(event, h11.Response):
+                taped.status = event.status_code
+                taped.response_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers]
+            elif isinstance(event, h11.Data):
+                taped.chunks.append((time.time(), bytes(event.data)))
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+    finally:
+        up_writer.close()
+    replayer.added.append(taped.entry(replayer.redact))
+    kept = [(n, v) for n, v in taped.response_headers if n.lower() not in cassette.FRAMING_HEADERS]
+    return taped.status or 502, kept, [chunk for _, chunk in taped.chunks] or [b""]
 
 
 async def _pipe(

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import h11
 
+from agenttui.sandbox.cassette import Recorded, Tape
 from agenttui.sandbox.model_formats import PARSE_CAP, RequestSummary, ResponseReader, model_api, read_request
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class _Exchange:
         self.body = bytearray()
         self.body_too_long = False
         self.reader: ResponseReader | None = None
+        self.taped: Recorded | None = None  # the whole exchange, when the test records a cassette
 
     def request_data(self, data: bytes) -> None:
         if self.family is None or self.body_too_long:
@@ -149,9 +151,10 @@ class _Exchange:
 class ConnectionRecorder:
     """Reads one tunnel connection's two directions (see the module's docstring)."""
 
-    def __init__(self, provider: str, sink: CallSink, clock: Any = time.time):
+    def __init__(self, provider: str, sink: CallSink, clock: Any = time.time, tape: Tape | None = None):
         self.provider = provider
         self.sink = sink
+        self.tape = tape  # the test's cassette recording (agenttui.sandbox.cassette), apart from the sink
         self.clock = clock
         self.opened_at = clock()
         self.bytes_up = 0
@@ -226,6 +229,10 @@ class ConnectionRecorder:
                 return
             if isinstance(event, h11.Request):
                 exchange = _Exchange(self.provider, event, self.clock())
+                if self.tape is not None:
+                    exchange.taped = Recorded(
+                        self.provider, exchange.call.method or "", event.target.decode("ascii", "replace"),
+                        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers], exchange.call.started_at)
                 exchange.call.bytes_up, exchange.call.bytes_down = self._request_began or 0, self.bytes_down
                 self._request_began = None
                 self._sending = exchange
@@ -235,6 +242,8 @@ class ConnectionRecorder:
                                                  headers=_framing_free(event.headers)))
             elif isinstance(event, h11.Data) and self._sending is not None:
                 self._sending.request_data(event.data)
+                if self._sending.taped is not None:
+                    self._sending.taped.request_body += event.data
             elif isinstance(event, h11.EndOfMessage) and self._sending is not None:
                 self._sending.request_ended()
                 self._responses.send(h11.EndOfMessage())
@@ -250,10 +259,18 @@ class ConnectionRecorder:
             exchange = self._waiting[0]
             if isinstance(event, h11.Response):
                 exchange.response_started(event)
+                if exchange.taped is not None:
+                    exchange.taped.status = event.status_code
+                    exchange.taped.response_headers = [(n.decode("latin-1"), v.decode("latin-1"))
+                                                       for n, v in event.headers]
             elif isinstance(event, h11.Data):
                 exchange.response_data(event.data)
+                if exchange.taped is not None:
+                    exchange.taped.chunks.append((self.clock(), bytes(event.data)))
             elif isinstance(event, h11.EndOfMessage):
                 self._waiting.popleft()
+                if exchange.taped is not None and self.tape is not None:
+                    self._tape(exchange.taped)
                 if exchange.family is not None:
                     self._finish(exchange, self.clock())
                 self._answer_request_parser(exchange)
@@ -275,6 +292,14 @@ class ConnectionRecorder:
             self._requests.start_next_cycle()
             self._responses.start_next_cycle()
             self._read_requests()
+
+    def _tape(self, taped: Recorded) -> None:
+        """The exchange ended whole: the tape encodes and redacts it off the forwarding path."""
+        assert self.tape is not None
+        if self._loop is None:
+            self.tape.add(taped)
+        else:
+            self._loop.run_in_executor(_reader, self.tape.add, taped)
 
     def _finish(self, exchange: _Exchange, now: float, error: str | None = None) -> None:
         """The call is over: read its body off the forwarding path, then hand it to the sink."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from agenttui.core.providers import container_env, endpoints, provider_for
 from agenttui.core.redact import Redactor
 from agenttui.engine.orchestrator.log_pump import LogPump
 from agenttui.engine.orchestrator.outcome import classify
-from agenttui.engine.orchestrator.recording import start_recording, stop_recording
+from agenttui.engine.orchestrator.recording import start_cassette, start_recording, stop_recording
 from agenttui.engine.orchestrator.run import LeaseLost, Run
 from agenttui.engine.store import PATIENT, Fence, Store, TestRecord
 from agenttui.sandbox.egress import plan_network
@@ -224,6 +225,7 @@ class Orchestrator:
         run.redact = Redactor([*_secret_values(test), *secrets.values()])
         calls = await start_recording(self.store, self.settings, run, spec)
         try:
+            run.cassette = start_cassette(run, spec)
             if adopted:
                 handle = await self._reattach(run, spec)
                 if handle is None:
@@ -252,6 +254,8 @@ class Orchestrator:
             await self._infra_failure(run, f"{type(exc).__name__}: {exc}")
         finally:
             await asyncio.shield(stop_recording(spec.name, calls))
+            if run.cassette is not None:
+                run.cassette.close()
 
     async def _build_and_start(self, run: Run, spec: RunSpec) -> str | None:
         test = run.test
@@ -383,6 +387,11 @@ class Orchestrator:
     async def _finish(self, run: Run, exit_info: ExitInfo) -> None:
         result = run.result or run.test.result
         outcome = classify(exit_info, result, run.facts())
+        miss = run.cassette.miss() if run.cassette is not None else None
+        if miss is not None and outcome.status is not Status.CANCELLED:
+            # The agent met a call its cassette lacks: that, not how the agent took the error, is the outcome.
+            outcome = dataclasses.replace(outcome, status=Status.FAILED, failure_kind=FailureKind.REPLAY_MISS,
+                                          error=miss)
         run.peak_memory, run.cpu_s = outcome.peak_memory, outcome.cpu_s
         fields = outcome.fields()
         # An earlier attempt's infrastructure error is not this outcome's (its log keeps it).

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
+import agenttui.sandbox.cassette as cassette
 import agenttui.sandbox.recorder as recorder
 from agenttui.backends.base import RunSpec
 from agenttui.core.config import Settings
-from agenttui.core.errors import SettingsError
+from agenttui.core.errors import ConfigurationError, SettingsError
 from agenttui.core.prices import PriceTable, load_price_table
 from agenttui.engine.orchestrator.run import Run
 from agenttui.engine.store import Store
@@ -56,3 +58,52 @@ async def stop_recording(container_name: str, writer: CallWriter | None) -> None
     recorder.detach(container_name, writer)
     await recorder.settled()  # the answers that have ended are read and added
     await writer.close()
+
+
+class CassetteUse:
+    """A test's `--record` or `--replay` (docs/replay.md): the tape or the replayer attached under
+    its container name for the forwarder, and what the test's metrics keep of it."""
+
+    def __init__(self, name: str, tape: cassette.Tape | None, replayer: cassette.Replayer | None):
+        self.name, self.tape, self.replayer = name, tape, replayer
+
+    def miss(self) -> str | None:
+        """The first call a strict replay could not answer."""
+        return self.replayer.first_miss() if self.replayer is not None else None
+
+    def metrics(self) -> dict[str, Any]:
+        """Kept in the test's metrics: how its model traffic ran, and the cassette's exchanges that
+        its owner's `submit` writes to the file (served by `trace`, never in the test's view)."""
+        if self.tape is not None:
+            return {"model_traffic": "recorded", "cassette": self.tape.document(), "cassette_cut": self.tape.cut}
+        assert self.replayer is not None
+        kept: dict[str, Any] = {"model_traffic": "replayed", "replay_mode": self.replayer.mode}
+        if self.replayer.added:
+            kept["cassette"] = cassette.cassette_document(
+                self.replayer.exchanges + self.replayer.added, self.replayer.match or None)
+            kept["cassette_added"] = len(self.replayer.added)
+        return kept
+
+    def close(self) -> None:
+        cassette.detach(self.name)
+
+
+def start_cassette(run: Run, spec: RunSpec) -> CassetteUse | None:
+    """None when the test neither records nor replays. Either needs the test's model calls to
+    pass the forwarder: a test without tunnels is refused (it would reach its endpoint directly)."""
+    request = run.test.request
+    if not request.record and request.replay is None:
+        return None
+    if spec.network is None or not spec.network.tunnels:
+        raise ConfigurationError(
+            "--record and --replay need egress provider-only (the model calls pass agenttui's forwarder); "
+            f"this test's egress is {(request.egress.value if request.egress else 'the server default')}")
+    if request.replay is not None:
+        replay = request.replay
+        use = CassetteUse(spec.name, None, cassette.Replayer(
+            cassette.check_document(replay.cassette, "the cassette"), replay.mode, run.redact, replay.realtime))
+        cassette.attach_replayer(spec.name, use.replayer)  # type: ignore[arg-type]
+    else:
+        use = CassetteUse(spec.name, cassette.Tape(run.redact), None)
+        cassette.attach_tape(spec.name, use.tape)  # type: ignore[arg-type]
+    return use

@@ -38,6 +38,7 @@ class Run:
     endpoints_down: list[str] = field(default_factory=list)  # model endpoints silent at the start
     model_call_errors: list[str] = field(default_factory=list)  # its model calls' failures (the recorder's)
     redact: Redactor = field(default_factory=Redactor)
+    cassette: Any = None  # its --record / --replay (agenttui.engine.orchestrator.recording.CassetteUse)
     task: asyncio.Task[None] | None = None
 
     def facts(self) -> RunFacts:
@@ -75,4 +76,6 @@ class Run:
         if result is not None:
             metrics["agent_load_s"] = result.get("load_s")
             metrics["agent_run_s"] = result.get("run_s")
+        if self.cassette is not None:
+            metrics.update(self.cassette.metrics())
         return metrics
