@@ -63,6 +63,7 @@ def test_a_run_is_recorded_then_replayed_offline_and_a_new_call_is_a_miss_or_add
         recorded, view = submit(agenttui_cmd, tmp_path, fake, QUERY, "--record", str(tape))
         assert recorded.returncode == 0, recorded.stderr[-3000:]
         assert view["model_traffic"] == "recorded"
+        assert tape.exists(), recorded.stderr[-3000:]
         text = tape.read_text()
         for secret in (CANARY, AWS_KEY_ID, AWS_SECRET):
             assert secret not in text
@@ -79,6 +80,8 @@ def test_a_run_is_recorded_then_replayed_offline_and_a_new_call_is_a_miss_or_add
         assert again["response"] == view["response"]  # byte for byte, the random words too
         assert again["model_traffic"] == "replayed"
         assert fake.connections == before, "a strict replay opened nothing upstream"
+        shown = run_cli(agenttui_cmd, "show", str(again["id"]))
+        assert "model traffic: replayed from a cassette (strict)" in shown.stdout, shown.stdout + shown.stderr
 
         missed, failed = submit(agenttui_cmd, tmp_path, fake, CHANGED, "--replay", str(tape))
         assert missed.returncode == errors.REPLAY_MISS.exit == 9, missed.stderr[-3000:]

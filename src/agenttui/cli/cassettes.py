@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -66,9 +67,20 @@ def cassette_path(args: argparse.Namespace) -> Path | None:
     return None
 
 
-async def write_cassette(client: Any, test_id: int, path: Path) -> None:
-    """The test's recorded exchanges, from the server's `trace`, written to `path` (atomically)."""
-    trace = await client.trace(test_id)
+def write_cassette(client: Any, test_id: int, path: Path) -> Any:
+    """The test's recorded exchanges, from the server's `trace`, written to `path` (atomically).
+    With a blocking client it writes at once; with an asyncio one it returns the coroutine to await."""
+    trace = client.trace(test_id)
+    if inspect.isawaitable(trace):
+        async def when_read() -> None:
+            save_cassette(test_id, await trace, path)
+
+        return when_read()
+    save_cassette(test_id, trace, path)
+    return None
+
+
+def save_cassette(test_id: int, trace: Any, path: Path) -> None:
     if trace.cassette is None:
         print(f"agenttui: test {test_id} recorded no new model exchange; {path} is unchanged", file=sys.stderr)
         return
@@ -76,7 +88,7 @@ async def write_cassette(client: Any, test_id: int, path: Path) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(dumps(trace.cassette))
-        os.chmod(temporary, 0o644 & ~_umask())  # a file meant to be committed, as the user's umask allows
+        os.chmod(temporary, 0o666 & ~_umask())  # a file meant to be committed, as the user's umask allows
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -55,6 +55,7 @@ def print_view(view: TestView) -> None:
                 code=view.exit_code, oom="yes" if view.oom_killed else "no",
             )
         )
+    print(f"model traffic: {view.traffic_note()}")
     if view.model_calls is not None:
         print(f"model calls: {view.model_calls.line()} (agenttui trace {view.id})")
     if view.error:

@@ -70,6 +70,17 @@ class TestView:
     def to_json(self) -> dict[str, Any]:
         return to_builtins(self)
 
+    def traffic_note(self) -> str:
+        """How its model calls ran, for `show` and the TUI's details (docs/replay.md)."""
+        if self.model_traffic == "replayed":
+            mode = self.metrics.get("replay_mode")
+            added = self.metrics.get("cassette_added")
+            return "replayed from a cassette" + (f" ({mode}" + (f", {added} new call(s) recorded live" if added else "")
+                                                 + ")" if mode else "")
+        if self.model_traffic == "recorded":
+            return "recorded to a cassette (live calls)"
+        return "live"
+
     @property
     def duration_s(self) -> float | None:
         wall = self.metrics.get("wall_s")

@@ -41,6 +41,7 @@ def metric_rows(view: TestView) -> list[tuple[str, str]]:
         ("peak memory", size(m.get("peak_memory_bytes"))),
         ("exit code", "-" if exit_code is None else str(exit_code)),
         ("OOM killed", "yes" if view.oom_killed or m.get("oom_killed") else "no"),
+        ("model traffic", view.traffic_note()),  # live, recorded or replayed (docs/replay.md)
     ]
 
 
