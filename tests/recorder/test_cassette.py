@@ -159,3 +159,54 @@ def test_a_recorded_stream_replays_as_a_stream_with_nothing_upstream(tmp_path):
     status, error, _ = replayed[1]
     assert status == 409 and "messages[0].content" in json.loads(error)["error"]
     assert replayer.first_miss().endswith('at messages[0].content: recorded "xyz", now "abd"')
+
+
+def test_cassette_show_has_a_line_per_call_with_its_question_and_answer():
+    from agenttui.cli.cassettes import show_lines
+
+    streamed = entry("name a quiet bird")
+    streamed["response"] = {"status": 200, "headers": {"content-type": "text/event-stream"}, "chunks": [
+        'data: {"choices": [{"delta": {"content": "the "}}]}\n\n', 'data: {"choices": [{"delta": {"content": "owl"}}]}\n\n',
+        "data: [DONE]\n\n"], "offsets_s": [0.01, 0.02, 0.03]}
+    ollama = {"endpoint": "ollama", "method": "POST", "path": "/api/chat",
+              "request": {"body": {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}},
+              "response": {"status": 200, "chunks": ['{"message": {"content": "he"}}\n', '{"message": {"content": "llo"}}\n'],
+                           "headers": {"content-type": "application/x-ndjson"}}}
+    lines = show_lines(cassette.cassette_document([entry("what is one plus one", "ignored"), streamed, ollama]))
+    assert lines[0] == "#1 openai POST /v1/chat/completions m [200 whole] asks: 'what is one plus one' → ''"
+    assert lines[1] == "#2 openai POST /v1/chat/completions m [200 streamed] asks: 'name a quiet bird' → 'the owl'"
+    assert lines[2] == "#3 ollama POST /api/chat llama3.2 [200 streamed] asks: 'hi' → 'hello'"
+
+
+def test_bad_record_and_replay_flags_are_refused_with_the_fix(tmp_path):
+    import argparse
+
+    import pytest
+
+    from agenttui.cli.cassettes import cassette_fields
+    from agenttui.cli.common import UserError
+
+    def flags(**given):
+        values = dict(record=None, replay=None, replay_mode=None, replay_realtime=False, egress=None, no_wait=False,
+                      queries=None)
+        return argparse.Namespace(**{**values, **given})
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    good = tmp_path / "good.json"
+    good.write_text(cassette.dumps(cassette.cassette_document([entry("hi")])))
+    for given, says in (
+        (dict(replay=bad), f"cassette file {bad} is not JSON"),
+        (dict(replay=tmp_path / "none.json"), "does not exist"),
+        (dict(replay=good, egress="full"), "--egress full: --record and --replay need --egress provider-only"),
+        (dict(record=good, replay=good), "not both"),
+        (dict(record=tmp_path / "no" / "c.json"), "does not exist"),
+        (dict(replay_mode="strict"), "go with --replay CASSETTE"),
+        (dict(replay=good, no_wait=True), "drop --no-wait"),
+    ):
+        with pytest.raises(UserError, match=None) as caught:
+            cassette_fields(flags(**given))
+        assert says in str(caught.value), (given, str(caught.value))
+    fields = cassette_fields(flags(replay=good, replay_mode="new-calls-live"))
+    assert fields["replay"]["mode"] == "new-calls-live" and fields["replay"]["cassette"]["exchanges"][0]["path"]
+    assert cassette_fields(flags(record=tmp_path / "c.json")) == {"record": True}
