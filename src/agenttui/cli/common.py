@@ -113,6 +113,18 @@ def open_client(settings) -> Client:
     return SocketClient(settings)
 
 
+def blocking_client(settings):
+    """The server's client on blocking sockets (no asyncio: a light start), or with --in-process
+    the engine in this process behind the same calls."""
+    if settings.in_process:
+        from agenttui.cli.in_process import EngineHere
+
+        return EngineHere(settings)
+    from agenttui.client.blocking import BlockingClient
+
+    return BlockingClient(settings)
+
+
 def printable(text: str) -> str:
     from agenttui.core.display import printable
 

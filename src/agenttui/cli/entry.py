@@ -31,7 +31,8 @@ COMMANDS = {
 
 
 def command_function(name: str):
-    """The coroutine function of a command, from its module (agenttui.cli.<module>)."""
+    """The function of a command (a coroutine function for those that run asyncio), from its
+    module (agenttui.cli.<module>)."""
     module, function = COMMANDS[name].split(":")
     return getattr(import_module(f"agenttui.cli.{module}"), function)
 
@@ -49,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         from agenttui.cli.engine_commands import run_server_command
 
         return run_server_command(args)
-    import asyncio
-
     try:
-        code = asyncio.run(command_function(args.command)(args))
+        code = command_function(args.command)(args)
+        if hasattr(code, "__await__"):  # an asyncio command; the blocking ones never import asyncio
+            import asyncio
+
+            code = asyncio.run(code)
         sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
         return code
     except KeyboardInterrupt:

@@ -1,18 +1,23 @@
-"""The commands that read or act on stored tests: show, trace, logs, history, queue, cancel, package."""
+"""The commands that read or act on stored tests: show, trace, logs, history, queue, cancel, package.
+
+All but `package` are plain functions on the blocking client: no asyncio, pydantic or store is
+imported on their way (a light start); --in-process runs the engine here behind the same calls.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
-from agenttui.cli.common import EXIT_OK, UserError, client_settings, exit_code_for, open_client, printable
+from agenttui.cli.common import (
+    EXIT_OK, UserError, blocking_client, client_settings, exit_code_for, open_client, printable,
+)
 from agenttui.cli.printing import print_call, print_log_lines, print_view
 
-async def cmd_show(args: argparse.Namespace) -> int:
-    async with open_client(client_settings(args)) as client:
-        view = await client.show(args.id)
+def cmd_show(args: argparse.Namespace) -> int:
+    with blocking_client(client_settings(args)) as client:
+        view = client.show(args.id)
         if args.json:
             print(json.dumps({**view.summary(), **view.to_json()}))
         else:
@@ -20,11 +25,11 @@ async def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cmd_trace(args: argparse.Namespace) -> int:
+def cmd_trace(args: argparse.Namespace) -> int:
     from agenttui.core.wire import to_builtins
 
-    async with open_client(client_settings(args)) as client:
-        trace = await client.trace(args.id)
+    with blocking_client(client_settings(args)) as client:
+        trace = client.trace(args.id)
     if args.json:
         print(json.dumps(to_builtins(trace)))
         return EXIT_OK
@@ -36,25 +41,25 @@ async def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cmd_logs(args: argparse.Namespace) -> int:
-    async with open_client(client_settings(args)) as client:
+def cmd_logs(args: argparse.Namespace) -> int:
+    with blocking_client(client_settings(args)) as client:
         if args.follow:
-            async for batch in client.follow_logs(args.id):
+            for batch in client.follow_logs(args.id):
                 print_log_lines(batch, sys.stdout)
                 sys.stdout.flush()
         else:  # a page at a time: `logs` of a huge log holds one page, never the whole
-            async for batch in client.read_logs(args.id):
+            for batch in client.read_logs(args.id):
                 print_log_lines(batch, sys.stdout)
     return EXIT_OK
 
 
-async def cmd_history(args: argparse.Namespace) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from agenttui.core.wire import HIDDEN_CONTENT, to_builtins
 
-    async with open_client(client_settings(args)) as client:
-        views = await client.history(search=args.search, limit=args.limit)
+    with blocking_client(client_settings(args)) as client:
+        views = client.history(search=args.search, limit=args.limit)
     if args.json:
         print(json.dumps([v.summary() | {"created_at": v.created_at, "model_calls": to_builtins(v.model_calls)}
                           for v in views]))
@@ -69,11 +74,11 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cmd_queue(args: argparse.Namespace) -> int:
+def cmd_queue(args: argparse.Namespace) -> int:
     from agenttui.core.wire import HIDDEN_CONTENT
 
-    async with open_client(client_settings(args)) as client:
-        queue = await client.queue()
+    with blocking_client(client_settings(args)) as client:
+        queue = client.queue()
     if args.json:
         print(json.dumps(queue.to_json()))
         return EXIT_OK
@@ -87,15 +92,15 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cmd_cancel(args: argparse.Namespace) -> int:
+def cmd_cancel(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import Status
 
-    async with open_client(client_settings(args)) as client:
-        view = await client.cancel(args.id)
+    with blocking_client(client_settings(args)) as client:
+        view = client.cancel(args.id)
         if view.status is Status.CANCELLED:
             print(f"test {args.id} cancelled")
             return EXIT_OK
-        final = await asyncio.wait_for(client.wait(args.id), timeout=60)
+        final = client.wait(args.id)  # its container stopping: the server ends the wait as it ends
         print(f"test {args.id} {final.status.value}")
         return EXIT_OK if final.status is Status.CANCELLED else exit_code_for(final)
 

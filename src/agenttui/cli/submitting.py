@@ -1,21 +1,22 @@
-"""`submit` and `retry`: build the request from the flags, queue it, follow it to its end."""
+"""`submit` and `retry`: build the request from the flags, queue it, follow it to its end.
+
+On blocking sockets (no asyncio: a light start), following from the submit's own answer, which
+ends with the test's final view; --in-process runs the engine here behind the same calls."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
 from agenttui.cli.cassettes import cassette_fields, cassette_path, write_cassette
-from agenttui.cli.common import EXIT_INFRA, EXIT_OK, UserError, client_settings, exit_code_for, open_client, options_from_args, printable, read_text
+from agenttui.cli.common import EXIT_INFRA, EXIT_OK, UserError, blocking_client, client_settings, exit_code_for, options_from_args, printable, read_text
 from agenttui.cli.printing import print_log_line
 from agenttui.core import errors as codes
 
 if TYPE_CHECKING:
-    from agenttui.client.base import Client
     from agenttui.core.lifecycle import InvalidRequest
     from agenttui.core.wire import TestView
 
@@ -77,37 +78,28 @@ def invalid_request(args: argparse.Namespace, exc: InvalidRequest) -> UserError:
     return UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines))
 
 
-async def stream_until_done(client: Client, view: TestView, as_json: bool, in_process: bool) -> int:
+def follow_to_end(client: Any, view: TestView, as_json: bool, in_process: bool) -> int:
+    """Print the test's log as it comes, then its end. Ctrl-C (or SIGTERM) detaches from a test
+    the server runs, and cancels one this command runs itself."""
     out = sys.stderr if as_json else sys.stdout
-    loop = asyncio.get_running_loop()
-    interrupted = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupted.set)
-
-    async def follow() -> None:
-        async for batch in client.follow_logs(view.id):
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for batch in client.follow_logs(view.id):
             for record in batch:
                 print_log_line(record, out)
             out.flush()
-
-    follower = asyncio.create_task(follow())
-    stop_wait = asyncio.create_task(interrupted.wait())
-    await asyncio.wait({follower, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-    if interrupted.is_set() and not follower.done():
+    except KeyboardInterrupt:
         if not in_process:
             # The server keeps running it: leaving the terminal never stops a test (R-26).
-            follower.cancel()
             print(f"\ndetached: test {view.id} keeps running; follow it with `agenttui logs {view.id} --follow`, "
                   f"stop it with `agenttui cancel {view.id}`", file=sys.stderr)
             return codes.DETACHED.exit
         # Nothing else would run an in-process test: cancel it cleanly.
         print(f"\ninterrupted: cancelling test {view.id}", file=sys.stderr)
-        await client.cancel(view.id)
-        await follower
-    stop_wait.cancel()
-    if follower.done() and not follower.cancelled() and follower.exception() is not None:
-        raise follower.exception()  # type: ignore[misc]
-    final = await client.wait(view.id)
+        client.cancel(view.id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    final = client.wait(view.id)  # the end the follow stream brought: no request of its own
     if as_json:
         print(json.dumps(final.summary()))
     else:
@@ -120,33 +112,45 @@ async def stream_until_done(client: Client, view: TestView, as_json: bool, in_pr
     return exit_code_for(final)
 
 
-async def queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
-    """Queue a test with `queue(client)` (which checks the backend first), then follow it (or not)."""
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
+    """Queue a test with `queue(client)` (which checks the backend first), then follow it (or not):
+    on blocking sockets, or with --in-process on the engine here behind the same calls."""
     from agenttui.core.errors import InfraError
 
     try:
-        async with open_client(settings) as client:
+        with blocking_client(settings) as client:
             notice = None if settings.in_process else client.settings_notice()
             if notice:  # before the log: a changed setting applies only once the server restarts
                 print(f"agenttui: {notice}", file=sys.stderr)
-            view = await queue(client)
+            view = queue(client)
             if getattr(args, "no_wait", False):
                 print(json.dumps(view.summary()) if args.json else view.id)
                 return EXIT_OK
             origin = f" as a retry of test {view.parent_id}" if view.parent_id else ""
             where = f" (position {view.position})" if view.position else ""
             print(f"agenttui: test {view.id} queued{origin}{where}", file=sys.stderr)
-            code = await stream_until_done(client, view, args.json, settings.in_process)
+            code = follow_to_end(client, view, args.json, settings.in_process)
             record_to = cassette_path(args)
             if record_to is not None and code != codes.DETACHED.exit:
-                await write_cassette(client, view.id, record_to)
+                write_cassette(client, view.id, record_to)
             return code
     except InfraError as exc:
         print(f"agenttui: infrastructure failure, nothing was queued: {exc}", file=sys.stderr)
         return EXIT_INFRA
 
 
-async def cmd_submit(args: argparse.Namespace) -> int:
+def sent_as_fields(request: Any, settings) -> Any:
+    """The request as the server's client sends it (a dict); the engine here takes it as it is."""
+    if settings.in_process or isinstance(request, dict):
+        return request
+    return request.model_dump(mode="json")  # credentials were resolved here (request_from_args)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import InvalidRequest
 
     settings = client_settings(args)
@@ -156,17 +160,17 @@ async def cmd_submit(args: argparse.Namespace) -> int:
                         "--in-process runs them in this command: drop one of them")
     if queries:
         args.query = queries[0][1]  # the common request is checked with the first one
-    request = request_from_args(args, settings)
+    request = sent_as_fields(request_from_args(args, settings), settings)
     if queries:
-        return await submit_many(args, settings, request, queries)
+        return submit_many(args, settings, request, queries)
 
-    async def queue(client):
+    def queue(client):
         try:
-            return await client.submit(request, check_backend=True, follow=not args.no_wait)
+            return client.submit(request, check_backend=True, follow=not args.no_wait)
         except InvalidRequest as exc:
             raise invalid_request(args, exc) from None
 
-    return await queue_and_follow(args, settings, queue)
+    return queue_and_follow(args, settings, queue)
 
 
 def queries_from_args(args: argparse.Namespace) -> list[tuple[int, str]]:
@@ -184,14 +188,14 @@ def queries_from_args(args: argparse.Namespace) -> list[tuple[int, str]]:
     return queries
 
 
-async def submit_many(args: argparse.Namespace, settings: Any, request: Any, queries: list[tuple[int, str]]) -> int:
+def submit_many(args: argparse.Namespace, settings: Any, request: Any, queries: list[tuple[int, str]]) -> int:
     """A test per query, queued in one request (all or none); prints their ids, one per line."""
     from agenttui.core.lifecycle import InvalidRequest
 
-    async with open_client(settings) as client:
-        await client.check_backend()
+    with blocking_client(settings) as client:
+        client.check_backend()
         try:
-            ids = await client.submit_many(request, [{"query": query} for _number, query in queries])
+            ids = client.submit_many(request, [{"query": query} for _number, query in queries])
         except InvalidRequest as exc:
             raise invalid_many(args, exc, queries) from None
     print("\n".join(str(test_id) for test_id in ids))
@@ -214,17 +218,17 @@ def invalid_many(args: argparse.Namespace, exc: Any, queries: list[tuple[int, st
     return UserError("invalid request, nothing was queued:\n  " + "\n  ".join(lines))
 
 
-async def cmd_retry(args: argparse.Namespace) -> int:
+def cmd_retry(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import InvalidRequest
 
     settings = client_settings(args)
     code = read_text(args.agent, "agent") if args.agent else None
 
-    async def queue(client):
-        await client.check_backend()
+    def queue(client):
+        client.check_backend()
         try:
-            return await client.retry(args.id, query=args.query, agent_code=code)
+            return client.retry(args.id, query=args.query, agent_code=code)
         except InvalidRequest as exc:
             raise UserError(f"invalid retry, nothing was queued: {exc}") from None
 
-    return await queue_and_follow(args, settings, queue)
+    return queue_and_follow(args, settings, queue)

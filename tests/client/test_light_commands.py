@@ -1,0 +1,56 @@
+"""The headless commands start like a small tool: on the way to the server and back, none of
+them imports asyncio, pydantic or the store's SQLAlchemy (read from `python -X importtime`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("asyncio", "pydantic", "pydantic_core", "sqlalchemy", "sqlmodel", "aiohttp", "textual")
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules a `python -X importtime` run imported, from its report on stderr."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+@pytest.fixture
+def light(monkeypatch):
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    monkeypatch.setenv("AGENTTUI_NOOP_RUN_S", "1")  # long enough to cancel one
+
+    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "agenttui", *args],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, (args, done.stdout, done.stderr[-3000:])
+        heavy = sorted(name for name in imported(done.stderr) if name.split(".")[0] in HEAVY)
+        assert not heavy, f"agenttui {' '.join(args)} imported {heavy[:8]}"
+        assert "agenttui.client.blocking" in imported(done.stderr)  # it did talk to the server
+        return done
+
+    return run
+
+
+def test_the_headless_commands_import_no_asyncio_pydantic_or_sqlalchemy(light, tmp_path):
+    agent = tmp_path / "agent.py"
+    agent.write_text("def run(query):\n    return query.upper()\n")
+    # The first command starts the personal server (a process of its own, not measured here).
+    queued = light("submit", str(agent), "--query", "first", "--no-wait")
+    test_id = queued.stdout.strip()
+    followed = light("submit", str(agent), "--query", "hello")
+    assert "COMPLETED" in followed.stdout and "hello" in followed.stdout
+    assert "COMPLETED" in light("show", test_id, "--json").stdout
+    assert light("logs", test_id).stdout
+    assert light("logs", "-f", test_id).stdout
+    assert "hello" in light("history").stdout.lower()
+    assert "running" in light("queue").stdout
+    assert f"test {test_id}" in light("trace", test_id).stdout
+    assert "COMPLETED" in light("retry", test_id, "--query", "again").stdout
+    running = light("submit", str(agent), "--query", "cancel me", "--no-wait").stdout.strip()
+    assert f"test {running} cancelled" in light("cancel", running).stdout.lower()
