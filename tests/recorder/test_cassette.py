@@ -210,3 +210,37 @@ def test_bad_record_and_replay_flags_are_refused_with_the_fix(tmp_path):
     fields = cassette_fields(flags(replay=good, replay_mode="new-calls-live"))
     assert fields["replay"]["mode"] == "new-calls-live" and fields["replay"]["cassette"]["exchanges"][0]["path"]
     assert cassette_fields(flags(record=tmp_path / "c.json")) == {"record": True}
+
+
+def test_a_realtime_replay_keeps_the_recorded_pace_and_a_miss_is_not_retried(tmp_path):
+    import time
+
+    from tests.recorder.test_forwarder import plan_for as plan
+
+    paced = {"endpoint": "ollama", "method": "POST", "path": "/api/chat",
+             "request": {"body": json.loads(chat("abc", True).split(b"\r\n\r\n", 1)[1])},
+             "response": {"status": 200, "headers": {"content-type": "application/x-ndjson"},
+                          "chunks": ['{"a": 1}\n', '{"b": 2}\n'], "offsets_s": [0.0, 0.4]}}
+
+    async def main():
+        replayer = cassette.Replayer(cassette.cassette_document([paced]), "strict", Redactor(), realtime=True)
+        cassette.attach_replayer("t3", replayer)
+        host = TunnelHost(tmp_path, plan(9), "t3")  # port 9: nothing listens, nothing is opened
+        await host.start()
+        try:
+            began = time.monotonic()
+            answer = await roundtrip(tmp_path / "0.sock", chat("abc", True))
+            took = time.monotonic() - began
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "0.sock"))
+            writer.write(chat("abd", True))
+            miss = await reader.read()
+            writer.close()
+        finally:
+            await host.close()
+            cassette.detach("t3")
+        return answer, took, miss
+
+    answer, took, miss = asyncio.run(main())
+    assert answer == (200, b'{"a": 1}\n{"b": 2}\n', True)
+    assert took >= 0.4  # the second chunk waited for its recorded offset
+    assert b"409 " in miss.split(b"\r\n", 1)[0] and b"x-should-retry: false" in miss.lower()

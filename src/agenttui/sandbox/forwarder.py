@@ -151,7 +151,9 @@ class TunnelHost:
                     status, headers, pieces = await _live_exchange(tunnel, request, bytes(body), replayer)
                     offsets = [0.0] * len(pieces)
                 elif isinstance(found, cassette.Miss):
-                    status, headers, pieces, offsets = 409, [("content-type", "application/json")], [
+                    # x-should-retry: the openai and anthropic libraries would retry a 409 otherwise.
+                    status, headers, pieces, offsets = 409, [("content-type", "application/json"),
+                                                             ("x-should-retry", "false")], [
                         cassette.miss_body(tunnel.name, found.message)], [0.0]
                 else:
                     status, headers, pieces, offsets = cassette.response_parts(found)
