@@ -171,7 +171,7 @@ def show_lines(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-async def cmd_cassette(args: argparse.Namespace) -> int:
+def cmd_cassette(args: argparse.Namespace) -> int:
     document = read_cassette(args.file)
     lines = show_lines(document)
     print(f"{args.file}: {len(lines)} exchange(s)")

@@ -25,6 +25,7 @@ COMMANDS = {
     "retry": "submitting:cmd_retry",
     "package": "reading:cmd_package",
     "suite": "suites:cmd_suite",
+    "cassette": "cassettes:cmd_cassette",
     "worker": "engine_commands:cmd_worker",
     "server": "engine_commands:cmd_server",  # status|stop|restart; without an action, the server runs
 }

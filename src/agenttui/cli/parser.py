@@ -13,6 +13,7 @@ from agenttui.core import errors as codes
 EXIT_CODES_HELP = (
     f"Exit codes: {EXIT_OK} completed, {EXIT_AGENT} agent failed, {EXIT_INVALID} invalid input, "
     f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled, "
+    f"{codes.REPLAY_MISS.exit} replay miss (--replay met a call its cassette lacks), "
     f"{codes.DETACHED.exit} interrupted (Ctrl-C: the test keeps running)."
 )
 
@@ -95,6 +96,11 @@ def add_test_commands(sub: Any) -> None:
                              "new-calls-live: it goes to the endpoint and is added to the cassette")
     submit.add_argument("--replay-realtime", action="store_true",
                         help="replay a stream's chunks at their recorded pace (default: as fast as possible)")
+
+    cassette = sub.add_parser("cassette", help="read a cassette of recorded model exchanges")
+    cassette_actions = cassette.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cassette_show = cassette_actions.add_parser("show", help="one line per call: endpoint, model, question, answer")
+    cassette_show.add_argument("file", type=Path)
 
     show = sub.add_parser("show", help="show a test's status, result and metrics")
     show.add_argument("id", type=int)
