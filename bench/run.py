@@ -563,10 +563,27 @@ def fig_suite_reports(bench: BenchEnv, quick: bool) -> list[Row]:
                 f["reports"] < 1.0)]
 
 
+# ---------------------------------------------------------------------------------------- 13
+def fig_client(bench: BenchEnv, quick: bool) -> list[Row]:
+    """The headless client's start and the end of a test reaching it (bench/bench_client.py)."""
+    import bench_client
+
+    m = bench_client.measure(bench, runs=1 if quick else 7)
+    imported, show, bare = median(m["import"]), median(m["show"]), median(m["pass"])
+    tool_end, raw_end = median(m["tool_end"]), median(m["raw_end"])
+    return [
+        Row("13a headless client start: `import agenttui.cli` (-X importtime)", fmt_s(imported),
+            f"{fmt_s(bare)} python -c pass", imported / bare, "<= 80 ms", imported <= 0.080,
+            f"a whole `agenttui show` {fmt_s(show)} ({show / bare:.1f}x python -c pass)"),
+        Row("13b agent return → `agenttui submit` exit", fmt_s(tool_end),
+            f"{fmt_s(raw_end)} the same in docker run --rm", tool_end / raw_end, "<= 100 ms", tool_end <= 0.100),
+    ]
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
-    10: fig_recorder, 11: fig_history_scale, 12: fig_suite_reports,
+    10: fig_recorder, 11: fig_history_scale, 12: fig_suite_reports, 13: fig_client,
 }
 
 
