@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from agenttui.client.settings import ClientSettings
     from agenttui.core.config import Settings
 
-log = logging.getLogger("agenttui.client.remote")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVER_START_TIMEOUT_S = 20.0
