@@ -3,8 +3,10 @@
 Which paths are model calls, what a request asked (model, messages), and what a response said,
 whole or streamed: Ollama's JSON and NDJSON (/api/chat, /api/generate) and OpenAI-compatible
 JSON and server-sent events (/v1/chat/completions, /v1/completions), with their token counts
-and the tool calls the model requested. Chunks may be cut anywhere: lines are joined back
-before they are read. Nothing here raises on odd input; what cannot be read stays unknown.
+and the tool calls the model requested; Bedrock's (JSON and the AWS binary event stream) are
+agenttui.sandbox.bedrock_format's (model_api names them; the recorder picks the reader). Chunks
+may be cut anywhere: lines are joined back before they are read. Nothing here raises on odd
+input; what cannot be read stays unknown.
 """
 
 from __future__ import annotations
@@ -33,13 +35,17 @@ _FAMILIES = (
     ("/chat/completions", "openai"),
     ("/completions", "openai"),
 )
+_BEDROCK_OPERATIONS = ("/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream")
 
 
 def model_api(method: str, target: str) -> str | None:
-    """The API family of a request that is a model call ("ollama" | "openai"), else None."""
+    """The API family of a request that is a model call ("ollama" | "openai" | "bedrock"), else None.
+    A "bedrock" call is read by agenttui.sandbox.bedrock_format."""
     if method != "POST":
         return None
     path = target.split("?", 1)[0].rstrip("/")
+    if path.endswith(_BEDROCK_OPERATIONS) and "/model/" in path:
+        return "bedrock"  # /model/{modelId}/converse and the rest (agenttui.sandbox.bedrock_format)
     for suffix, family in _FAMILIES:
         if path.endswith(suffix):
             return family

@@ -26,8 +26,15 @@ from typing import Any, Protocol
 
 import h11
 
+from agenttui.sandbox.bedrock_format import BedrockResponseReader, read_bedrock_request
 from agenttui.sandbox.cassette import Recorded, Tape
-from agenttui.sandbox.model_formats import PARSE_CAP, RequestSummary, ResponseReader, model_api, read_request
+from agenttui.sandbox.model_formats import (
+    PARSE_CAP,
+    RequestSummary,
+    ResponseReader,
+    model_api,
+    read_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +103,8 @@ class _Exchange:
         self.call = ModelCall(provider, "call", now, method=method, path=target.split("?", 1)[0])
         self.body = bytearray()
         self.body_too_long = False
-        self.reader: ResponseReader | None = None
+        self.target = target
+        self.reader: ResponseReader | BedrockResponseReader | None = None
         self.taped: Recorded | None = None  # the whole exchange, when the test records a cassette
 
     def request_data(self, data: bytes) -> None:
@@ -111,7 +119,7 @@ class _Exchange:
     def request_ended(self) -> None:
         if self.family is None:
             return
-        summary = RequestSummary() if self.body_too_long else read_request(self.family, bytes(self.body))
+        summary = RequestSummary() if self.body_too_long else _read_request(self.family, bytes(self.body), self.target)
         self.call.model, self.call.request, self.call.streamed = summary.model, summary.messages, bool(summary.stream)
         self.body = bytearray()
 
@@ -119,11 +127,10 @@ class _Exchange:
         self.call.status = response.status_code
         if self.family is None:
             return
-        headers = {name: value.decode("latin-1") for name, value in response.headers}
-        self.reader = ResponseReader(
-            self.family, headers.get(b"content-type", ""), headers.get(b"content-encoding", "")
-        )
-        self.call.streamed = "event-stream" in headers.get(b"content-type", "") or (
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in response.headers}
+        self.reader = response_reader(self.family, headers)
+        content_type = headers.get("content-type", "")
+        self.call.streamed = "event-stream" in content_type or "eventstream" in content_type or (
             self.call.streamed and self.family == "ollama"
         )
 
@@ -320,6 +327,19 @@ class ConnectionRecorder:
             loop.call_soon_threadsafe(sink.add, done)
 
         loop.run_in_executor(_reader, read)
+
+
+def _read_request(family: str, body: bytes, target: str) -> RequestSummary:
+    if family == "bedrock":  # the model is the path's; the body is Converse's or the vendor's
+        return read_bedrock_request(target, body)
+    return read_request(family, body)
+
+
+def response_reader(family: str, headers: dict[str, str]) -> ResponseReader | BedrockResponseReader:
+    """The reader of a response's body, given its headers (lower-case names)."""
+    if family == "bedrock":
+        return BedrockResponseReader(headers.get("content-type", ""), headers)
+    return ResponseReader(family, headers.get("content-type", ""), headers.get("content-encoding", ""))
 
 
 def _framing_free(headers: Any) -> list[tuple[bytes, bytes]]:
