@@ -50,14 +50,14 @@ def stream_error_fake(tmp_path_factory):
         yield server
 
 
-def exchange(fake, model, operation, body, secret=SECRET) -> tuple[bytes, bytes]:
+def exchange(fake, model, operation, body, secret=SECRET, key=KEY, token=None) -> tuple[bytes, bytes]:
     """One signed request to the fake over TLS, as bytes, and its whole raw answer."""
     host = f"localhost:{fake.port}"
     path = f"/model/{model.replace(':', '%3A')}/{operation}"
     data = json.dumps(body).encode()
     request = AWSRequest("POST", f"https://{host}{path}", data=data,
                          headers={"Content-Type": "application/json", "Host": host})
-    SigV4Auth(Credentials(KEY, secret), "bedrock", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(key, secret, token), "bedrock", "us-east-1").add_auth(request)
     head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
     raw = (head + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
     context = ssl.create_default_context(cafile=str(fake.ca.bundle))

@@ -2,8 +2,9 @@
 
 Recording: the forwarder's ConnectionRecorder (agenttui.sandbox.recorder) hands each finished HTTP
 exchange it framed to the Tape attached under the test's container name; the tape keeps the whole
-request and response (a stream's chunks in order, with their offsets), drops auth and signature
-headers and redacts every text with the test's Redactor. This is apart from the capped, redacted
+request and response (a stream's chunks in order, with their offsets; an AWS event stream as its
+decoded messages, encoded again on replay), drops auth and signature headers and redacts every
+text with the test's Redactor. This is apart from the capped, redacted
 call kept for display (agenttui.engine.store.calls).
 
 Replay: the forwarder asks `replayer_for(name)`; a Replayer matches each request to a recorded
@@ -14,12 +15,15 @@ A miss names the first differing place as a JSON path with both values.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from agenttui.core.redact import Redactor
+from agenttui.sandbox.bedrock_format import EVENTSTREAM, encode_message, split_messages
 
 FORMAT = 1
 MODES = ("strict", "new-calls-live")
@@ -100,7 +104,10 @@ class Recorded:
     def entry(self, redact: Redactor) -> dict[str, Any]:
         streamed = _streamed(dict(self.response_headers))
         response: dict[str, Any] = {"status": self.status, "headers": kept_headers(self.response_headers, redact)}
-        if streamed:
+        events = _event_stream(dict(self.response_headers), self.chunks, self.started_at, redact)
+        if events is not None:
+            response.update(events)
+        elif streamed:
             response["chunks"] = [redact(chunk.decode("utf-8", "replace")) for _, chunk in self.chunks]
             response["offsets_s"] = [round(at - self.started_at, 4) for at, _ in self.chunks]
         else:
@@ -108,6 +115,64 @@ class Recorded:
         request = {"headers": kept_headers(self.request_headers, redact), **body_entry(bytes(self.request_body), redact)}
         return {"endpoint": self.endpoint, "method": self.method, "path": self.path, "request": request,
                 "response": response}
+
+
+def _event_stream(headers: dict[str, str], chunks: list[tuple[float, bytes]], started_at: float,
+                  redact: Redactor) -> dict[str, Any] | None:
+    """An AWS event stream (Bedrock's ConverseStream, InvokeModelWithResponseStream) kept as its
+    messages, readable: each message's headers and its JSON payload (a `chunk`'s base64 `bytes`
+    decoded as `bytes_json`), redacted like any text, with the offset of the chunk that completed
+    it. Replay encodes them again (prelude, CRC32s). None when the answer is not an event stream
+    or does not split into whole messages (it is then kept as text chunks)."""
+    kind = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if kind.split(";", 1)[0].strip().lower() != EVENTSTREAM:
+        return None
+    data, ends = b"", []
+    for at, chunk in chunks:
+        data += chunk
+        ends.append((len(data), at))
+    messages, used, damaged = split_messages(data)
+    if damaged or used != len(data):
+        return None
+    events: list[dict[str, Any]] = []
+    offsets: list[float] = []
+    position = 0
+    for message_headers, payload in messages:
+        position += int.from_bytes(data[position:position + 4], "big")  # the message's total length
+        events.append(_event_entry(message_headers, payload, redact))
+        offsets.append(round(next(at for end, at in ends if end >= position) - started_at, 4))
+    return {"events": events, "offsets_s": offsets}
+
+
+def _event_entry(headers: dict[str, Any], payload: bytes, redact: Redactor) -> dict[str, Any]:
+    entry: dict[str, Any] = {"headers": {name: redact(str(value)) for name, value in headers.items()}}
+    try:
+        body = json.loads(payload.decode("utf-8")) if payload else None
+    except ValueError:
+        entry["payload_text"] = redact(payload.decode("utf-8", "replace"))
+        return entry
+    if isinstance(body, dict) and isinstance(body.get("bytes"), str):
+        try:  # InvokeModelWithResponseStream: the model's own JSON, base64'd
+            inner = json.loads(base64.b64decode(body["bytes"], validate=True))
+            body = {**body, "bytes_json": inner}
+            del body["bytes"]
+        except (binascii.Error, ValueError):
+            pass
+    entry["payload"] = redact_json(body, redact)
+    return entry
+
+
+def event_bytes(entry: dict[str, Any]) -> bytes:
+    """A kept event-stream message encoded again, as the client's decoder reads it."""
+    if "payload_text" in entry:
+        payload = entry["payload_text"].encode()
+    else:
+        body = entry.get("payload")
+        if isinstance(body, dict) and "bytes_json" in body:
+            inner = json.dumps(body["bytes_json"], ensure_ascii=False).encode()
+            body = {**{k: v for k, v in body.items() if k != "bytes_json"}, "bytes": base64.b64encode(inner).decode()}
+        payload = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+    return encode_message({str(k): str(v) for k, v in (entry.get("headers") or {}).items()}, payload)
 
 
 def _streamed(headers: dict[str, str]) -> bool:
@@ -276,6 +341,10 @@ def response_parts(entry: dict[str, Any]) -> tuple[int, list[tuple[str, str]], l
     response = entry["response"]
     headers = [(k, v) for k, v in (response.get("headers") or {}).items()
                if k.lower() not in FRAMING_HEADERS and k.lower() != "content-encoding"]
+    if "events" in response:  # an AWS event stream: one HTTP chunk a message
+        messages = [event_bytes(event) for event in response["events"]]
+        offsets = list(response.get("offsets_s") or [0.0] * len(messages))
+        return response["status"], headers, messages, offsets
     if "chunks" in response:
         chunks = [chunk.encode() for chunk in response["chunks"]]
         offsets = list(response.get("offsets_s") or [0.0] * len(chunks))
@@ -287,6 +356,8 @@ def miss_body(endpoint: str, message: str) -> bytes:
     """The error the agent's client library shows (the provider's own error shape)."""
     if endpoint == "ollama":
         return json.dumps({"error": "agenttui " + message}).encode()
+    if endpoint == "bedrock":  # restJson: botocore takes the error's code from __type
+        return json.dumps({"__type": "ReplayMiss", "message": "agenttui " + message}).encode()
     return json.dumps({"error": {"message": "agenttui " + message, "type": "replay_miss", "code": "replay_miss"}}).encode()
 
 
