@@ -41,6 +41,7 @@ LIMIT = LIMIT_MB * MB
 OOM = f"out of memory: the agent was killed at the {LIMIT_MB} MB limit (peak {LIMIT_MB} MB); raise --memory or use less"
 CANCELLED = "cancelled by request"
 TIMED_OUT = "timed out after 30 s; the container was stopped"
+BUDGET = "budget used up: max-model-calls 1 reached (2nd call refused)"
 TAIL = [f"line {n}" for n in range(30)]
 
 # fmt: off
@@ -94,6 +95,16 @@ CASES = [
     Case("timed out", ExitInfo(143), None, facts(timed_out=True), Status.TIMED_OUT, error=TIMED_OUT),
     Case("timed out: a SIGKILL near the limit is our stop, not an OOM kill", ExitInfo(137), None,
          facts(timed_out=True, peak_memory=LIMIT), Status.TIMED_OUT, error=TIMED_OUT, peak_memory=LIMIT),
+    Case("a budget used up: its reason, whatever the agent made of the refused call", ExitInfo(1),
+         {"success": False, "error": "RateLimitError: 429"}, facts(budget_used_up=BUDGET,
+                                                                   model_call_errors=["openai: HTTP 429: refused"]),
+         Status.FAILED, FailureKind.BUDGET, error=BUDGET),
+    Case("a budget used up: wins over an agent that went on and completed", ExitInfo(0), SUCCESS,
+         facts(budget_used_up=BUDGET), Status.FAILED, FailureKind.BUDGET, error=BUDGET, response="42"),
+    Case("a budget used up: wins over the deadline the agent then hung to", ExitInfo(143), None,
+         facts(budget_used_up=BUDGET, timed_out=True), Status.FAILED, FailureKind.BUDGET, error=BUDGET),
+    Case("a budget used up: a cancel still wins", ExitInfo(143), None, facts(budget_used_up=BUDGET, cancelled=True),
+         Status.CANCELLED, error=CANCELLED),
     Case("the record's peak and CPU time raise the sampled ones", ExitInfo(0),
          {**SUCCESS, "peak_memory_bytes": 20 * MB, "cpu_s": 2.5}, facts(peak_memory=10 * MB, cpu_s=1.0),
          Status.COMPLETED, response="42", peak_memory=20 * MB, cpu_s=2.5),
@@ -133,3 +144,10 @@ def test_the_columns_written_with_the_status() -> None:
     }
     completed = Outcome(status=Status.COMPLETED, exit_info=ExitInfo(exit_code=0), peak_memory=None, cpu_s=None)
     assert completed.fields() == {"exit_code": 0, "oom_killed": False}
+
+
+def test_a_used_up_budget_exits_with_its_own_code() -> None:
+    from agenttui.core import errors
+
+    assert errors.outcome_of(Status.FAILED, FailureKind.BUDGET.value) is errors.BUDGET_EXHAUSTED
+    assert errors.BUDGET_EXHAUSTED.exit == 7 and not errors.BUDGET_EXHAUSTED.reserved_for

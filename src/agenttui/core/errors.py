@@ -95,8 +95,9 @@ DETACHED = Code("detached", None, 130)
 NOT_RUNNING = Code("not_running", None, 3)
 # The reader of the output went away (`agenttui history | head -1`): 128 + SIGPIPE, as `git log` ends.
 OUTPUT_CLOSED = Code("output_closed", None, 141)
-# Defined now so that no two features pick the same number.
-BUDGET_EXHAUSTED = Code("budget_exhausted", 402, 7, reserved_for="a used-up budget")
+# A budget of the test (--max-cost, --max-tokens, --max-model-calls) was used up: the forwarder refused
+# a model call (docs/recorder.md).
+BUDGET_EXHAUSTED = Code("budget_exhausted", None, 7)
 REGRESSIONS_FOUND = Code("regressions_found", None, 8)  # `agenttui suite run`: a case regressed (docs/suites.md)
 # `submit --replay` in strict mode: the agent made a model call its cassette did not record (docs/replay.md).
 REPLAY_MISS = Code("replay_miss", None, 9)
@@ -150,4 +151,6 @@ def outcome_of(status: Status, failure_kind: str | None) -> Code:
         return INFRA
     if failure_kind == FailureKind.REPLAY_MISS.value:
         return REPLAY_MISS
+    if failure_kind == FailureKind.BUDGET.value:
+        return BUDGET_EXHAUSTED
     return AGENT_FAILED

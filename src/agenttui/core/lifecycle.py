@@ -71,6 +71,7 @@ class FailureKind(str, enum.Enum):
     AGENT = "agent"  # the agent raised / exited non-zero / was OOM-killed: never retried
     INFRA = "infra"  # engine unreachable, build broken by the infrastructure: retried
     REPLAY_MISS = "replay_miss"  # a replay met a model call its cassette did not record: never retried
+    BUDGET = "budget"  # a budget (--max-cost, --max-tokens, --max-model-calls) was used up: never retried
 
 
 class Priority(enum.IntEnum):

@@ -30,6 +30,7 @@ class RunFacts:
     stdout_tail: Sequence[str] = ()
     endpoints_down: Sequence[str] = ()  # model endpoints that did not answer when it started
     model_call_errors: Sequence[str] = ()  # what went wrong with its model calls (the recorder's)
+    budget_used_up: str | None = None  # a budget's first refusal (agenttui.sandbox.budget): the reason
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def classify(exit_info: ExitInfo, result: dict[str, Any] | None, run: RunFacts) 
         # The kernel killed it at the limit: the limit is the truest peak we can report.
         peak_memory = max(peak_memory or 0, limit_bytes)
     ending = _ending(exit_info, result, run, peak_memory)
+    if ending.get("failure_kind") is FailureKind.BUDGET:
+        return Outcome(exit_info=exit_info, peak_memory=peak_memory, cpu_s=cpu_s, **ending)
     if run.endpoints_down and ending["status"] in (Status.FAILED, Status.TIMED_OUT):
         down = ", ".join(run.endpoints_down)
         ending["error"] += f" (the model endpoint {down} did not answer when the test started)"
@@ -87,6 +90,12 @@ def _ending(exit_info: ExitInfo, result: dict[str, Any] | None, run: RunFacts, p
     """The status and its reason (or the answer)."""
     if run.cancelled:
         return dict(status=Status.CANCELLED, error="cancelled by request")
+    if run.budget_used_up is not None:
+        # The agent met a refused call: that, not how the agent took the 429 (or whether it went on
+        # and completed, or hung to its deadline), is the outcome.
+        response = result.get("response") if result is not None else None
+        return dict(status=Status.FAILED, failure_kind=FailureKind.BUDGET, error=run.budget_used_up,
+                    response=response)
     if run.timed_out:
         return dict(status=Status.TIMED_OUT, error=f"timed out after {run.timeout_s} s; the container was stopped")
     failed = dict(status=Status.FAILED, failure_kind=FailureKind.AGENT)
