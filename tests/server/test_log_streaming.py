@@ -73,7 +73,7 @@ def test_logs_of_a_million_lines_stream_in_bounded_memory(store_env, agenttui_cm
     server_peak = server_memory_kb("VmHWM")
     with open(tmp_path / "huge.log") as log:
         lines = [line for line in log if line.startswith("line ")]
-    assert len(lines) == LINES and lines[0] == "line 0 of the flood\n" and lines[-1] == f"line {LINES - 1} of the flood\n"
-    assert all(line == f"line {n} of the flood\n" for n, line in enumerate(lines[::9973]) for n in [n * 9973])
+    assert len(lines) == LINES
+    assert all(line == f"line {n} of the flood\n" for n, line in enumerate(lines))  # every line, in order
     assert client_huge - client_small < MEMORY_GROWTH_LIMIT_KB, (client_small, client_huge)
     assert server_peak - server_before < MEMORY_GROWTH_LIMIT_KB, (server_before, server_peak)

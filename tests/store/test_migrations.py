@@ -136,3 +136,51 @@ def test_a_store_of_the_previous_version_keeps_every_log_line_in_chunks(store_ur
             await store.close()
 
     asyncio.run(check())
+
+
+def test_lines_written_out_of_order_move_into_chunks_in_order_across_the_migrations_pages(store_url):
+    """A 0006 store whose lines sit in the table in no order (rowid order is not seq order),
+    more of them than the migration reads a page at a time (10,000), the page's end inside a
+    chunk: every log comes out whole and in order, each chunk one attempt's consecutive lines."""
+    import random
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    first = [(1, 1, 1.5, "stdout", "first line", 0), (1, 2, 1.6, "system", "[agenttui] COMPLETED", 0)]
+    lines = [(1, 3 + n, 10.0 + n, "stdout", f"test one line {n}", 1 if n < 3000 else 2) for n in range(8000)]
+    lines += [(2, 1 + n, 20.0 + n, "stderr" if n % 3 else "stdout", f"test two line {n}", 0) for n in range(4000)]
+    shuffled = lines[:]
+    random.Random(17).shuffle(shuffled)
+
+    async def fill():
+        await _fill_with_async(store_url, "0006")
+        engine = create_async_engine(store_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO log_lines (test_id, seq, ts, stream, text, attempt) "
+                                    "VALUES (:t, :s, :ts, :st, :x, :a)"),
+                               [dict(t=t, s=s, ts=ts, st=st, x=x, a=a) for t, s, ts, st, x, a in shuffled])
+            await conn.execute(text("UPDATE tests SET log_seq = 8002 WHERE id = 1"))
+            await conn.execute(text("UPDATE tests SET log_seq = 4000 WHERE id = 2"))
+        await engine.dispose()
+
+    asyncio.run(fill())
+
+    async def check():
+        store = await Store.open(store_url)
+        try:
+            for test_id, expected in ((1, first + lines[:8000]), (2, lines[8000:])):
+                got = [(r.test_id, r.seq, r.ts, r.stream, r.text, r.attempt) for r in await store.logs(test_id)]
+                assert len(got) == len(expected) and got == expected, test_id
+            async with store.engine.connect() as conn:
+                stored = (await conn.execute(text(
+                    "SELECT test_id, first_seq, last_seq, attempt FROM log_chunks ORDER BY test_id, last_seq"))).all()
+            attempt_of = {(t, s): a for t, s, _ts, _st, _x, a in first + lines}
+            for test_id in (1, 2):
+                runs = [(f, last, a) for t, f, last, a in stored if t == test_id]
+                assert runs[0][0] == 1 and all(b[0] == a[1] + 1 for a, b in zip(runs, runs[1:])), runs
+                assert all(last - f < 1000 for f, last, _a in runs)
+                assert all(attempt_of[(test_id, f)] == a == attempt_of[(test_id, last)] for f, last, a in runs)
+        finally:
+            await store.close()
+
+    asyncio.run(check())
