@@ -142,6 +142,7 @@ class FakeBedrock:
         self.requests: list[dict] = []
         self.rejected: list[str] = []  # why each refused request was refused
         self.connections = 0
+        self.counting = threading.Lock()  # connections are accepted on many threads
         context = ca.server_context()
         handler = type("Handler", (_BedrockHandler,), {"fake": self})
         self.httpd = _TLSServer((host, port), handler, context)
@@ -188,7 +189,8 @@ class _BedrockHandler(BaseHTTPRequestHandler):
         pass
 
     def setup(self):
-        self.fake.connections += 1
+        with self.fake.counting:
+            self.fake.connections += 1
         self.request.do_handshake()
         super().setup()
 
