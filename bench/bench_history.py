@@ -38,8 +38,9 @@ def _row(n: int, status: str) -> tuple[Any, ...]:
             f"a typical response of a few words {n}" if finished else None, 0 if finished else None)
 
 
-def build(path: Path, finished: int) -> None:
-    """A migrated store at `path` holding `finished` finished tests, then the waiting ones."""
+def build(path: Path, finished: int, *, waiting: bool = True) -> None:
+    """A migrated store at `path` holding `finished` finished tests, then (with `waiting`) the
+    active and queued ones."""
     from agenttui.engine.store import Store
 
     async def migrate() -> None:
@@ -47,7 +48,7 @@ def build(path: Path, finished: int) -> None:
 
     asyncio.run(migrate())
     rows = [_row(n, STATUSES[n % len(STATUSES)]) for n in range(finished)]
-    rows += [_row(finished + n, status) for n, status in enumerate(WAITING)]
+    rows += [_row(finished + n, status) for n, status in enumerate(WAITING if waiting else [])]
     conn = sqlite3.connect(path)
     with conn:
         conn.executemany(f"INSERT INTO tests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)

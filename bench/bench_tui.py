@@ -11,7 +11,9 @@
    history loaded; (b) the real `agenttui` binary in tmux, from launch to the
    status bar showing the queue (Python start-up and imports included), with the personal
    server already running (as after the first launch); (c) the very first launch, which
-   starts the server; (d) `agenttui --in-process` (the engine inside the TUI, a new store).
+   starts the server; (d) `agenttui --in-process` (the engine inside the TUI, a new store);
+   (e) with `--history N`: (b) over a store holding N finished tests (bench/bench_history.py
+   writes them), its server running.
 
 `--first-paint-only --repeat N` measures only the first paints, N times each (the load
 average is printed first; compare runs taken close together).
@@ -127,6 +129,8 @@ def bench_first_paint_tmux(*, in_process: bool = True) -> float | None:
     the queue (so the engine answered). Without in_process it talks to the personal server."""
     if not shutil.which("tmux"):
         return None
+    import re
+
     exe = Path(sys.executable).parent / "agenttui"
     tmux = ["tmux", "-L", f"agenttui-bench-{uuid.uuid4().hex[:8]}"]  # a private tmux server
     env = " ".join(f"{k}={os.environ[k]}" for k in os.environ if k.startswith("XDG_"))
@@ -137,7 +141,7 @@ def bench_first_paint_tmux(*, in_process: bool = True) -> float | None:
         while time.perf_counter() - started < 30:
             screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", "bench"], capture_output=True,
                                     text=True).stdout
-            if "running 0/" in screen and "Queue" in screen:
+            if re.search(r"running \d+/", screen) and "Queue" in screen:
                 return time.perf_counter() - started
             time.sleep(0.01)
         return None
@@ -145,10 +149,14 @@ def bench_first_paint_tmux(*, in_process: bool = True) -> float | None:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
-def stop_personal_server() -> None:
+def stop_personal_server(wait: bool = False) -> None:
     lock = Path(os.environ["XDG_RUNTIME_DIR"]) / "agenttui" / "agenttui.sock.lock"
     try:
-        os.kill(int(lock.read_text().strip()), signal.SIGTERM)
+        pid = int(lock.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        while wait:  # until it has gone: the next launch must start a server of its own
+            time.sleep(0.05)
+            os.kill(pid, 0)
     except (OSError, ValueError):
         pass
 
@@ -168,6 +176,8 @@ def main() -> None:
     parser.add_argument("--skip-tmux", action="store_true")
     parser.add_argument("--first-paint-only", action="store_true", help="skip the log pane figures")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each first-paint figure")
+    parser.add_argument("--history", type=int, default=0, metavar="N",
+                        help="also the binary's first paint over a store of N finished tests")
     args = parser.parse_args()
     _isolate()
     if not args.first_paint_only:
@@ -195,13 +205,33 @@ def bench_first_paint(args: argparse.Namespace) -> None:
             cold = bench_first_paint_tmux(in_process=False)  # this one starts the personal server
             samples = [bench_first_paint_tmux(in_process=False) for _ in range(n)]
         finally:
-            stop_personal_server()
+            stop_personal_server(wait=True)
         print(_median_line("first paint, agenttui in tmux:  ", samples,
                            "launch -> status bar with the queue, Python start-up included; the personal "
                            "server running, as after the first launch"))
         print(_median_line("first paint, first launch:      ", [cold], "the personal server starts too"))
         samples = [bench_first_paint_tmux() for _ in range(n)]
         print(_median_line("first paint, --in-process:      ", samples, "the engine in the TUI, new store"))
+        if args.history:
+            bench_first_paint_history(args.history, n)
+
+
+def bench_first_paint_history(finished: int, repeat: int) -> None:
+    """The binary in tmux over a store of `finished` finished tests, its server running."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_history
+
+    data = Path(tempfile.mkdtemp(prefix="agenttui-bench-history-"))
+    (data / "agenttui").mkdir()
+    bench_history.build(data / "agenttui" / "agenttui.db", finished, waiting=False)
+    os.environ["XDG_DATA_HOME"] = str(data)  # the personal server's store from now on
+    try:
+        bench_first_paint_tmux(in_process=False)  # starts the server over that store
+        samples = [bench_first_paint_tmux(in_process=False) for _ in range(repeat)]
+    finally:
+        stop_personal_server(wait=True)
+    print(_median_line(f"first paint, {finished // 1000}k history in tmux:", samples,
+                       f"launch -> status bar with the queue, {finished:,} finished tests in the store"))
 
 
 if __name__ == "__main__":
