@@ -62,11 +62,17 @@ async def through_gate(gate: BudgetGate, pieces: list[bytes], provider: str = "o
     return bytes(received), answer
 
 
-async def test_the_second_call_is_refused_even_when_its_head_comes_in_pieces() -> None:
+SECOND = request("/v1/chat/completions")
+
+
+@pytest.mark.parametrize("pieces", [
+    [request("/v1/chat/completions"), SECOND[:20], SECOND[20:]],
+    [request("/v1/chat/completions") + SECOND[:20], SECOND[20:]],  # the first's end and the second's start
+], ids=["apart", "in one read"])
+async def test_the_second_call_is_refused_even_when_its_head_comes_in_pieces(pieces) -> None:
     sink = Sink()
     sink.budget = gate = BudgetGate({"max_model_calls": 1}, sink=sink)
-    second = request("/v1/chat/completions")
-    received, answer = await through_gate(gate, [request("/v1/chat/completions"), second[:20], second[20:]])
+    received, answer = await through_gate(gate, pieces)
     assert received == request("/v1/chat/completions"), "the first went on whole, nothing of the second"
     reason = "budget used up: max-model-calls 1 reached (2nd call refused)"
     head, body = answer.split(b"\r\n\r\n", 1)

@@ -137,6 +137,7 @@ async def gated_pipe(reader: asyncio.StreamReader, upstream: asyncio.StreamWrite
             data = await reader.read(CHUNK)
             if not data:
                 break
+            pending, held = bytes(held) + data, bytearray()
             if requests is not None:
                 try:
                     refused = await _read(requests, data, gate, provider)
@@ -148,10 +149,15 @@ async def gated_pipe(reader: asyncio.StreamReader, upstream: asyncio.StreamWrite
                         await agent.drain()
                     upstream.close()  # the request goes no further; the endpoint's side ends too
                     return
-                if requests is not None and requests.their_state is h11.IDLE and requests.trailing_data[0]:
-                    held += data  # part of a head not yet whole: not let through before the gate has seen it
-                    continue
-            data, held = bytes(held) + data, bytearray()
+                unread = requests.trailing_data[0] if requests is not None and requests.their_state is h11.IDLE else b""
+                if unread:
+                    # The start of a head not yet whole (h11's unread bytes, the end of what came): held
+                    # until the gate has seen it; what came before it goes on.
+                    cut = len(pending) - len(unread)
+                    pending, held = pending[:cut], bytearray(pending[cut:])
+                    if not pending:
+                        continue
+            data = pending
             upstream.write(data)
             if copy_to is not None:
                 copy_to(data)
