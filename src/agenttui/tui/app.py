@@ -124,6 +124,8 @@ class AgentTUI(App[int]):
         Binding("f5", "focus_pane('log')", "Log", id="focus_log", priority=True, group=PANES, tooltip="Go to the log pane"),
         Binding("f6", "focus_pane('options')", "Options", id="focus_options", priority=True, group=PANES,
                 tooltip="Go to the editor's options, at the Network field"),
+        Binding("f8", "suites", "Suites", id="suites", priority=True,
+                tooltip="Suite runs: progress, verdicts, the case × repeat matrix; run, resume, bless"),
         Binding("ctrl+j,alt+enter", "submit", "Submit", id="submit", priority=True,
                 tooltip="Validate the editor's request and queue it (ctrl+j; alt+enter where the terminal sends it)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Show every key"),
@@ -545,6 +547,14 @@ class AgentTUI(App[int]):
 
         self.push_screen(HelpScreen(help_sections(self.BINDINGS), self.keymap_overrides))
 
+    def action_suites(self) -> None:
+        from agenttui.tui.screens.suites import SuitesScreen  # not needed for the first frame
+
+        if isinstance(self.screen, SuitesScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(SuitesScreen(localtime=self.localtime))
+
     def action_focus_pane(self, pane: str) -> None:
         self.main_screen.focus_pane(pane)
 
@@ -581,6 +591,7 @@ class AgentTUI(App[int]):
             ("Focus history", "F4", lambda: self.action_focus_pane("history")),
             ("Focus log", "F5", lambda: self.action_focus_pane("log")),
             ("Focus options", "F6: the Network field", lambda: self.action_focus_pane("options")),
+            ("Suites", "Suite runs, their matrix and baseline; run, resume, bless (F8)", self.action_suites),
             ("New test", "Forget the retry link of an edited test", lambda: self.editor.set_retry_of(None)),
         )
         for title, help_text, callback in commands:

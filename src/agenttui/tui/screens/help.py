@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 
 from agenttui.tui.screens.detail import DetailScreen
+from agenttui.tui.screens.suites import SuitesScreen
 from agenttui.tui.widgets.help_table import HelpTable, Rows
 from agenttui.tui.widgets.history_table import HistoryTable
 from agenttui.tui.widgets.log_view import LogView
@@ -34,6 +35,7 @@ def help_sections(app_bindings: Iterable[Binding]) -> list[tuple[str, Rows]]:
         ("Queue & history", HistoryTable.BINDINGS),
         ("Log pane", LogView.BINDINGS),
         ("Detail screen", DetailScreen.BINDINGS),
+        ("Suites view (F8)", SuitesScreen.BINDINGS),
         ("Command palette", (("ctrl+p", "every action above, searchable (and Maximize a pane)"),)),
     ]
 
