@@ -80,7 +80,9 @@ def write_cassette(client: Any, test_id: int, path: Path) -> Any:
     return None
 
 
-def save_cassette(test_id: int, trace: Any, path: Path) -> None:
+def save_cassette(test_id: int, trace: Any, path: Path, *, quiet: bool = False) -> None:
+    """The trace's cassette written to `path` atomically; `quiet`: no line about it (a suite says
+    once what it wrote)."""
     if trace.cassette is None:
         print(f"agenttui: test {test_id} recorded no new model exchange; {path} is unchanged", file=sys.stderr)
         return
@@ -94,6 +96,8 @@ def save_cassette(test_id: int, trace: Any, path: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    if quiet:
+        return
     count = len(trace.cassette.get("exchanges", []))
     print(f"agenttui: wrote {count} exchange(s) to {path}", file=sys.stderr)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agenttui.cli.common import EXIT_AGENT, EXIT_INFRA, EXIT_OK, UserError, client_settings, open_client
+from agenttui.cli.suite_cassettes import add_cassette_flags, suite_cassettes, with_cassettes
 from agenttui.core import errors as codes
 
 if TYPE_CHECKING:
@@ -75,9 +76,11 @@ async def _baseline(client: Client, run: SuiteRunView) -> SuiteReport | None:
 
 async def _finish(client: Client, run: SuiteRunView, args: argparse.Namespace, views: dict[int, Any]) -> int:
     """Build the report, compare it with the baseline, write the reports, say the verdict."""
+    from agenttui.suites.report import note_model_traffic
     from agenttui.suites.runner import build_report, resumable
 
     report = await build_report(client, await client.suite_run(run.id), views=views)
+    note_model_traffic(report, views)
     baseline = await _baseline(client, run)
     comparison = None
     if baseline is not None:
@@ -92,7 +95,8 @@ async def _finish(client: Client, run: SuiteRunView, args: argparse.Namespace, v
             view = views.get(repeat.test_id) if repeat.test_id else None
             if repeat.test_id is None or resumable(view or await client.show(repeat.test_id)):
                 rerun += 1
-    return _exit_code(report, comparison, rerun)
+    missed = sum(1 for view in views.values() if view.failure_kind == "replay_miss")
+    return _exit_code(report, comparison, rerun, missed)
 
 
 def _write_reports(report: SuiteReport, comparison: Comparison | None, args: argparse.Namespace) -> None:
@@ -111,10 +115,11 @@ def _write_reports(report: SuiteReport, comparison: Comparison | None, args: arg
         print("\n".join(reports.summary_lines(report, comparison)))
 
 
-def _exit_code(report: SuiteReport, comparison: Comparison | None, rerun: int) -> int:
+def _exit_code(report: SuiteReport, comparison: Comparison | None, rerun: int, missed: int = 0) -> int:
     """8 when a case regressed against the baseline; 3 when `rerun` tests could not run (never
-    submitted, cancelled, failed by the infrastructure: resume runs them); without a baseline 1
-    when a case did not pass every repeat; else 0."""
+    submitted, cancelled, failed by the infrastructure: resume runs them); 9 when `missed` tests
+    asked their model what their cassette lacks (strict --replay); without a baseline 1 when a
+    case did not pass every repeat; else 0."""
     repeats = [r for case in report.cases for r in case.repeats]
     if comparison is not None and comparison.regressions:
         return codes.REGRESSIONS_FOUND.exit
@@ -122,6 +127,11 @@ def _exit_code(report: SuiteReport, comparison: Comparison | None, rerun: int) -
         print(f"agenttui: {rerun} case run(s) did not finish; `agenttui suite resume {report.run_id}` "
               "runs only those", file=sys.stderr)
         return EXIT_INFRA
+    if missed:
+        print(f"agenttui: {missed} case run(s) asked their model what their cassette lacks (replay miss, "
+              "named in the report); record them again with --record DIR, or replay with --replay-mode "
+              "new-calls-live", file=sys.stderr)
+        return codes.REPLAY_MISS.exit
     if comparison is None and not all(r.passed for r in repeats):
         return EXIT_AGENT
     return EXIT_OK
@@ -150,11 +160,14 @@ async def _run(args: argparse.Namespace) -> int:
     except SuiteFileError as exc:
         raise UserError(str(exc)) from None
     slots = [(c.id, r) for c in suite.cases for r in range(1, suite.repeat + 1)]
+    cassettes = suite_cassettes(args, {c.id: c.request.get("egress") for c in suite.cases})
+    slot_fields = cassettes.prepare(slots) if cassettes else None
     try:
         async with open_client(settings) as client:
             await client.check_backend()
             try:
-                run = await start_run(client, suite, credentials_duration_s=_duration(settings))
+                run = await start_run(with_cassettes(client, slot_fields), suite,
+                                      credentials_duration_s=_duration(settings))
             except InvalidRequest as exc:
                 from agenttui.core.suite_wire import SuiteSlot
 
@@ -165,6 +178,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print(json.dumps({"run_id": run.id, "tests": len(slots)}) if args.json else run.id)
                 return EXIT_OK
             views = await follow_run(client, run, Progress(run.id))
+            if cassettes:
+                await cassettes.write(client, run.slots, views)
             return await _finish(client, run, args, views)
     except codes.InfraError as exc:
         print(f"agenttui: infrastructure failure: {exc}", file=sys.stderr)
@@ -172,13 +187,20 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
+    from agenttui.suites.file import Suite
     from agenttui.suites.runner import SuiteResumeError, follow_run, resume_run
 
     settings = client_settings(args)
     _need_server(settings, "resume")
     async with open_client(settings) as client:
+        cassettes = None
+        if args.record is not None or args.replay is not None:
+            stored = await client.suite_run(args.run)
+            cases = Suite.from_json(stored.suite_json).cases
+            cassettes = suite_cassettes(args, {c.id: c.request.get("egress") for c in cases})
         try:
-            run, queued = await resume_run(client, args.run, credentials_duration_s=_duration(settings))
+            run, queued = await resume_run(with_cassettes(client, cassettes.checked_fields if cassettes else None),
+                                           args.run, credentials_duration_s=_duration(settings))
         except SuiteResumeError as exc:
             raise UserError(f"cannot resume suite run {args.run}, nothing was queued: {exc}") from None
         print(f"agenttui: suite run {run.id}: {queued} test(s) queued again; the rest ran or are running",
@@ -187,6 +209,8 @@ async def _resume(args: argparse.Namespace) -> int:
             print(run.id)
             return EXIT_OK
         views = await follow_run(client, run, Progress(run.id))
+        if cassettes:
+            await cassettes.write(client, (await client.suite_run(run.id)).slots, views)
         return await _finish(client, run, args, views)
 
 
@@ -213,7 +237,9 @@ async def _show(args: argparse.Namespace) -> int:
 
     async with open_client(client_settings(args)) as client:
         run = await client.suite_run(args.run)
-        report = await build_report(client, run)
+        views = {s.test_id: await client.show(s.test_id) for s in run.slots if s.test_id is not None}
+        report = await build_report(client, run, views=views)
+        reports.note_model_traffic(report, views)
         baseline = await _baseline(client, run)
     comparison = None
     if baseline is not None:
@@ -261,6 +287,8 @@ def add_suite_commands(sub: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
         parser.add_argument("--no-wait", action="store_true", help="queue, print the run id and exit")
     resume.add_argument("run", type=int, help="the suite run's id")
+    for parser in (run, resume):
+        add_cassette_flags(parser)
     listing = commands.add_parser("list", help="suite runs, newest first")
     listing.add_argument("--name", help="only this suite's runs")
     listing.add_argument("--limit", type=int, default=50)

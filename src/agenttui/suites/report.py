@@ -22,12 +22,32 @@ if TYPE_CHECKING:
 
 # The results' dataclasses live in agenttui.suites.results (below stats and compare, so no
 # import cycle) and are re-exported here, where the runner and the CLI take them from.
-__all__ = ["CaseReport", "RepeatResult", "SuiteReport", "summary_lines", "to_html", "to_json",
-           "to_junit"]
+__all__ = ["CaseReport", "RepeatResult", "SuiteReport", "model_traffic", "note_model_traffic", "summary_lines",
+           "to_html", "to_json", "to_junit"]
 
 HTML_TEMPLATE = "suite_report.html.j2"
 # Characters XML 1.0 cannot hold at all (not even escaped): an agent's response may carry them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def model_traffic(report: SuiteReport) -> str | None:
+    """How the run's finished tests reached their model (docs/replay.md): `replayed` when all
+    did alike, else the counts (`3 replayed, 1 recorded`); None before any has finished."""
+    counts: dict[str, int] = {}
+    for repeat in (r for c in report.cases for r in c.repeats):
+        if repeat.model_traffic is not None:
+            counts[repeat.model_traffic] = counts.get(repeat.model_traffic, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), None)
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def note_model_traffic(report: SuiteReport, views: dict[int, Any]) -> None:
+    """Each finished repeat's `model_traffic`, from its test's view (`TestView.model_traffic`)."""
+    for repeat in (r for c in report.cases for r in c.repeats):
+        view = views.get(repeat.test_id) if repeat.test_id is not None else None
+        if view is not None and repeat.status is not None:
+            repeat.model_traffic = view.model_traffic
 
 
 def _totals(report: SuiteReport, comparison: Comparison | None) -> dict[str, Any]:
@@ -42,6 +62,9 @@ def _totals(report: SuiteReport, comparison: Comparison | None) -> dict[str, Any
         "finished": sum(s.finished for s in stats),
         "passes": sum(s.passes for s in stats),
     }
+    traffic = model_traffic(report)
+    if traffic is not None:
+        totals["model_traffic"] = traffic
     if comparison is not None:
         totals["verdicts"] = comparison.totals()
         totals["regressions"] = len(comparison.regressions)
@@ -102,6 +125,8 @@ def to_junit(report: SuiteReport, comparison: Comparison | None = None) -> str:
     prop("agenttui.suite_digest", report.suite_digest)
     prop("agenttui.agent_digest", report.agent_digest)
     prop("agenttui.owner", report.owner)
+    if (traffic := model_traffic(report)) is not None:
+        prop("agenttui.model_traffic", traffic)
     if comparison is not None:
         prop("agenttui.baseline_run_id", comparison.baseline_run_id)
         prop("agenttui.regressions", len(comparison.regressions))
@@ -184,7 +209,9 @@ def summary_lines(report: SuiteReport, comparison: Comparison | None = None) -> 
     header = f"{'case':<{width}}  {'passes':>7}  {'pass@k':>6}  {'pass^k':>6}  {'':<8}"
     if comparison is not None:
         header += "  against the baseline"
-    lines = [f"suite {report.suite_name!r}, run {report.run_id}", header.rstrip()]
+    traffic = model_traffic(report)
+    title = f"suite {report.suite_name!r}, run {report.run_id}" + (f", model traffic: {traffic}" if traffic else "")
+    lines = [title, header.rstrip()]
     for case in report.cases:
         s = case_stats(case)
         row = (f"{case.case_id:<{width}}  {f'{s.passes}/{s.finished}':>7}  "

@@ -19,6 +19,8 @@ class RepeatResult:
     tokens_out: int | None = None
     cost_usd: float | None = None
     duration_s: float | None = None
+    # live | recorded | replayed (docs/replay.md), as report.note_model_traffic fills it; None while not finished
+    model_traffic: str | None = None
 
 
 @dataclass
