@@ -638,11 +638,28 @@ def fig_bulk_submit(bench: BenchEnv, quick: bool) -> list[Row]:
                 rate >= 500, f"one `submit --no-wait` each: {single_rate:,.1f} tests/s")]
 
 
+# ---------------------------------------------------------------------------------------- 18
+def fig_replay(bench: BenchEnv, quick: bool) -> list[Row]:
+    """A suite replayed from its cassettes against the same suite live, the fake model taking
+    500 ms per call (bench/bench_replay.py, in its own throwaway environment)."""
+    import bench_replay
+
+    cases = 2 if quick else 20
+    f = bench_replay.measure(bench.image, cases, record_apart=not quick)
+    ratio = f["replayed"] / f["live"]
+    note = (f"tests' median run {fmt_s(f['live_test'])} live, {fmt_s(f['replayed_test'])} replayed; "
+            f"{f['live_calls']:.0f} model calls live, {f['replayed_calls']:.0f} replayed"
+            + ("" if quick else f"; the recording run {fmt_s(f['recorded'])}"))
+    return [Row(f"18 suite of {cases} cases x {bench_replay.CALLS_PER_CASE} model calls, replayed",
+                fmt_s(f["replayed"]), f"{fmt_s(f['live'])} live (500 ms a call)", ratio, "<= 0.35x",
+                ratio <= 0.35, note)]
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
     10: fig_recorder, 11: fig_history_scale, 12: fig_suite_reports, 13: fig_client,
-    16: fig_big_logs, 17: fig_bulk_submit,
+    16: fig_big_logs, 17: fig_bulk_submit, 18: fig_replay,
 }
 
 
