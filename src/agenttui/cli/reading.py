@@ -57,6 +57,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from agenttui.core.wire import HIDDEN_CONTENT, to_builtins
+    from agenttui.tui.call_text import totals_cells  # plain text, no Textual
 
     with blocking_client(client_settings(args)) as client:
         views = client.history(search=args.search, limit=args.limit)
@@ -66,11 +67,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not views:
         print(f"no finished test matches {args.search!r}" if args.search else "no finished tests yet")
+    else:  # the model calls' totals: calls, tokens in/out, cost ("unmeasured" when unknown, never $0)
+        print(f"{'id':>5}  {'created':<11}  {'owner':<10} {'status':<10} {'took':>7} {'calls':>5} {'tokens in/out':>13} "
+              f"{'cost':>10}  response")
     for v in views:
         when = datetime.fromtimestamp(v.created_at).strftime("%m-%d %H:%M")
         duration = f"{v.duration_s:.1f}s" if v.duration_s is not None else "-"
+        calls, tokens, cost = totals_cells(v.model_calls)
         preview = HIDDEN_CONTENT if v.content_hidden else printable((v.response or v.error or "").replace("\n", " "))[:40]
-        print(f"{v.id:>5}  {when}  {v.owner_name:<10} {v.status.value:<10} {duration:>7}  {preview}")
+        print(f"{v.id:>5}  {when}  {v.owner_name:<10} {v.status.value:<10} {duration:>7} {calls:>5} {tokens:>13} "
+              f"{cost:>10}  {preview}")
     return EXIT_OK
 
 

@@ -50,10 +50,12 @@ class DetailScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back", id="detail.back", tooltip="Back to the main screen"),
         Binding("c", "app.cancel_test", "Cancel", id="detail.cancel", tooltip="Cancel this test"),
         Binding("r", "app.retry_test", "Retry", id="detail.retry", tooltip="Run this test again (linked)"),
-        Binding("e", "app.edit_retry", "Edit+retry", id="detail.edit_retry",
+        Binding("e", "app.edit_retry", "Edit", id="detail.edit_retry",
                 tooltip="Load this test into the editor for an edited retry"),
         Binding("d", "app.download_package", "Package", id="detail.package",
                 tooltip="Write this test's deployment package"),
+        Binding("t", "show_calls", "Calls", id="detail.calls",
+                tooltip="This test's model calls: tokens, latency, cost; each call's messages and answer"),
     ]
 
     class Mounted(Message):
@@ -101,6 +103,11 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-package", Static).update(text)
         self.query_one("#detail-package", Static).display = bool(lines)
         self.query_one("#detail-package-label").display = bool(lines)
+
+    def action_show_calls(self) -> None:
+        from agenttui.tui.screens.calls import CallsScreen  # loads when first opened
+
+        self.app.push_screen(CallsScreen(self.test_id, localtime=self.localtime))
 
     @on(DetailLoaded)
     def _loaded(self, message: DetailLoaded) -> None:

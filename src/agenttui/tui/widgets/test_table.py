@@ -20,16 +20,18 @@ from agenttui.core.wire import TestView
 from agenttui.tui.formatting import LocalTime
 
 TEST_BINDINGS = [
-    Binding("enter", "app.show_detail", "Details", id="detail",
+    Binding("enter", "app.show_detail", "Open", id="detail",
             tooltip="Open the test: full response, error, metrics and the full log"),
     Binding("c", "app.cancel_test", "Cancel", id="cancel",
             tooltip="Cancel the selected test (a queued one is dequeued; a running one is stopped)"),
     Binding("r", "app.retry_test", "Retry", id="retry",
             tooltip="Run the selected test again as a new test linked to it"),
-    Binding("e", "app.edit_retry", "Edit+retry", id="edit_retry",
+    Binding("e", "app.edit_retry", "Edit", id="edit_retry",
             tooltip="Load the selected test into the editor; submitting it creates a linked retry"),
     Binding("d", "app.download_package", "Package", id="package",
             tooltip="Write a deployment package (zip) of the selected test and show its path"),
+    Binding("t", "show_calls", "Calls", id="calls",
+            tooltip="The selected test's model calls: tokens, latency, cost; each call's messages and answer"),
 ]
 
 
@@ -137,6 +139,14 @@ class TestTable(DataTable[Any]):
             return False
         self.move_cursor(row=row, animate=False)
         return True
+
+    def action_show_calls(self) -> None:
+        """The calls view of the selected test (issue 18)."""
+        from agenttui.tui.screens.calls import CallsScreen  # loads when first opened
+
+        test_id = self.selected_test_id
+        if test_id is not None:
+            self.app.push_screen(CallsScreen(test_id, localtime=self.localtime))
 
     # ------------------------------------------------------------------ events
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
