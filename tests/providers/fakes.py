@@ -3,7 +3,9 @@
 FakeOllama: GET /api/tags, POST /api/generate and /api/chat (streaming NDJSON and not).
 FakeOpenAI: GET /v1/models, POST /v1/chat/completions (JSON or SSE), with a bearer key check.
 Each answers "<model> says: <the prompt upside down>" (FakeOpenAI(random=True): and a random word) and
-records what it was sent; `connections` counts the connections it accepted.
+records what it was sent; `connections` counts the connections it accepted. Given `tls=TestCA(folder)`
+(a CA the test makes), a fake serves HTTPS with a certificate of that CA for 127.0.0.1, localhost and
+host.docker.internal, and its `url` is https://.
 
 As the real servers do, both report token counts (Ollama's prompt_eval_count / eval_count, OpenAI's
 usage: in a stream only when stream_options.include_usage asks) and answer a request that offers
@@ -14,11 +16,20 @@ whether the release came first, i.e. the client read the first chunks while the 
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import secrets
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def answer(model: str, prompt: str) -> str:
@@ -35,12 +46,70 @@ def answer_tokens(text: str) -> int:
 
 
 HOLD_TIMEOUT_S = 20.0
+SERVER_NAMES = ("127.0.0.1", "localhost", "host.docker.internal")
+
+
+class TestCA:
+    """A CA made by a test (files in `folder`): `cert_path` is what a client must trust; `server_context`
+    is a TLS server context with a certificate it signed for `names`."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, folder: Path, name: str = "agenttui test CA"):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
+        self.cert_path = folder / "test-ca.pem"
+        self.cert_path.write_bytes(self.cert_pem)
+
+    def server_context(self, names: tuple[str, ...] = SERVER_NAMES) -> ssl.SSLContext:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        entries = []
+        for name in names:
+            try:
+                entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                entries.append(x509.DNSName(name))
+        cert = (
+            x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(entries), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        chain = self.folder / f"server-{secrets.token_hex(4)}.pem"
+        chain.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.cert_pem.decode())
 
 
 class _Server:
     handler: type[BaseHTTPRequestHandler]
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: TestCA | None = None, **config):
         self.config = config
         self.requests: list[dict] = []
         self.release = threading.Event()
@@ -49,6 +118,10 @@ class _Server:
         handler = type("Handler", (self.handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
+        self.scheme = "https" if tls is not None else "http"
+        if tls is not None:  # the handshake happens in the connection's own thread, at its first read
+            self.httpd.socket = tls.server_context().wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -57,7 +130,7 @@ class _Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self):
         self.thread.start()
