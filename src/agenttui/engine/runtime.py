@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+import agenttui.engine.otlp as otlp
 from agenttui.backends import make_backend
 from agenttui.backends.base import Backend
 from agenttui.core.config import Settings
@@ -17,6 +18,7 @@ from agenttui.engine.service import Service
 from agenttui.engine.store import Owner, Store
 
 log = logging.getLogger(__name__)
+EXPORTS_WAIT_S = 15.0  # at most this long for OTLP exports under way when the engine closes
 
 
 class Engine:
@@ -88,6 +90,8 @@ class Engine:
     async def close(self) -> None:
         """Stop, then close the backend and the store."""
         await self.stop()
+        with contextlib.suppress(asyncio.TimeoutError):  # traces of tests that just ended reach their collector
+            await asyncio.wait_for(otlp.exported(), EXPORTS_WAIT_S)
         try:
             await self.backend.close()
         except Exception as exc:  # the store is closed all the same
