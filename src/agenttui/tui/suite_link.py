@@ -190,6 +190,7 @@ class SuitesLink:
             live[test_id] = view.status.value
             return pending
         result = cache.judged[test_id] = await judge(self.client, suite, slot, view)
+        result.model_traffic = view.model_traffic  # live, recorded or replayed (docs/replay.md)
         return result
 
     # ------------------------------------------------------------------ actions

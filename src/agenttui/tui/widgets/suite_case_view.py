@@ -25,6 +25,8 @@ def repeat_lines(result: RepeatResult, live: dict[int, str], other: RepeatResult
     if result.status is None:
         status = live.get(result.test_id, "QUEUED") if result.test_id is not None else "not submitted"
         return [f"#{result.repeat} {MARKS[state][0]} {status.lower()} ({where})"]
+    if result.model_traffic not in (None, "live"):  # its model calls came from or went to a cassette
+        where += f", {result.model_traffic}"
     head = f"#{result.repeat} {MARKS[state][0]} {result.status.lower()} in {duration(result.duration_s)} ({where})"
     lines = [head]
     lines += [f"  ✗ {printable(reason)}" for reason in result.reasons]
