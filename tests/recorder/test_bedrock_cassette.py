@@ -166,3 +166,26 @@ def test_a_converse_stream_replays_as_an_event_stream_through_boto3_with_nothing
     error = miss.value.response["Error"]
     assert error["Code"] == "ReplayMiss" and miss.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
     assert 'messages[0].content[0].text: recorded "name a loud bird", now "name a shy bird"' in error["Message"]
+
+
+def test_cassette_show_reads_bedrock_exchanges(fake):
+    from agenttui.cli.cassettes import show_lines
+
+    document, _ = record(fake, [
+        (HAIKU, "converse-stream", converse_body("name a quiet bird")),
+        (HAIKU, "converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+        ("amazon.titan-text-express-v1", "invoke-with-response-stream", {"inputText": "hello there"}),
+        (HAIKU, "invoke", {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 9,
+                           "messages": [{"role": "user", "content": "hey"}]}),
+    ])
+    quoted = HAIKU.replace(":", "%3A")
+    assert show_lines(document) == [
+        f"#1 bedrock POST /model/{quoted}/converse-stream {HAIKU} [200 streamed] asks: 'name a quiet bird' → "
+        "'anthropic.claude-3-5-haiku-20241022-v1:0 says: drib teiuq a eman [tool call]'",
+        f"#2 bedrock POST /model/{quoted}/converse {HAIKU} [200 whole] asks: 'hi' → "
+        "'anthropic.claude-3-5-haiku-20241022-v1:0 says: ih'",
+        "#3 bedrock POST /model/amazon.titan-text-express-v1/invoke-with-response-stream amazon.titan-text-express-v1 "
+        "[200 streamed] asks: 'hello there' → 'amazon.titan-text-express-v1 says: ereht olleh'",
+        f"#4 bedrock POST /model/{quoted}/invoke {HAIKU} [200 whole] asks: 'hey' → "
+        "'anthropic.claude-3-5-haiku-20241022-v1:0 says: yeh'",
+    ]

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from agenttui.cli.common import UserError, read_text
 from agenttui.sandbox.cassette import CassetteError, check_document, dumps
@@ -125,12 +126,36 @@ def _last_message(body: Any) -> str:
         return ""
     messages = body.get("messages")
     if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
-        return _first_words(messages[-1].get("content"))
-    return _first_words(body.get("prompt") or body.get("input") or "")
+        content = messages[-1].get("content")
+        if isinstance(content, list):  # Bedrock Converse and Anthropic: blocks, of which the text ones
+            content = " ".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+        return _first_words(content)
+    return _first_words(body.get("prompt") or body.get("input") or body.get("inputText") or "")
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    """The text an AWS event-stream message adds (Bedrock ConverseStream, or an InvokeModel stream's
+    chunk in its vendor's shape); a tool call's first message adds "[tool call]"."""
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return ""
+    chunk = payload.get("bytes_json")
+    if isinstance(chunk, dict):
+        if (chunk.get("content_block") or {}).get("type") == "tool_use":
+            return " [tool call] "
+        delta = chunk.get("delta") if isinstance(chunk.get("delta"), dict) else {}
+        return delta.get("text") or chunk.get("outputText") or chunk.get("generation") or ""
+    if isinstance(payload.get("start"), dict) and "toolUse" in payload["start"]:
+        return " [tool call] "
+    delta = payload.get("delta")
+    return (delta.get("text") or "") if isinstance(delta, dict) else ""
 
 
 def _answer(response: dict[str, Any]) -> str:
-    """The answer's text: a JSON answer's message, or a stream's pieces joined (SSE or NDJSON)."""
+    """The answer's text: a JSON answer's message, or a stream's pieces joined (SSE, NDJSON, or an
+    AWS event stream's messages)."""
+    if "events" in response:
+        return _first_words("".join(_event_text(e) for e in response["events"] if isinstance(e, dict)))
     if "chunks" in response:
         pieces: list[str] = []
         for line in "".join(response["chunks"]).splitlines():
@@ -160,7 +185,16 @@ def _text_of(body: Any) -> str:
         if message.get("tool_calls"):
             return "[tool call] "
         return message.get("content") or ""
-    return body.get("response") or ""
+    output = body.get("output")  # Bedrock Converse
+    converse = output.get("message") if isinstance(output, dict) else None
+    blocks = converse.get("content") if isinstance(converse, dict) else body.get("content")
+    if isinstance(blocks, list):  # Converse's blocks, or an Anthropic body's
+        return "".join(b.get("text") or (" [tool call] " if "toolUse" in b or b.get("type") == "tool_use" else "")
+                       for b in blocks if isinstance(b, dict))
+    results = body.get("results")  # Amazon Titan
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        return results[0].get("outputText") or ""
+    return body.get("response") or body.get("generation") or ""
 
 
 def show_lines(document: dict[str, Any]) -> list[str]:
@@ -168,8 +202,10 @@ def show_lines(document: dict[str, Any]) -> list[str]:
     for number, entry in enumerate(document["exchanges"], 1):
         body = entry["request"].get("body")
         model = body.get("model", "?") if isinstance(body, dict) else "?"
+        if entry["path"].startswith("/model/"):  # Bedrock: the model is the path's
+            model = unquote(entry["path"].split("/")[2])
         response = entry["response"]
-        kind = "streamed" if "chunks" in response else "whole"
+        kind = "streamed" if "chunks" in response or "events" in response else "whole"
         lines.append(f"#{number} {entry['endpoint']} {entry['method']} {entry['path']} {model} "
                      f"[{response['status']} {kind}] asks: {_last_message(body)!r} → {_answer(response)!r}")
     return lines
