@@ -216,3 +216,22 @@ def test_messages_read_as_a_chat_or_as_stored():
 def test_the_calls_views_keys_have_ids_and_tooltips():
     for binding in [*CallsScreen.BINDINGS, *CallTable.BINDINGS]:
         assert binding.id and binding.tooltip, binding
+
+
+async def test_the_palette_and_the_help_offer_the_calls_view(with_calls):
+    app = fixed_app(with_calls)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_until(pilot, app.data_loaded.is_set)
+        commands = {c.title: c.callback for c in app.get_system_commands(app.screen)}
+        await pilot.press("f4", "down", "down", "down", "down")
+        await wait_until(pilot, lambda: app.selected_id == FIRST_TEST)
+        commands["Show model calls"]()
+        await wait_until(pilot, lambda: isinstance(app.screen, CallsScreen) and app.screen.ended)
+        assert app.screen.test_id == FIRST_TEST
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        body = app.screen.query_one("#help-body")
+        body.scroll_to(y=body.max_scroll_y - 10, animate=False)  # where the calls view's keys are
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Calls view (t)" in text and "[calls.back]" in text and "[calls.read]" in text

@@ -529,6 +529,14 @@ class AgentTUI(App[int]):
         if test_id is not None:
             self.push_screen(DetailScreen(test_id, localtime=self.localtime, package=self.packages.get(test_id)))
 
+    def action_show_calls(self) -> None:
+        """The command palette's way to the calls view: the detail screen's test, else the selected one."""
+        from agenttui.tui.screens.calls import CallsScreen  # not needed for the first frame
+
+        test_id = getattr(self.screen, "test_id", None) or self._selected("see the model calls of")
+        if test_id is not None:
+            self.push_screen(CallsScreen(test_id, localtime=self.localtime))
+
     def action_filter_history(self) -> None:
         self.tabs.active = "tab-history"
         self.main_screen.query_one("#history-filter", Input).focus()
@@ -583,6 +591,7 @@ class AgentTUI(App[int]):
             ("Edit and retry selected test", "Load it into the editor (e)", self.action_edit_retry),
             ("Download package of selected test", "Write its deployment zip (d)", self.action_download_package),
             ("Show test details", "Response, error, metrics and full log (enter)", self.action_show_detail),
+            ("Show model calls", "The selected test's calls: tokens, latency, cost, messages (t)", self.action_show_calls),
             ("Filter history", "Search query, response, owner, status (/)", self.action_filter_history),
             ("Clear old history", "Archive old finished tests (x)", self.action_clear_history),
             ("Follow log", "Jump to the end of the log and follow it (End)", self.log_view.action_follow),

@@ -13,8 +13,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 
+from agenttui.tui.screens.calls import CallsScreen
 from agenttui.tui.screens.detail import DetailScreen
 from agenttui.tui.screens.suites import SuitesScreen
+from agenttui.tui.widgets.call_table import CallTable
 from agenttui.tui.widgets.help_table import HelpTable, Rows
 from agenttui.tui.widgets.history_table import HistoryTable
 from agenttui.tui.widgets.log_view import LogView
@@ -27,6 +29,12 @@ EDITOR_KEYS: Sequence[tuple[str, str]] = (
     ("← / →", "on the editor's tab row: switch between agent.py, reqs (requirements.txt), Dockerfile, Options"),
 )
 
+CALLS_KEYS: Sequence[tuple[str, str]] = (
+    ("tab / shift+tab", "between the list of calls and the selected call's text"),
+    ("↑ ↓ PgUp PgDn", "move through the calls / scroll the call's text"),
+)
+
+
 def help_sections(app_bindings: Iterable[Binding]) -> list[tuple[str, Rows]]:
     """Every key: the app's own (`app_bindings`), then each pane's and screen's."""
     return [
@@ -35,6 +43,7 @@ def help_sections(app_bindings: Iterable[Binding]) -> list[tuple[str, Rows]]:
         ("Queue & history", HistoryTable.BINDINGS),
         ("Log pane", LogView.BINDINGS),
         ("Detail screen", DetailScreen.BINDINGS),
+        ("Calls view (t)", [*CallsScreen.BINDINGS, *CallTable.BINDINGS, *CALLS_KEYS]),
         ("Suites view (F8)", SuitesScreen.BINDINGS),
         ("Command palette", (("ctrl+p", "every action above, searchable (and Maximize a pane)"),)),
     ]
