@@ -655,11 +655,27 @@ def fig_replay(bench: BenchEnv, quick: bool) -> list[Row]:
                 ratio <= 0.35, note)]
 
 
+# ---------------------------------------------------------------------------------------- 19
+def fig_suite_run(bench: BenchEnv, quick: bool) -> list[Row]:
+    """N cases of a trivial agent through `suite run` against the same N queries through one
+    `submit --no-wait --queries` and their ends (bench/bench_suite_run.py, its own environment)."""
+    import bench_suite_run
+
+    cases, runs = (10, 1) if quick else (100, 3)
+    f = bench_suite_run.measure(bench.image, cases, runs)
+    ratio = f["suite_s"] / f["bare_s"]
+    note = ("every pair: " + ", ".join(f"{a:.1f}/{b:.1f} s" for a, b in zip(f["suite_all"], f["bare_all"]))
+            + f" (suite / bare); the `suite run` command's own CPU {fmt_s(f['suite_cpu_s'])}")
+    return [Row(f"19 suite run of {cases} cases of a trivial agent (whole `suite run`)", fmt_s(f["suite_s"]),
+                f"{fmt_s(f['bare_s'])} `submit --no-wait --queries` + the tests' ends", ratio, "<= 1.2x",
+                ratio <= 1.2, note)]
+
+
 FIGURES: dict[int, Callable[[BenchEnv, bool], list[Row]]] = {
     1: fig_submit, 2: fig_log_latency, 3: fig_ingestion, 4: fig_makespan, 5: fig_cancel,
     6: fig_image_reuse, 7: fig_startup, 8: fig_claims, 9: fig_rss,
     10: fig_recorder, 11: fig_history_scale, 12: fig_suite_reports, 13: fig_client,
-    16: fig_big_logs, 17: fig_bulk_submit, 18: fig_replay,
+    16: fig_big_logs, 17: fig_bulk_submit, 18: fig_replay, 19: fig_suite_run,
 }
 
 

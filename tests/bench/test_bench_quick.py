@@ -15,7 +15,7 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = ("1a", "1b", "2", "3", "4", "5a", "5b", "6", "7a", "7b", "7c", "8a", "8b", "9", "10a", "10b", "12", "13a", "13b",
-        "16a", "16b", "16c", "17", "18")
+        "16a", "16b", "16c", "17", "18", "19")
 
 
 def test_the_quick_benchmark_suite_completes_and_prints_every_row():
