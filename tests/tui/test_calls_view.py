@@ -167,6 +167,8 @@ async def test_a_long_answer_scrolls(noop_settings):
         await pilot.pause()
         assert detail.has_focus and detail.scroll_y > 10
         assert "line 0 of" not in screen_text(app)
+        await pilot.press("tab")  # back to the list
+        assert app.screen.query_one(CallTable).has_focus
 
 
 async def test_the_history_table_has_each_tests_totals(with_calls):
