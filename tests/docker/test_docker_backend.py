@@ -506,6 +506,22 @@ async def test_logs_resume_exactly_mid_stream(backend, launch):
         ), position
 
 
+async def test_the_log_stream_comes_whole_not_a_chunk_per_line(backend, launch):
+    """The log is asked for over HTTP/1.0: the engine sends the stream as it is, where over
+    HTTP/1.1 each line is an HTTP chunk of its own that the client takes apart one by one;
+    a container that is gone has no stream (None), not an error."""
+    run = await launch(NUMBERED)
+    response = await backend.engine.open_logs(run.handle, {"stdout": "1", "stderr": "1", "follow": "1"}, "read")
+    assert response is not None
+    try:
+        assert response.version == (1, 0) and "chunked" not in response.headers.get("Transfer-Encoding", "")
+        async with asyncio.timeout(60):
+            assert len(await response.read()) > 5000 * 8  # every frame of the numbered lines, to the exit
+    finally:
+        response.close()
+    assert await backend.engine.open_logs("agenttui-no-such-container", {"stdout": "1"}, "read") is None
+
+
 async def test_huge_line_and_invalid_utf8(monkeypatch, launch):
     small = DockerBackend(load_settings(log_max_line=1000))
     try:
