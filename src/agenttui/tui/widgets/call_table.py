@@ -73,13 +73,6 @@ class CallTable(DataTable[str | Text]):
             cells.append(Text(value, style=style, justify=justify))  # type: ignore[arg-type]
         return cells
 
-    @property
-    def highlighted_call(self) -> ModelCallView | None:
-        if not self.row_count:
-            return None
-        key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return self.calls.get(key.value or "")
-
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         call = self.calls.get(event.row_key.value or "")
         if call is not None:
