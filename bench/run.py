@@ -1,7 +1,7 @@
 """The benchmark suite (issues 6 and 17): every figure against its raw baseline in the same run.
 
     .venv/bin/python bench/run.py            # full: medians of several repetitions (several minutes)
-    .venv/bin/python bench/run.py --quick    # one repetition each, smaller loads (CI smoke, < 60 s)
+    .venv/bin/python bench/run.py --quick    # one repetition each, smaller loads (the CI smoke test)
     .venv/bin/python bench/run.py --only 3,5 # some figures
 
 Prints one table: figure, agenttui, baseline, ratio (agenttui / baseline), target, result.
