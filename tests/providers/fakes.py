@@ -17,8 +17,10 @@ whether the release came first, i.e. the client read the first chunks while the 
 from __future__ import annotations
 
 import datetime
+import io
 import ipaddress
 import json
+import re
 import secrets
 import ssl
 import threading
@@ -309,3 +311,96 @@ class _OpenAIHandler(_Handler):
 
 class FakeOpenAI(_Server):
     handler = _OpenAIHandler
+
+
+# ---------------------------------------------------------------- judges (suite rubrics, issue 20)
+# FakeOllama / FakeOpenAI answering agenttui's judge prompt (docs/suites.md) deterministically: a
+# rubric's "double-quoted" words must all be in the answer. Any other request is answered as they do.
+JUDGE_MARK = "You are agenttui's judge."  # the first words of agenttui's judge prompt (agenttui.harness)
+
+
+def judge_answer(rubric: str, answer_text: str) -> str:
+    """PASS / FAIL by the rubric's quoted words (case-insensitive); a rubric that asks for a score
+    gets `SCORE: found/quoted`; one that says "ramble" gets an answer without a verdict."""
+    wanted = re.findall(r'"([^"]+)"', rubric)
+    found = [w for w in wanted if w.casefold() in answer_text.casefold()]
+    if "ramble" in rubric.casefold():
+        return "Well, it depends on how you look at it."
+    if "score" in rubric.casefold():
+        return f"SCORE: {len(found) / max(1, len(wanted)):g}\nThe answer mentions {len(found)} of {len(wanted)}."
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        return f"FAIL: the answer does not mention {', '.join(missing)}"
+    return f"PASS\nThe answer mentions {', '.join(found) or 'everything asked'}."
+
+
+def judge_prompt_parts(messages: list) -> tuple[str, str] | None:
+    """(rubric, answer) of agenttui's judge prompt, or None for any other request."""
+    if not messages or not str((messages[0] or {}).get("content", "")).startswith(JUDGE_MARK):
+        return None
+    text = str(messages[-1].get("content", ""))
+    rubric = text.split("RUBRIC:\n", 1)[-1].split("\n\nQUESTION:\n", 1)[0]
+    return rubric, text.split("\n\nANSWER:\n", 1)[-1]
+
+
+def _judged(handler) -> tuple[dict, tuple[str, str]] | None:
+    """The request's body and its judge prompt's parts; None (the body put back for the parent
+    handler) when it is not a judge prompt."""
+    raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}"
+    body = json.loads(raw)
+    parts = judge_prompt_parts(body.get("messages") or [])
+    if parts is None:
+        handler.rfile = io.BytesIO(raw)
+        return None
+    handler.fake.requests.append({"path": handler.path, "headers": dict(handler.headers), "body": body})
+    handler.fake.judged.append(parts)
+    return body, parts
+
+
+class _JudgingOllamaHandler(_OllamaHandler):
+    def do_POST(self):
+        judged = _judged(self) if self.path == "/api/chat" else None
+        if judged is None:
+            return super().do_POST()
+        body, parts = judged
+        text, prompt = judge_answer(*parts), body["messages"][-1]["content"]
+        self._send(200, {"model": body.get("model"), "message": {"role": "assistant", "content": text},
+                         "done": True, "done_reason": "stop",
+                         "prompt_eval_count": prompt_tokens(prompt), "eval_count": answer_tokens(text)})
+
+
+class JudgingOllama(FakeOllama):
+    """FakeOllama that answers the judge prompt; `judged` lists the (rubric, answer) pairs graded."""
+
+    handler = _JudgingOllamaHandler
+
+    def __init__(self, *args, **config):
+        super().__init__(*args, **config)
+        self.judged: list[tuple[str, str]] = []
+
+
+class _JudgingOpenAIHandler(_OpenAIHandler):
+    def do_POST(self):
+        judged = _judged(self) if self.path.rstrip("/").endswith("/v1/chat/completions") else None
+        if judged is None:
+            return super().do_POST()
+        if not self._authorized():
+            return
+        body, parts = judged
+        text, prompt = judge_answer(*parts), body["messages"][-1]["content"]
+        self._send(200, {
+            "id": "j1", "object": "chat.completion", "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens(prompt), "completion_tokens": answer_tokens(text),
+                      "total_tokens": prompt_tokens(prompt) + answer_tokens(text)},
+        })
+
+
+class JudgingOpenAI(FakeOpenAI):
+    """FakeOpenAI (its bearer key check included) that answers the judge prompt."""
+
+    handler = _JudgingOpenAIHandler
+
+    def __init__(self, *args, **config):
+        super().__init__(*args, **config)
+        self.judged: list[tuple[str, str]] = []

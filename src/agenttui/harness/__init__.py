@@ -14,6 +14,9 @@ from typing import Any
 
 RESULT_TAG = "@@agenttui-result"  # must match runner.RESULT_TAG
 RUNNER_FILENAME = "agenttui_harness.py"  # the runner's name inside a container
+# The first words of the judge's system prompt (must match runner.JUDGE_MARK): a model call that
+# opens with them is a suite rubric's judge, recorded and priced apart from the agent's calls.
+JUDGE_MARK = "You are agenttui's judge."
 _REQUIRED_KEYS = ("success", "response", "error")
 
 
@@ -25,6 +28,14 @@ def runner_source() -> str:
 def new_nonce() -> str:
     """A fresh token for AGENTTUI_RESULT_NONCE: an agent cannot guess it to forge a result."""
     return secrets.token_hex(16)
+
+
+def is_judge_request(messages: Any) -> bool:
+    """Whether a recorded call's messages are the harness's judge prompt (docs/suites.md)."""
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+        return False
+    content = messages[0].get("content")
+    return messages[0].get("role") == "system" and isinstance(content, str) and content.startswith(JUDGE_MARK)
 
 
 def parse_result_line(text: str | bytes, nonce: str) -> dict[str, Any] | None:
