@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from agenttui.tui.widgets.suite_matrix import SuiteMatrix
 from agenttui.tui.widgets.suite_runs_table import SuiteRunsTable
 
 from .conftest import fixed_app, make_app, screen_text, type_text, wait_until
-from .seed import ALICE, NOW, T0
+from .seed import ALICE, T0
 
 AGENT = "def run(query):\n    return query\n"
 
