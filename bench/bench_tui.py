@@ -230,6 +230,7 @@ def bench_first_paint_history(finished: int, repeat: int) -> None:
         samples = [bench_first_paint_tmux(in_process=False) for _ in range(repeat)]
     finally:
         stop_personal_server(wait=True)
+        shutil.rmtree(data, ignore_errors=True)  # the store of that many tests
     print(_median_line(f"first paint, {finished // 1000}k history in tmux:", samples,
                        f"launch -> status bar with the queue, {finished:,} finished tests in the store"))
 
