@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from agenttui.core.config import load_settings
 from agenttui.core.domain import TestRequest
@@ -77,3 +78,36 @@ def test_logs_of_a_million_lines_stream_in_bounded_memory(store_env, agenttui_cm
     assert all(line == f"line {n} of the flood\n" for n, line in enumerate(lines))  # every line, in order
     assert client_huge - client_small < MEMORY_GROWTH_LIMIT_KB, (client_small, client_huge)
     assert server_peak - server_before < MEMORY_GROWTH_LIMIT_KB, (server_before, server_peak)
+
+
+def test_a_followed_log_is_sent_as_the_store_keeps_it(store_env):
+    """A follower costs the server no decoding or encoding of what it sends (a followed flood
+    must not slow its writer): each NDJSON line of the follow stream is a stored chunk's JSON,
+    byte for byte, after the chunk the follower starts inside of; then the final view."""
+    from agenttui.client.blocking import BlockingClient
+    from agenttui.client.settings import load_client_settings
+    from agenttui.engine.store import chunks
+
+    test_id = asyncio.run(seed(5000))
+    with BlockingClient(load_client_settings()) as client:  # starts the server: the noop backend ends the test
+        client.wait(test_id)
+        with client._request("GET", f"/tests/{test_id}/logs", params={"follow": "1", "after": "1500"}) as response:
+            assert response.status == 200
+            sent = list(response.lines(1 << 24))
+
+    async def stored() -> list[tuple[int, int, bytes]]:
+        settings = load_settings()
+        store = await Store.open(settings.resolved_db_url)
+        try:
+            async with store.engine.connect() as conn:
+                rows = await conn.execute(text("SELECT first_seq, last_seq, data FROM log_chunks WHERE test_id = :t "
+                                               "ORDER BY last_seq"), {"t": test_id})
+                return [(first, last, bytes(data)) for first, last, data in rows]
+        finally:
+            await store.close()
+
+    rows = [row for row in asyncio.run(stored()) if row[1] > 1500]
+    assert len(rows) > 3 and rows[0][0] <= 1500  # the first chunk holds line 1500 and goes on after it
+    assert [json.loads(line)[0]["seq"] for line in sent[:1]] == [1501]
+    assert sent[1:len(rows)] == [chunks.json_of(data) for _first, _last, data in rows[1:]]
+    assert json.loads(sent[len(rows)]).get("end") is True and len(sent) == len(rows) + 1

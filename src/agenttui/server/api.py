@@ -14,7 +14,7 @@ import pwd
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -28,7 +28,7 @@ from agenttui.core.domain import InvalidRequest, TestRequest, parse_requests
 from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody
 from agenttui.core.wire import (
-    NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, LogEntry, PackageBody, RetryBody,
+    NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, PackageBody, RetryBody,
     ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, settings_digest,
 )
 from agenttui.engine.service import Service
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 
 BUILD_ID = build_id()
 MAX_BODY_BYTES = 1024 * 1024  # a request holds at most ~115 KB of files; this leaves room
-# A followed log is sent as NDJSON lines of at most about this many bytes (a line holds at
-# least one record), so neither side ever holds one huge line of a flooding agent's batch.
-FOLLOW_LINE_BYTES = 256 * 1024
 # A log read as one JSON answer holds at most this many lines (`?stream=1` streams a whole log).
 LOG_ANSWER_MAX_LINES = 10_000
 BODY_TIMEOUT_S = 10.0  # a body sent a byte at a time holds a connection no longer
@@ -174,24 +171,6 @@ def _encodes(text: str) -> bool:
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name) in ("1", "true")
-
-
-# What a LogEntry's JSON adds to its text's length, about (field names, numbers, escapes aside).
-LOG_ENTRY_OVERHEAD = 96
-
-
-def _ndjson_chunks(records: list[LogEntry], budget: int = FOLLOW_LINE_BYTES) -> Iterator[bytes]:
-    """Records as NDJSON lines (arrays of LogEntry) of about `budget` bytes each, one at a time;
-    each line is encoded at once (a record at a time costs several times more)."""
-    start, size = 0, 0
-    for index, record in enumerate(records):
-        length = len(record.text) + LOG_ENTRY_OVERHEAD
-        if index > start and size + length > budget:
-            yield wire.encode(records[start:index]) + b"\n"
-            start, size = index, 0
-        size += length
-    if start < len(records):
-        yield wire.encode(records[start:]) + b"\n"
 
 
 def settings_digests(settings: Settings) -> dict[str, str]:
@@ -332,13 +311,10 @@ class Api:
         try:
             if first:
                 await response.write(first)
-            if to_now:  # as stored: each chunk is one NDJSON line already
-                async for data in self.service.read_log_json(caller, test_id, after_seq=after):
-                    await response.write(data + b"\n")
-            else:
-                async for batch in self.service.follow_logs(caller, test_id, after_seq=after):
-                    for line in _ndjson_chunks(batch):
-                        await response.write(line)
+            # As stored: each chunk is one NDJSON line already.
+            reading = self.service.read_log_json if to_now else self.service.follow_log_json
+            async for data in reading(caller, test_id, after_seq=after):
+                await response.write(data + b"\n")
             # The final view ends the stream: the follower needs no call of its own to learn it.
             final = None if to_now else await self.service.show(caller, test_id)
             await response.write(wire.encode(FollowEnd(end=True, test=final)) + b"\n")
