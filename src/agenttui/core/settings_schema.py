@@ -142,6 +142,11 @@ _ALL = (
         "model_call_text_max", int, 32_768, ge=256, le=65_536,
         description="Longest stored request or response of a model call.",
     ),
+    Setting(
+        "tls_interception", bool, True,
+        description="Read inside HTTPS model calls at the forwarder (a per-server CA the test's container "
+        "trusts); off: HTTPS calls are recorded as connection, bytes and timing only.",
+    ),
     # History
     Setting("archive_after_days", float, 7.0, gt=0),
     # AWS: the ecs backend and S3 packages (docs/aws.md)

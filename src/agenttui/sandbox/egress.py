@@ -8,7 +8,9 @@
   forwarder (agenttui.sandbox.forwarder), which connects to the configured endpoint and nothing else.
   The agent's container joins the sidecar's namespace (network mode "container:<sidecar>"), and
   the endpoint's host name is pinned to that loopback address in the sandbox's /etc/hosts, so the
-  URL the agent is given works unchanged (TLS included: the bytes pass through untouched).
+  URL the agent is given works unchanged (TLS included: the forwarder reads inside it with a
+  certificate of agenttui's CA, which the test's container trusts, or with the setting
+  tls_interception off lets the bytes pass untouched; agenttui.sandbox.interception).
   Nothing else exists to connect to: not the host's gateway, other containers or the host's
   loopback — enforced by the kernel, not advised.
 - full: Docker's default bridge network (internet, whatever the host exposes on its network

@@ -8,6 +8,11 @@ test's net sidecar; a process that adopts a running test opens them again at the
 When the engine has attached a call sink under the test's name (agenttui.sandbox.recorder), each
 connection is also read by a ConnectionRecorder: every chunk is written on first, then a copy is
 handed to the recorder, so recording never holds a byte back (docs/recorder.md).
+
+With an Interceptor (agenttui.sandbox.interception), an https tunnel's connection is TLS on both
+sides of the forwarder: it terminates the agent's TLS with a certificate of agenttui's CA and opens
+its own verified TLS connection upstream, so the plain bytes between them pass (unchanged) and are
+recorded like plain HTTP. Without one, TLS passes through untouched (bytes and timing only).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import h11
@@ -26,6 +32,7 @@ import h11
 import agenttui.sandbox.cassette as cassette
 import agenttui.sandbox.recorder as recorder
 from agenttui.sandbox.egress import NetworkPlan, Tunnel
+from agenttui.sandbox.interception import InterceptionError, Interceptor, describe_tls_error
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +71,11 @@ def _tunnel_socket(path: Path) -> socket.socket:
 class TunnelHost:
     """Serves one test's tunnels."""
 
-    def __init__(self, folder: Path, plan: NetworkPlan, name: str = ""):
+    def __init__(self, folder: Path, plan: NetworkPlan, name: str = "", interceptor: Interceptor | None = None):
         self.folder = folder
         self.plan = plan
         self.name = name  # the test's container name: its call sink's key (agenttui.sandbox.recorder)
+        self.interceptor = interceptor  # reads inside https tunnels' TLS; None: TLS passes through
         self.last_error: dict[str, str] = {}  # endpoint name → why the last connect failed
         self._servers: list[asyncio.base_events.Server] = []
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
@@ -86,6 +94,9 @@ class TunnelHost:
             self._servers.append(server)
 
     def _accept(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if tunnel.scheme == "https" and self.interceptor is not None:
+            # The agent's TLS is the interceptor's to read: nothing may land in the plain reader first.
+            writer.transport.pause_reading()
         task = asyncio.ensure_future(self._forward(tunnel, reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -95,9 +106,12 @@ class TunnelHost:
             writer.close()
             return
         async with self._slots:
+            interceptor = self.interceptor if tunnel.scheme == "https" else None
             replayer = cassette.replayer_for(self.name) if self.name else None
             if replayer is not None:  # served from the test's cassette: nothing upstream unless a live miss
                 try:
+                    if interceptor is not None:
+                        await interceptor.accept(writer, tunnel)
                     await self._replay(tunnel, reader, writer, replayer)
                 except (OSError, h11.ProtocolError):
                     pass
@@ -105,15 +119,22 @@ class TunnelHost:
                     writer.close()
                 return
             try:
-                up_reader, up_writer = await asyncio.wait_for(
-                    asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S
-                )
+                up_reader, up_writer = await self._connect(tunnel)
             except (OSError, asyncio.TimeoutError) as exc:
-                self.last_error[tunnel.name] = describe_connect_error(exc)
+                self.last_error[tunnel.name] = describe_connect_error(exc, tunnel)
                 writer.close()
                 self._record_refusal(tunnel)
                 return
             self.last_error.pop(tunnel.name, None)
+            if interceptor is not None:
+                try:
+                    await interceptor.accept(writer, tunnel)
+                except (OSError, asyncio.TimeoutError, InterceptionError) as exc:  # ssl.SSLError is an OSError
+                    up_writer.close()
+                    writer.close()
+                    self._record_refusal(tunnel, f"the agent's TLS handshake with agenttui's forwarder failed "
+                                                 f"({describe_connect_error(exc)}): does it trust SSL_CERT_FILE?")
+                    return
             sink = recorder.sink_for(self.name) if self.name else None
             tape = cassette.tape_for(self.name) if self.name else None
             seen = recorder.ConnectionRecorder(tunnel.name, sink, tape=tape) if sink is not None else None
@@ -148,7 +169,8 @@ class TunnelHost:
                 found = replayer.find(tunnel.name, method, target, bytes(body))
                 if isinstance(found, cassette.Miss) and replayer.mode == "new-calls-live":
                     replayer.misses.remove(found.message)  # not a miss: it goes to the endpoint
-                    status, headers, pieces = await _live_exchange(tunnel, request, bytes(body), replayer)
+                    status, headers, pieces = await _live_exchange(tunnel, request, bytes(body), replayer,
+                                                                   lambda: self._connect(tunnel))
                     offsets = [0.0] * len(pieces)
                 elif isinstance(found, cassette.Miss):
                     # x-should-retry: the openai and anthropic libraries would retry a 409 otherwise.
@@ -164,12 +186,20 @@ class TunnelHost:
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return
 
-    def _record_refusal(self, tunnel: Tunnel) -> None:
+    async def _connect(self, tunnel: Tunnel) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection to the tunnel's endpoint: TLS of our own (verified) when intercepting."""
+        if tunnel.scheme == "https" and self.interceptor is not None:
+            return await self.interceptor.connect(tunnel, CONNECT_TIMEOUT_S)
+        return await asyncio.wait_for(
+            asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S)
+
+    def _record_refusal(self, tunnel: Tunnel, reason: str | None = None) -> None:
         """The agent's connection could not be carried on: its call failed before it began."""
         sink = recorder.sink_for(self.name) if self.name else None
         if sink is not None:
             now = time.time()
-            reason = f"{self.last_error[tunnel.name]} at {tunnel.target_host}:{tunnel.target_port}"
+            if reason is None:
+                reason = f"{self.last_error[tunnel.name]} at {tunnel.target_host}:{tunnel.target_port}"
             sink.add(recorder.ModelCall(tunnel.name, "connection", now, ended_at=now, error=reason))
 
     async def close(self) -> None:
@@ -201,12 +231,12 @@ async def _answer(agent: h11.Connection, writer: asyncio.StreamWriter, status: i
     await writer.drain()
 
 
-async def _live_exchange(tunnel: Tunnel, request: h11.Request, body: bytes,
-                         replayer: cassette.Replayer) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+async def _live_exchange(tunnel: Tunnel, request: h11.Request, body: bytes, replayer: cassette.Replayer,
+                         connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+                         ) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     """new-calls-live: a call the cassette lacks goes to the endpoint; its exchange is kept to be
     added to the cassette (redacted like a recording). The answer is read whole, then served."""
-    up_reader, up_writer = await asyncio.wait_for(
-        asyncio.open_connection(tunnel.target_host, tunnel.target_port), CONNECT_TIMEOUT_S)
+    up_reader, up_writer = await connect()
     upstream = h11.Connection(h11.CLIENT)
     try:
         headers = [(n, v) for n, v in request.headers if n.lower() not in (b"connection", b"keep-alive")]
@@ -258,11 +288,15 @@ async def _pipe(
         with contextlib.suppress(OSError, RuntimeError):
             if writer.can_write_eof():
                 writer.write_eof()
+            else:  # TLS cannot half-close: the other direction would wait on a keep-alive forever
+                writer.close()
 
 
-def describe_connect_error(exc: BaseException) -> str:
+def describe_connect_error(exc: BaseException, tunnel: Tunnel | None = None) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ssl.SSLError) and tunnel is not None:
+        return describe_tls_error(exc, tunnel.target_host)
     return f"{type(exc).__name__}: {exc}"

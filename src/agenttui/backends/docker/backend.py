@@ -69,7 +69,8 @@ class DockerBackend(Backend):
         self.staging = Staging(settings)
         self._stopped: set[str] = set()  # handles this backend signalled itself
         self._capacity: Capacity | None = None
-        self.net = SandboxNetwork(self.engine, settings)  # egress policy, net sidecar, tunnels, preflight
+        # egress policy, net sidecar, tunnels (https read through the interception CA), preflight
+        self.net = SandboxNetwork(self.engine, settings, self.staging.trusted)
         # Containers started ahead of their tests (warm_pool).
         self.pool = WarmPool(self.engine, settings, self.staging, self.net)
 
@@ -117,7 +118,7 @@ class DockerBackend(Backend):
     async def _start_cold(self, spec: RunSpec, image: str) -> str:
         image_user = await self._image_user(spec, image)
         try:
-            staging = await asyncio.to_thread(self.staging.stage, spec)
+            staging = await asyncio.to_thread(lambda: self.staging.stage(spec, self.net.tls_bundle(spec)))
         except OSError as exc:
             raise InfraError(
                 f"cannot stage the agent bundle in {self.staging.path(spec.name)}: {exc}"

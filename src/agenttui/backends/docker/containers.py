@@ -15,6 +15,7 @@ from agenttui.backends.docker.staging import (
     CA_FILENAME,
     JOB_PIPE,
     MOUNT_POINT,
+    TLS_BUNDLE_FILENAME,
 )
 from agenttui.core.config import Settings
 from agenttui.harness import RUNNER_FILENAME
@@ -23,6 +24,10 @@ PROJECT_LABEL = "agenttui"
 NOBODY = "65534:65534"
 ROOT_NAMES = ("", "root", "0")  # an image's USER that means root (empty: the default)
 PASSWD_LIMIT = 1 << 20  # a bigger /etc/passwd is not read
+# Where Debian, Ubuntu and Alpine keep the system CA bundle (curl, OpenSSL's tools, non-Python clients).
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The variables Python's ssl (and httpx, aiohttp, urllib3), requests and botocore take their CAs from.
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
 
 # A custom image whose configuration cannot start (the user's Dockerfile, not retried).
 USER_IMAGE_START_FAILURES = (
@@ -83,6 +88,11 @@ def container_config(
     trusts_ca = (staging / CA_FILENAME).exists()
     env = _environment(settings, spec, waiting=waiting_labels is not None, trusts_ca=trusts_ca)
     host_config = _host_config(settings, spec, staging, network)
+    if (staging / TLS_BUNDLE_FILENAME).exists():
+        # Its https endpoints are intercepted (network.py): every client library trusts agenttui's CA.
+        env.update(dict.fromkeys(CA_VARIABLES, f"{MOUNT_POINT}/{TLS_BUNDLE_FILENAME}"))
+        host_config["Mounts"].append({"Type": "bind", "Source": str(staging / TLS_BUNDLE_FILENAME),
+                                      "Target": SYSTEM_BUNDLE, "ReadOnly": True})
     config: dict[str, Any] = {
         "Image": image,
         "Labels": container_labels(settings, spec) if waiting_labels is None else waiting_labels,

@@ -6,6 +6,11 @@ the plan and one Unix socket per endpoint (served by agenttui.sandbox.forwarder 
 sidecar `<container name>-net` runs with network mode none (provider-only) or bridge (full),
 owns the sandbox's network namespace and pins the endpoint names in its /etc/hosts; the agent's
 container joins it with network mode container:<sidecar>.
+
+With the setting tls_interception on, the forwarder reads inside https tunnels
+(agenttui.sandbox.interception): the server's CA lives in <data dir>/tls-ca (key 0600, never
+mounted anywhere), and a test with an https endpoint is staged a bundle of the host's CAs plus that
+CA (`tls_bundle`), which its container alone trusts (containers.py).
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ import aiohttp
 from agenttui.backends.base import InfraError, RunSpec
 from agenttui.backends.docker.client import DockerEngine
 from agenttui.backends.docker.containers import PROJECT_LABEL
+from agenttui.backends.docker.host_trust import TrustedCAs
 from agenttui.backends.docker.logstream import split_frames
 from agenttui.core.config import Settings, runtime_dir
 from agenttui.core.domain import Egress, ProviderConfig, TestRequest
+from agenttui.core.errors import ConfigurationError
+from agenttui.core.paths import data_dir
 from agenttui.sandbox.egress import NetworkPlan, plan_network
 from agenttui.sandbox.forwarder import TunnelHost, sidecar_user
+from agenttui.sandbox.interception import CertificateAuthority, InterceptionError, Interceptor
 from agenttui.sandbox.preflight import Check, endpoints_down, evaluate, failure_of, log_note
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,11 @@ ROLE_LABEL = "agenttui.role"
 NET_FOR_LABEL = "agenttui.net_for"
 SIDECAR_MEMORY = 64 * 1024 * 1024
 SIDECAR_PIDS = 128
+CA_FOLDER = "tls-ca"  # in the data dir (the state the store lives in): the TLS interception CA
+
+
+def interception_folder() -> Path:
+    return data_dir() / CA_FOLDER
 
 
 def sandbox_script() -> str:
@@ -55,9 +69,11 @@ def sidecar_name(name: str) -> str:
 class SandboxNetwork:
     """The sidecars and tunnels of the tests this process runs."""
 
-    def __init__(self, engine: DockerEngine, settings: Settings):
+    def __init__(self, engine: DockerEngine, settings: Settings, trusted: TrustedCAs | None = None):
         self.engine = engine
         self.settings = settings
+        self.trusted = trusted or TrustedCAs(settings)
+        self._interceptor: Interceptor | None = None
         self.tunnels: dict[str, TunnelHost] = {}  # container name → its tunnels' host side
         self.notes: dict[str, list[str]] = {}  # container name → preflight notes for the test log
         self.down: dict[str, list[str]] = {}  # container name → model endpoints that did not answer
@@ -68,6 +84,26 @@ class SandboxNetwork:
             return spec.network
         egress = spec.request.egress or Egress.parse(self.settings.default_egress)
         return plan_network(egress, ())[0]
+
+    @property
+    def interceptor(self) -> Interceptor | None:
+        """What reads inside https tunnels; None when the setting tls_interception is off."""
+        if not self.settings.tls_interception:
+            return None
+        if self._interceptor is None:
+            self._interceptor = Interceptor(CertificateAuthority(interception_folder()), self.trusted.bundle())
+        return self._interceptor
+
+    def tls_bundle(self, spec: RunSpec) -> bytes | None:
+        """The CAs `spec`'s container must trust when one of its endpoints is intercepted (https),
+        else None. Makes the server's CA on first use (blocking file I/O: call it in a thread)."""
+        interceptor = self.interceptor
+        if interceptor is None or not any(t.scheme == "https" for t in self.plan(spec).tunnels):
+            return None
+        try:
+            return interceptor.bundle()
+        except InterceptionError as exc:
+            raise ConfigurationError(str(exc)) from exc
 
     @staticmethod
     def folder_root() -> Path:
@@ -142,7 +178,7 @@ class SandboxNetwork:
         host = self.tunnels.get(name)
         if host is not None:
             return host
-        host = TunnelHost(folder, plan, name)
+        host = TunnelHost(folder, plan, name, self.interceptor)
         try:
             await host.start()
         except OSError as exc:

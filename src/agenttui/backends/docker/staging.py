@@ -28,6 +28,8 @@ MOUNT_POINT = "/agenttui"  # where the staged bundle appears, read-only, in ever
 AGENT_FILENAME = "agent.py"
 REQUIREMENTS_FILENAME = "requirements.txt"
 CA_FILENAME = "agenttui-ca.pem"
+# The host's CAs plus agenttui's TLS interception CA (a test with an intercepted https endpoint).
+TLS_BUNDLE_FILENAME = "agenttui-tls-bundle.pem"
 CONTAINER_ID_MARKER = ".container-id"  # lets remove() find a staging dir by container id
 JOB_PIPE = "job.pipe"  # the named pipe a waiting runner (warm pool) reads its job from
 HANDED_OVER_MARKER = ".handed-over"  # its mtime: when a waiting container got its test
@@ -91,11 +93,14 @@ class Staging:
         ensure_private_dir(root)
         return root
 
-    def stage(self, spec: RunSpec) -> Path:
-        """Write the bundle that is bind-mounted read-only at /agenttui."""
+    def stage(self, spec: RunSpec, tls_bundle: bytes | None = None) -> Path:
+        """Write the bundle that is bind-mounted read-only at /agenttui; `tls_bundle`: the CAs a
+        test whose https endpoints are intercepted trusts (network.py), private to its folder."""
         staging = self.path(spec.name)
         self.prepare_folder(staging)
         self.write_agent_files(staging, spec)
+        if tls_bundle is not None:
+            _write_readable(staging, {TLS_BUNDLE_FILENAME: tls_bundle})
         return staging
 
     def prepare_folder(self, folder: Path) -> None:
