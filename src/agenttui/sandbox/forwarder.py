@@ -169,10 +169,13 @@ class TunnelHost:
                 found = replayer.find(tunnel.name, method, target, bytes(body))
                 if isinstance(found, cassette.Miss) and replayer.mode == "new-calls-live":
                     replayer.misses.remove(found.message)  # not a miss: it goes to the endpoint
-                    status, headers, pieces = await _live_exchange(tunnel, request, bytes(body), replayer,
-                                                                   lambda: self._connect(tunnel))
-                    offsets = [0.0] * len(pieces)
-                elif isinstance(found, cassette.Miss):
+                    await _live_exchange(tunnel, request, bytes(body), replayer, lambda: self._connect(tunnel),
+                                         agent, writer)
+                    if agent.our_state is not h11.DONE or agent.their_state is not h11.DONE:
+                        return
+                    agent.start_next_cycle()
+                    continue
+                if isinstance(found, cassette.Miss):
                     # x-should-retry: the openai and anthropic libraries would retry a 409 otherwise.
                     status, headers, pieces, offsets = 409, [("content-type", "application/json"),
                                                              ("x-should-retry", "false")], [
@@ -233,11 +236,13 @@ async def _answer(agent: h11.Connection, writer: asyncio.StreamWriter, status: i
 
 async def _live_exchange(tunnel: Tunnel, request: h11.Request, body: bytes, replayer: cassette.Replayer,
                          connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
-                         ) -> tuple[int, list[tuple[str, str]], list[bytes]]:
-    """new-calls-live: a call the cassette lacks goes to the endpoint; its exchange is kept to be
-    added to the cassette (redacted like a recording). The answer is read whole, then served."""
+                         agent: h11.Connection, writer: asyncio.StreamWriter) -> None:
+    """new-calls-live: a call the cassette lacks goes to the endpoint, and its answer to the agent
+    as it arrives (a stream stays a stream); its exchange is kept to be added to the cassette
+    (redacted like a recording)."""
     up_reader, up_writer = await connect()
     upstream = h11.Connection(h11.CLIENT)
+    answered = False
     try:
         headers = [(n, v) for n, v in request.headers if n.lower() not in (b"connection", b"keep-alive")]
         up_writer.write(upstream.send(h11.Request(method=request.method, target=request.target,
@@ -259,15 +264,24 @@ async def _live_exchange(tunnel: Tunnel, request: h11.Request, body: bytes, repl
             if isinstance(event, h11.Response):
                 taped.status = event.status_code
                 taped.response_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers]
+                # The forwarder frames the body itself (chunked, as a replayed stream): it is sent on as it comes.
+                kept = [(n, v) for n, v in taped.response_headers if n.lower() not in cassette.FRAMING_HEADERS]
+                writer.write(agent.send(h11.Response(status_code=event.status_code, headers=kept)))
+                answered = True
             elif isinstance(event, h11.Data):
                 taped.chunks.append((time.time(), bytes(event.data)))
+                if event.data:
+                    writer.write(agent.send(h11.Data(data=bytes(event.data))))
+                    await writer.drain()
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
     finally:
         up_writer.close()
     replayer.added.append(taped.entry(replayer.redact))
-    kept = [(n, v) for n, v in taped.response_headers if n.lower() not in cassette.FRAMING_HEADERS]
-    return taped.status or 502, kept, [chunk for _, chunk in taped.chunks] or [b""]
+    if not answered:
+        writer.write(agent.send(h11.Response(status_code=502, headers=[("content-length", "0")])))
+    writer.write(agent.send(h11.EndOfMessage()))
+    await writer.drain()
 
 
 async def _pipe(
