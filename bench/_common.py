@@ -54,7 +54,12 @@ class BenchEnv:
         self.run_id = uuid.uuid4().hex[:10]
         # Short: a Unix socket path must stay under 107 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="atb-", dir="/tmp"))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTTUI_")}
+        # Modules compiled once and kept, as an installed agenttui has them: a dev shell's
+        # PYTHONDONTWRITEBYTECODE would compile every module again on every command's start
+        # (kept apart from the source tree, in the throwaway folder).
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("AGENTTUI_") and k != "PYTHONDONTWRITEBYTECODE"}
+        self.env["PYTHONPYCACHEPREFIX"] = str(self.root / "pycache")
         for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
             path = self.root / var.lower()
             path.mkdir(parents=True, exist_ok=True)
