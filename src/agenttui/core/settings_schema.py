@@ -147,6 +147,16 @@ _ALL = (
         description="Read inside HTTPS model calls at the forwarder (a per-server CA the test's container "
         "trusts); off: HTTPS calls are recorded as connection, bytes and timing only.",
     ),
+    # Export of traces over OTLP (docs/recorder.md)
+    Setting(
+        "otlp_endpoint", str, "", pattern=r"^$|^https?://",
+        description="OTLP/HTTP (protobuf) traces URL a test's model calls are exported to when it ends, e.g. "
+        "http://127.0.0.1:4318/v1/traces; empty: no export.",
+    ),
+    Setting(
+        "otlp_headers", dict[str, str], default_factory=dict,
+        description="Headers sent with each export (a collector's API key), never stored with a test.",
+    ),
     # History
     Setting("archive_after_days", float, 7.0, gt=0),
     # AWS: the ecs backend and S3 packages (docs/aws.md)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import agenttui.sandbox.cassette as cassette
@@ -16,6 +17,7 @@ from agenttui.core.errors import ConfigurationError, SettingsError
 from agenttui.core.prices import PriceTable, load_price_table
 from agenttui.engine.orchestrator.run import Run
 from agenttui.engine.store import Store
+from agenttui.engine.otlp import export_later
 from agenttui.engine.store.calls import CallLimits, CallWriter
 
 log = logging.getLogger(__name__)
@@ -48,16 +50,45 @@ async def start_recording(store: Store, settings: Settings, run: Run, spec: RunS
         first_seq=await store.next_model_call_seq(test_id),
     )
     recorder.attach(spec.name, writer)
+    _export_when_ended(store, settings, writer)
     return writer
 
 
 async def stop_recording(container_name: str, writer: CallWriter | None) -> None:
-    """Detach and write what is pending (safe to call twice)."""
+    """Detach and write what is pending (safe to call twice: the orchestrator stops it before the
+    test's end is written, and again once the attempt is over, when its trace is exported)."""
     if writer is None:
         return
     recorder.detach(container_name, writer)
     await recorder.settled()  # the answers that have ended are read and added
     await writer.close()
+    export = _exports.pop(id(writer), None)
+    if export is not None:
+        await export()
+
+
+_exports: dict[int, Callable[[], Awaitable[None]]] = {}  # a writer's id → the export of its test's trace
+
+
+def _export_when_ended(store: Store, settings: Settings, writer: CallWriter) -> None:
+    """Once the attempt is over and its test has ended, its trace goes to the OTLP collector (setting
+    otlp_endpoint), in the background (agenttui.engine.otlp)."""
+    if not settings.otlp_endpoint:
+        return
+
+    stops = 0
+
+    async def export() -> None:
+        nonlocal stops
+        stops += 1
+        test = await store.get(writer.test_id)
+        if test is None or not test.status.is_terminal:
+            if stops == 1:  # the stop before its end is written: ask again at the last one
+                _exports[id(writer)] = export
+            return  # else the attempt ended without ending the test (an infrastructure retry)
+        export_later(store, settings.otlp_endpoint, settings.otlp_headers, test)
+
+    _exports[id(writer)] = export
 
 
 class CassetteUse:
