@@ -36,13 +36,14 @@ Price = Callable[[str, "str | None", "int | None", "int | None"], "float | None"
 
 
 class BudgetGate:
-    """The running totals of one attempt's model calls against its budgets. `count` is given every
-    call the recorder hands the test's sink; `admit` is asked before a model request goes upstream."""
+    """The running totals of one attempt's model calls against its budgets. Attached as the test's
+    call sink in front of its writer (`add` counts each call the recorder hands over, then passes
+    it on); `admit` is asked before a model request goes upstream."""
 
     def __init__(self, limits: dict[str, Any], price: Price | None = None, sink: recorder.CallSink | None = None):
         self.limits = {name: value for name, value in limits.items() if value is not None}
         self.price = price
-        self.sink = sink  # where a refused call is recorded (the test's call writer)
+        self.sink = sink  # the test's call writer: every call goes on to it, refused ones too
         self.admitted = 0  # model requests let through (this attempt and, seeded, earlier ones)
         self.counted = 0  # ... of which the recorder has handed over the ended call
         self.tokens = 0
@@ -55,6 +56,11 @@ class BudgetGate:
         """An adopted or resumed attempt starts from what its test already spent."""
         self.admitted = self.counted = calls
         self.tokens, self.cost_usd = tokens, cost_usd
+
+    def add(self, call: recorder.ModelCall) -> None:
+        self.count(call)
+        if self.sink is not None:
+            self.sink.add(call)
 
     def count(self, call: recorder.ModelCall) -> None:
         if call.kind != "call" or id(call) in self._own:
@@ -105,8 +111,8 @@ class BudgetGate:
 
 
 def gate_of(sink: Any) -> BudgetGate | None:
-    """The gate of a test's call sink, when the test has a budget."""
-    return getattr(sink, "budget", None)
+    """The gate of a test's call sink, when the test has a budget (the gate is then its sink)."""
+    return sink if isinstance(sink, BudgetGate) else None
 
 
 def refusal(provider: str, reason: str) -> bytes:

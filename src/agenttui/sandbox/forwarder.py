@@ -29,6 +29,7 @@ from pathlib import Path
 
 import h11
 
+import agenttui.sandbox.budget as budget
 import agenttui.sandbox.cassette as cassette
 import agenttui.sandbox.recorder as recorder
 from agenttui.sandbox.egress import NetworkPlan, Tunnel
@@ -138,9 +139,11 @@ class TunnelHost:
             sink = recorder.sink_for(self.name) if self.name else None
             tape = cassette.tape_for(self.name) if self.name else None
             seen = recorder.ConnectionRecorder(tunnel.name, sink, tape=tape) if sink is not None else None
+            gate = budget.gate_of(sink)  # the test's budgets: asked before a model request goes on
             try:
                 await asyncio.gather(
-                    _pipe(reader, up_writer, seen.from_agent if seen else None),
+                    budget.gated_pipe(reader, up_writer, writer, gate, tunnel.name, seen.from_agent if seen else None)
+                    if gate is not None else _pipe(reader, up_writer, seen.from_agent if seen else None),
                     _pipe(up_reader, writer, seen.from_endpoint if seen else None),
                 )
             finally:
