@@ -70,7 +70,8 @@ SECOND = request("/v1/chat/completions")
 ], ids=["apart", "in one read"])
 async def test_the_second_call_is_refused_even_when_its_head_comes_in_pieces(pieces) -> None:
     sink = Sink()
-    gate = BudgetGate({"max_model_calls": 1}, sink=sink)
+    told: list[str] = []
+    gate = BudgetGate({"max_model_calls": 1}, sink=sink, on_used_up=told.append)
     received, answer = await through_gate(gate, pieces)
     assert received == request("/v1/chat/completions"), "the first went on whole, nothing of the second"
     reason = "budget used up: max-model-calls 1 reached (2nd call refused)"
@@ -78,7 +79,7 @@ async def test_the_second_call_is_refused_even_when_its_head_comes_in_pieces(pie
     assert head.startswith(b"HTTP/1.1 429 ") and b"x-should-retry: false" in head
     assert json.loads(body) == {"error": {"message": "agenttui " + reason, "type": "budget_exhausted",
                                           "code": "budget_exhausted", "param": None}}
-    assert gate.used_up == reason
+    assert gate.used_up == reason and told == [reason]
     assert [(c.status, c.error) for c in sink.calls] == [(429, "refused by agenttui: " + reason)]
 
 

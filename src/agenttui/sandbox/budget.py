@@ -40,10 +40,12 @@ class BudgetGate:
     call sink in front of its writer (`add` counts each call the recorder hands over, then passes
     it on); `admit` is asked before a model request goes upstream."""
 
-    def __init__(self, limits: dict[str, Any], price: Price | None = None, sink: recorder.CallSink | None = None):
+    def __init__(self, limits: dict[str, Any], price: Price | None = None, sink: recorder.CallSink | None = None,
+                 on_used_up: Callable[[str], None] | None = None):
         self.limits = {name: value for name, value in limits.items() if value is not None}
         self.price = price
         self.sink = sink  # the test's call writer: every call goes on to it, refused ones too
+        self.on_used_up = on_used_up  # told the first refusal's reason (the test's outcome)
         self.admitted = 0  # model requests let through (this attempt and, seeded, earlier ones)
         self.counted = 0  # ... of which the recorder has handed over the ended call
         self.tokens = 0
@@ -98,6 +100,8 @@ class BudgetGate:
         self.refused += 1
         if self.used_up is None:
             self.used_up = reason
+            if self.on_used_up is not None:
+                self.on_used_up(reason)
         return reason
 
     def record_refusal(self, provider: str, method: str, path: str, reason: str) -> None:
