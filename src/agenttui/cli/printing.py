@@ -69,14 +69,15 @@ def print_call(call: Any) -> None:
     from datetime import datetime
 
     when = datetime.fromtimestamp(call.started_at).strftime("%H:%M:%S")
-    if call.kind != "call":
+    if call.kind not in ("call", "judge"):  # judge: a suite rubric's judge model (docs/suites.md)
         detail = call.error or f"{call.bytes_up} bytes up, {call.bytes_down} down (not read: not plain HTTP)"
         print(f"  #{call.seq:<3} {when}  {call.provider or '-'}  {call.kind}: {printable(detail)}  {call.duration_s:.2f} s")
         return
     tokens = "unmeasured" if call.tokens_in is None else f"{call.tokens_in} in / {call.tokens_out} out"
     cost = "unmeasured" if call.cost_usd is None else f"${call.cost_usd:.6f}"
     first = f", first byte {call.first_byte_s:.2f} s" if call.first_byte_s is not None else ""
-    print(f"  #{call.seq:<3} {when}  {call.provider}  {call.model or '?'}  {call.status or '-'}"
+    judge = "judge: " if call.kind == "judge" else ""
+    print(f"  #{call.seq:<3} {when}  {judge}{call.provider}  {call.model or '?'}  {call.status or '-'}"
           f"{'  streamed' if call.streamed else ''}  {call.duration_s:.2f} s{first}  tokens {tokens}  {cost}")
     for tool in call.tool_calls:
         print(f"       tool call: {tool.get('name')}({printable(str(tool.get('arguments') or ''))[:200]})")

@@ -20,6 +20,7 @@ from agenttui.core.prices import PriceTable
 from agenttui.core.redact import Redactor
 from agenttui.engine.store.driver import execute
 from agenttui.engine.store.tables import CALLS, TESTS, ModelCallRecord
+from agenttui.harness import is_judge_request
 from agenttui.sandbox.recorder import ModelCall
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class CallWriter:
     def add(self, call: ModelCall) -> None:
         if self._closed:
             return
+        if call.kind == "call" and is_judge_request(call.request):
+            call.kind = "judge"  # a suite rubric's judge: priced, but not one of the agent's calls (docs/suites.md)
         self._note_error(call)
         if self._seq + len(self._pending) >= self.limits.max_calls:
             self._dropped += 1
@@ -199,7 +202,7 @@ class CallWriter:
 
     def _row(self, call: ModelCall) -> tuple[Any, ...]:
         self._seq += 1
-        cost = self.prices.cost(call.provider, call.model, call.tokens_in, call.tokens_out) if call.kind == "call" else None
+        cost = self.prices.cost(call.provider, call.model, call.tokens_in, call.tokens_out) if call.kind in ("call", "judge") else None
         tools = self._text(call.tool_calls) if call.tool_calls else None
         values = {
             "test_id": self.test_id, "seq": self._seq, "attempt": self.attempt, "kind": call.kind,
