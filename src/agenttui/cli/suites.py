@@ -151,7 +151,8 @@ def _need_server(settings: Any, what: str) -> None:
 async def _run(args: argparse.Namespace) -> int:
     from agenttui.core.lifecycle import InvalidRequest
     from agenttui.suites.file import SuiteFileError, load_suite
-    from agenttui.suites.runner import follow_run, start_run
+    from agenttui.suites.follow import follow_run
+    from agenttui.suites.runner import start_run
 
     settings = client_settings(args)
     _need_server(settings, "run")
@@ -188,7 +189,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def _resume(args: argparse.Namespace) -> int:
     from agenttui.suites.file import Suite
-    from agenttui.suites.runner import SuiteResumeError, follow_run, resume_run
+    from agenttui.suites.follow import follow_run
+    from agenttui.suites.runner import SuiteResumeError, resume_run
 
     settings = client_settings(args)
     _need_server(settings, "resume")
