@@ -180,7 +180,7 @@ async def test_the_history_table_has_each_tests_totals(with_calls):
         keys = [key for key, _label in table.COLUMNS]
         cells = {key: getattr(value, "plain", value) for key, value in zip(keys, row)}
         assert (cells["calls"], cells["tokens"], cells["cost"]) == ("3", "1.2k/97", "≥$0.0002")
-        assert [getattr(v, "plain", v) for v in table.get_row("2")[4:7]] == ["-", "-", "-"]
+        assert [getattr(v, "plain", v) for v in table.get_row("2")[-3:]] == ["-", "-", "-"]
 
 
 def test_agenttui_history_prints_the_totals(with_calls, capsys):

@@ -1,5 +1,5 @@
-"""The history pane's table: finished tests with time, status, duration, their model calls'
-totals (calls, tokens in/out, cost or "unmeasured") and a response preview."""
+"""The history pane's table: finished tests with time, status, duration, a response preview and
+their model calls' totals (calls, tokens in/out, cost or "unmeasured")."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ class HistoryTable(TestTable):
         ("time", "Time"),
         ("status", "Status"),
         ("took", "Took"),
+        ("owner", "Owner"),
+        # The response first: in a narrow pane it is what a user reads; the totals are also in
+        # the calls view (t) and `agenttui history`.
+        ("response", "Response"),
         ("calls", "Calls"),
         ("tokens", "Tokens"),
         ("cost", "Cost"),
-        ("owner", "Owner"),
-        ("response", "Response"),
     )
     BINDINGS = [
         *TEST_BINDINGS,
@@ -41,9 +43,9 @@ class HistoryTable(TestTable):
             clock_time(view.created_at, self.localtime),
             self.status_text(view),
             duration(view.duration_s),
+            Text(view.owner_name),
+            Text(HIDDEN_CONTENT if view.content_hidden else preview(shown, 50)),
             Text(calls, justify="right"),
             Text(tokens, justify="right"),
             Text(cost, justify="right"),
-            Text(view.owner_name),
-            Text(HIDDEN_CONTENT if view.content_hidden else preview(shown, 50)),
         )
