@@ -159,9 +159,17 @@ def test_the_worked_example_reads_and_its_agent_passes_every_case():
     agent = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent)
     suite = load_suite(folder / "suite.toml")
-    assert len(suite.cases) == 5
+    assert len(suite.cases) == 6
+    harness_spec = importlib.util.spec_from_file_location(
+        "example_harness", Path(__file__).parents[2] / "src" / "agenttui" / "harness" / "runner.py")
+    harness = importlib.util.module_from_spec(harness_spec)
+    harness_spec.loader.exec_module(harness)
     for case in suite.cases:
-        assert evaluate(case.expect, Outcome("COMPLETED", agent.run(case.query), duration_s=1.0)) == [], case.id
+        response = agent.run(case.query)
+        record = harness._scorer_record({"response": response, "load_s": 0.1, "run_s": 0.1}, 0)
+        # Its scorers as the harness runs them in the test's sandbox.
+        scores = [harness.run_scorer(s, response, record) for s in case.request.get("scorers", [])]
+        assert evaluate(case.expect, Outcome("COMPLETED", response, duration_s=1.0, scores=scores)) == [], case.id
 
 
 def test_secret_values_are_never_in_the_stored_suite_and_come_back_from_the_environment(tmp_path):

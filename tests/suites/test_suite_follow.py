@@ -4,6 +4,7 @@ it has left the queue; every end is reported once, in progress lines that name i
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from agenttui.client.local import LocalClient
@@ -52,3 +53,32 @@ async def test_each_test_is_read_once_when_it_has_left_the_queue(tmp_path: Path)
     assert len(lines) == 8 and all(": pass" in line for line in lines)
     assert {line.split(" (test")[0] for line in lines} == {f"c{i} #{r}" for i in range(4) for r in (1, 2)}
 
+async def test_a_report_of_a_run_still_going_counts_no_waiting_repeat_as_failed(tmp_path: Path):
+    from agenttui.suites.report import to_html, to_junit
+    from agenttui.suites.runner import build_report
+    from agenttui.suites.stats import case_stats
+
+    (tmp_path / "agent.py").write_text("def run(query):\n    return query\n")
+    (tmp_path / "suite.toml").write_text('agent = "agent.py"\nrepeat = 3\n[[case]]\nid = "waits"\nquery = "q"\n')
+    # One test "runs" for an hour, the two others wait behind it.
+    settings = load_settings(db_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}", backend="noop", noop_run_s=3600,
+                             max_concurrent=1)
+    client = LocalClient(settings, work_whole_queue=True)
+    await client.open()
+    try:
+        run = await start_run(client, load_suite(tmp_path / "suite.toml"))
+        first = run.slots[0].test_id
+        for _ in range(200):
+            if (await client.show(first)).status.value == "RUNNING":
+                break
+            await asyncio.sleep(0.05)
+        assert [(await client.show(s.test_id)).status.value for s in run.slots] == ["RUNNING", "QUEUED", "QUEUED"]
+        report = await build_report(client, await client.suite_run(run.id))
+    finally:
+        await client.close()
+    [case] = report.cases
+    assert [(r.status, r.passed) for r in case.repeats] == [(None, None)] * 3
+    stats = case_stats(case)
+    assert (stats.passes, stats.finished, stats.stability) == (0, 0, "pending")
+    assert to_junit(report).count('<skipped message="not finished"') == 3
+    assert "✗" not in to_html(report)

@@ -33,6 +33,9 @@ MAX_ENTRYPOINT_CHARS = 200
 MAX_AGENT_BYTES = 100 * 1024
 MAX_REQUIREMENTS_BYTES = 10 * 1024
 MAX_DOCKERFILE_BYTES = 5 * 1024
+MAX_SCORER_BYTES = 32 * 1024  # each scorer's source: it travels in the container's environment
+MAX_SCORERS = 8
+MAX_RUBRIC_CHARS = 4000
 MIN_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 600
 
@@ -93,6 +96,16 @@ class Egress(str, enum.Enum):
         raise ValueError("must be none, provider-only or full")
 
 
+def _checked_python(value: str, limit: int) -> str:
+    """Python source of at most `limit` bytes that parses."""
+    _check_size(value, limit)
+    try:
+        ast.parse(value)
+    except SyntaxError as exc:
+        raise ValueError(f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
+    return value
+
+
 def _check_size(value: str, limit: int) -> None:
     size = len(value.encode())
     if size >= limit:
@@ -132,6 +145,50 @@ class Replay(BaseModel):
         return value
 
 
+class Scorer(BaseModel):
+    """A suite's Python scorer (docs/suites.md): the harness calls `function` of `source` with the
+    response and the test's record after it has reported the agent's result, in the sandbox."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str  # as the suite names it: "check.py:grade"
+    filename: str  # the file's name, for tracebacks
+    source: str
+    function: str
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return _checked_python(value, MAX_SCORER_BYTES)
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError(f"must be a Python function's name; it is {value[:80]!r}")
+        return value
+
+
+class Rubric(BaseModel):
+    """A suite's model-graded rubric (docs/suites.md): the harness asks the judge model, through the
+    test's own provider endpoint, whether the response meets it, after the agent's result is out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rubric: str
+    provider: str  # the judge's provider: the case's own (its endpoint is the one the sandbox reaches)
+    model: str
+
+    @field_validator("rubric", "model")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        if len(value) > MAX_RUBRIC_CHARS:
+            raise ValueError(f"must be at most {MAX_RUBRIC_CHARS} characters; it has {len(value)}")
+        return value
+
+
 class TestRequest(BaseModel):
     """Everything a test needs (R-1). Construct with `TestRequest.parse(...)` for friendly errors."""
 
@@ -159,6 +216,10 @@ class TestRequest(BaseModel):
     record: bool = False
     # `submit --replay`: the model calls are answered from this cassette.
     replay: Replay | None = None
+    # A suite case's Python scorers, run by the harness after the agent (docs/suites.md).
+    scorers: list[Scorer] = Field(default_factory=list, max_length=MAX_SCORERS)
+    # A suite case's rubrics, graded by a judge model from the harness after the agent (docs/suites.md).
+    rubrics: list[Rubric] = Field(default_factory=list, max_length=MAX_SCORERS)
 
     @field_validator("query")
     @classmethod
@@ -174,12 +235,7 @@ class TestRequest(BaseModel):
     def _agent(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("is empty; give the agent's Python code")
-        _check_size(value, MAX_AGENT_BYTES)
-        try:
-            ast.parse(value)
-        except SyntaxError as exc:
-            raise ValueError(f"is not valid Python: line {exc.lineno}: {exc.msg}") from None
-        return value
+        return _checked_python(value, MAX_AGENT_BYTES)
 
     @field_validator("requirements")
     @classmethod

@@ -36,6 +36,7 @@ class Outcome:
     calls: list[dict[str, Any]] = field(default_factory=list)  # recorded model calls (ModelCallView-like dicts)
     tokens: int | None = None  # tokens in + out of its recorded calls (None: unmeasured)
     cost_usd: float | None = None
+    scores: list[dict[str, Any]] | None = None  # scorers' and judges' verdicts (the test's metrics "scores")
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,42 @@ def _limit(label: str, get: Any, unit: str = "") -> Any:
     return check
 
 
+def _parse_scorer(spec: dict[str, Any]) -> None:
+    from agenttui.suites.scoring import parse_spec
+
+    try:
+        parse_spec(spec)
+    except ValueError as exc:
+        message = str(exc)
+        raise BadAssertion(message if message.startswith("threshold:") else f"value: {message}") from None
+
+
+def _scorer(spec: dict[str, Any], out: Outcome) -> str | None:
+    from agenttui.suites.scoring import check
+
+    return check(spec, out.scores, out.status)
+
+
+def _parse_rubric(spec: dict[str, Any]) -> None:
+    from agenttui.suites.scoring import parse_rubric_spec
+
+    try:
+        parse_rubric_spec(spec)
+    except ValueError as exc:
+        raise BadAssertion(str(exc)) from None
+
+
+def _rubric(spec: dict[str, Any], out: Outcome) -> str | None:
+    from agenttui.suites.scoring import check_rubric
+
+    return check_rubric(spec, out.scores, out.status)
+
+
 _PARSERS = {
     "equals": _parse_equals, "contains": _parse_contains, "not-contains": _parse_contains, "regex": _parse_regex,
     "json-schema": _parse_schema, "outcome": _parse_outcome, "tool-called": _parse_tool,
     "max-model-calls": _parse_limit, "max-tokens": _parse_limit, "max-cost": _parse_limit, "max-latency": _parse_limit,
+    "scorer": _parse_scorer, "rubric": _parse_rubric,
 }
 _CHECKS = {
     "equals": _equals, "contains": _contains, "not-contains": _not_contains, "regex": _regex,
@@ -236,11 +269,14 @@ _CHECKS = {
     "max-tokens": _limit("max-tokens", lambda out: out.tokens),
     "max-cost": _limit("max-cost", lambda out: out.cost_usd, " USD"),
     "max-latency": _limit("max-latency", lambda out: out.duration_s, " s"),
+    "scorer": _scorer,
+    "rubric": _rubric,
 }
 KINDS = tuple(_PARSERS)
 _KEYS = {
     "equals": {"value", "ignore_case", "strip"}, "contains": {"value", "match", "ignore_case"},
     "regex": {"value", "ignore_case"}, "json-schema": {"schema"}, "tool-called": {"name", "arguments"},
+    "scorer": {"value", "threshold"}, "rubric": {"value", "threshold"},
 }
 
 

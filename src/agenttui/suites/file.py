@@ -17,13 +17,13 @@ from agenttui.suites.assertions import KINDS, Assertion, BadAssertion, parse_ass
 # The keys a suite's top (and a case, as overrides) may set, and the request field each fills.
 SETTING_KEYS = ("agent", "requirements", "dockerfile", "provider", "model", "options", "egress", "timeout",
                 "cpus", "memory", "entrypoint")
-TOP_KEYS = {"name", "repeat", "case", *SETTING_KEYS}
+TOP_KEYS = {"name", "repeat", "case", "judge", *SETTING_KEYS}
 CASE_KEYS = {"id", "query", "expect", *SETTING_KEYS}
 # A request's field (TestRequest.parse's error names) → the suite key that set it.
 FIELD_KEYS = {"agent_code": "agent", "query": "query", "requirements": "requirements", "dockerfile": "dockerfile",
               "provider.name": "provider", "provider.model_id": "model", "egress": "egress", "timeout_s": "timeout",
               "limits.cpus": "cpus", "limits.memory_mb": "memory", "entrypoint": "entrypoint",
-              "provider.credentials": "provider"}
+              "provider.credentials": "provider", "scorers": "scorers"}
 MAX_REPEAT = 100
 MAX_ID_CHARS = 200
 
@@ -159,6 +159,40 @@ def _settings(table: dict[str, Any], base: Path, problems: list[str], where: str
     return fields
 
 
+def _add_scorers(fields: dict[str, Any], assertions: list[tuple[int, Assertion]], base: Path,
+                 problems: list[str], where: str) -> None:
+    """The request's `scorers`: the files of the case's scorer assertions, read here (the harness
+    runs them in the test's sandbox)."""
+    from agenttui.suites.scoring import load_scorer
+
+    scorers: dict[str, dict[str, Any]] = {}
+    for number, assertion in assertions:
+        if assertion.kind != "scorer" or assertion.spec["value"] in scorers:
+            continue
+        try:
+            scorers[assertion.spec["value"]] = load_scorer(base, assertion.spec["value"])
+        except ValueError as exc:
+            problems.append(f"{where}expect[{number}] scorer value: {exc}")
+    if scorers and str(fields.get("dockerfile") or "").strip():
+        problems.append(f"{where}dockerfile: a scorer runs in agenttui's harness, which a case with its own "
+                        "dockerfile does not run (its image runs its own CMD); drop the dockerfile or the scorer")
+    if scorers:
+        fields["scorers"] = list(scorers.values())
+
+
+def _add_rubrics(fields: dict[str, Any], assertions: list[tuple[int, Assertion]], judge: dict[str, str] | None,
+                 problems: list[str], where: str) -> None:
+    """The request's `rubrics`: what the harness asks the judge model, after the agent."""
+    from agenttui.suites.scoring import rubrics_for
+
+    rubrics = [(number, a.spec["value"]) for number, a in assertions if a.kind == "rubric"]
+    if judge == {}:  # a [judge] table with problems of its own: already listed
+        return
+    found = rubrics_for(judge, rubrics, fields, where, problems)
+    if found:
+        fields["rubrics"] = found
+
+
 def _merge(top: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     merged = dict(top)
     for key, value in case.items():
@@ -166,7 +200,12 @@ def _merge(top: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _field_problem(where: str, field_name: str, message: str) -> str:
+def _field_problem(where: str, field_name: str, message: str, scorers: list[dict[str, Any]] | None = None) -> str:
+    if field_name.startswith("scorers.") and field_name.split(".")[1].isdigit() and scorers:
+        scorer = scorers[int(field_name.split(".")[1])] if int(field_name.split(".")[1]) < len(scorers) else {}
+        return f"{where}scorer {scorer.get('name', '?')} {field_name.split('.', 2)[-1]}: {message}"
+    if field_name.startswith("rubrics."):
+        return f"{where}judge {field_name.split('.')[-1]}: {message}"
     if field_name.startswith("provider.options."):
         return f"{where}options.{field_name.removeprefix('provider.options.')}: {message}"
     return f"{where}{FIELD_KEYS.get(field_name, field_name)}: {message}"
@@ -204,6 +243,12 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
         problems.append(f"{where}: must be a whole number from 1 to {MAX_REPEAT}; it is {file_repeat!r}")
         file_repeat = 1
     top = _merge(defaults or {}, _settings(data, base, problems, ""))
+    judge = None
+    if "judge" in data:
+        from agenttui.suites.scoring import parse_judge
+
+        judge, judge_problems = parse_judge(data["judge"])
+        problems.extend(judge_problems)
     tables = data.get("case", [])
     if not isinstance(tables, list) or not tables:
         problems.append("case: the suite has no cases; add [[case]] tables with an id and a query")
@@ -233,26 +278,28 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
             query = ""
         fields = _merge(top, _settings(table, base, problems, where))
         fields["query"] = query
+        expect = table.get("expect", [])
+        assertions: list[tuple[int, Assertion]] = []
+        if not isinstance(expect, list):
+            problems.append(f"{where}expect: write assertions as [[case.expect]] tables")
+            expect = []
+        for number, item in enumerate(expect, start=1):
+            try:
+                assertions.append((number, parse_assertion(item)))
+            except BadAssertion as exc:
+                kind = item.get("type") if isinstance(item, dict) and item.get("type") in KINDS else ""
+                problems.append(f"{where}expect[{number}] {kind + ' ' if kind else ''}{exc}".replace("  ", " "))
+        _add_scorers(fields, assertions, base, problems, where)
+        _add_rubrics(fields, assertions, judge if "judge" not in data or judge else {}, problems, where)
         if "agent_code" not in fields:
             problems.append(f"{where}agent: no agent: set agent = \"agent.py\" at the top or in the case")
         else:
             try:
                 TestRequest.parse(**fields)
             except InvalidRequest as exc:
-                problems.extend(_field_problem(where, f, m) for f, m in exc.errors.items()
+                problems.extend(_field_problem(where, f, m, fields.get("scorers")) for f, m in exc.errors.items()
                                 if f != "query" or isinstance(table.get("query"), str))
-        expect = table.get("expect", [])
-        assertions = []
-        if not isinstance(expect, list):
-            problems.append(f"{where}expect: write assertions as [[case.expect]] tables")
-            expect = []
-        for number, item in enumerate(expect, start=1):
-            try:
-                assertions.append(parse_assertion(item))
-            except BadAssertion as exc:
-                kind = item.get("type") if isinstance(item, dict) and item.get("type") in KINDS else ""
-                problems.append(f"{where}expect[{number}] {kind + ' ' if kind else ''}{exc}".replace("  ", " "))
-        cases.append(Case(case_id, query, fields, assertions))
+        cases.append(Case(case_id, query, fields, [assertion for _, assertion in assertions]))
     if only:
         unknown = [c for c in only if c not in seen]
         problems.extend(f"--case {c}: no case has this id (the suite's: {', '.join(sorted(seen))})" for c in unknown)

@@ -4,8 +4,6 @@ run's `SuiteReport` (agenttui.suites.report) from what the store holds. docs/sui
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView, SuiteSlot
@@ -16,11 +14,6 @@ if TYPE_CHECKING:
     from agenttui.client.base import Client
     from agenttui.core.wire import TestView
     from agenttui.suites.report import RepeatResult, SuiteReport
-
-POLL_S = 0.5
-# Unfinished tests looked at per round of polling: a 1,000-test run costs the server a few calls a
-# round, not a thousand.
-LOOKS_PER_ROUND = 32
 
 
 class SuiteResumeError(Exception):
@@ -94,8 +87,9 @@ async def judge(client: Client, suite: Suite, slot: SuiteSlot, view: TestView | 
     from agenttui.suites.report import RepeatResult
 
     if view is None or not view.status.is_terminal:
-        return RepeatResult(repeat=slot.repeat, test_id=slot.test_id, status=view.status.value if view else None,
-                            passed=None, reasons=[], response=None)
+        # Not finished: neither a pass nor a failure (status None), whatever the queue calls it.
+        return RepeatResult(repeat=slot.repeat, test_id=slot.test_id, status=None, passed=None, reasons=[],
+                            response=None)
     case = suite.case(slot.case_id)
     totals = view.model_calls
     calls: list[dict[str, Any]] = []
@@ -108,7 +102,8 @@ async def judge(client: Client, suite: Suite, slot: SuiteSlot, view: TestView | 
     if totals is not None and (totals.tokens_in is not None or totals.tokens_out is not None):
         tokens = (totals.tokens_in or 0) + (totals.tokens_out or 0)
     outcome = Outcome(status=view.status.value, response=view.response, duration_s=view.duration_s, calls=calls,
-                      tokens=tokens, cost_usd=totals.cost_usd if totals else None)
+                      tokens=tokens, cost_usd=totals.cost_usd if totals else None,
+                      scores=(view.metrics or {}).get("scores"))
     reasons = evaluate(case.expect, outcome)
     if view.error and view.status.value != "COMPLETED" and reasons:
         reasons.append(f"the test's error: {view.error[:200]}")
@@ -141,33 +136,3 @@ async def build_report(client: Client, run: SuiteRunView, *, views: dict[int, Te
                        agent_digest=run.agent_digest, created_at=run.created_at, owner=run.owner_name,
                        cases=cases, baseline_run_id=baseline_run_id)
 
-
-async def follow_run(client: Client, run: SuiteRunView, on_progress: Callable[[int, int, int, str | None], None],
-                     ) -> dict[int, TestView]:
-    """Poll the run's tests until every one has ended; `on_progress(done, failed, total, line)`
-    after each change, `line` saying which case × repeat just ended and how. The final views."""
-    suite = Suite.from_json(run.suite_json)
-    pending = {slot.test_id: slot for slot in run.slots if slot.test_id is not None}
-    total, done, failed = len(run.slots), 0, 0
-    ended: dict[int, TestView] = {}
-    on_progress(done, failed, total, None)
-    while pending:
-        unfinished = 0
-        for test_id, slot in sorted(pending.items()):
-            if unfinished >= LOOKS_PER_ROUND:
-                break  # the queue runs tests about in id order: later ones are looked at once these end
-            view = await client.show(test_id)
-            if not view.status.is_terminal:
-                unfinished += 1
-                continue
-            del pending[test_id]
-            ended[test_id] = view
-            result = await judge(client, suite, slot, view)
-            done += 1
-            failed += not result.passed
-            verdict = "pass" if result.passed else "FAIL: " + "; ".join(result.reasons)
-            on_progress(done, failed, total,
-                        f"{slot.case_id} #{slot.repeat} (test {test_id}) {view.status.value.lower()}: {verdict}")
-        if pending:
-            await asyncio.sleep(POLL_S)
-    return ended

@@ -488,6 +488,10 @@ def run_spec(test: TestRecord, settings: Settings, store_id: str, secrets: dict[
     env.update(AGENTTUI_QUERY=request.query, AGENTTUI_RESULT_NONCE=test.result_nonce, AGENTTUI_TEST_ID=str(test.id))
     if request.entrypoint:  # the harness's explicit name (submit --entrypoint)
         env["AGENTTUI_ENTRYPOINT"] = request.entrypoint
+    if request.scorers:  # a suite's Python scorers, run by the harness after the agent (docs/suites.md)
+        env["AGENTTUI_SCORERS"] = json.dumps([s.model_dump() for s in request.scorers])
+    if request.rubrics:  # and its rubrics, graded by a judge model through the test's provider endpoint
+        env["AGENTTUI_RUBRICS"] = json.dumps([r.model_dump() for r in request.rubrics])
     return RunSpec(
         test_id=test.id,
         attempt=test.attempt,

@@ -76,6 +76,8 @@ class Run:
         if result is not None:
             metrics["agent_load_s"] = result.get("load_s")
             metrics["agent_run_s"] = result.get("run_s")
+            if result.get("scores") is not None:  # a suite's scorers' verdicts (the harness's second record)
+                metrics["scores"] = result["scores"]
         if self.cassette is not None:
             metrics.update(self.cassette.metrics())
         return metrics
