@@ -89,3 +89,30 @@ async def test_errors_are_the_same_exceptions(client):
     with pytest.raises(InvalidRequest) as info:
         await client.retry((await client.submit(request())).id, query="")
     assert "query" in info.value.errors
+
+
+async def test_budgets_are_kept_with_the_request_and_a_retry_lays_its_own_over_them(client, monkeypatch):
+    view = await client.submit(request("budgeted", budget={"max_tokens": 100}))
+    stored = await client.request(view.id)
+    assert stored.budget.model_dump() == {"max_cost_usd": None, "max_tokens": 100, "max_model_calls": None}
+    retried = await client.retry(view.id, budget={"max_model_calls": 2})
+    assert (await client.request(retried.id)).budget.model_dump() == {
+        "max_cost_usd": None, "max_tokens": 100, "max_model_calls": 2}
+    with pytest.raises(InvalidRequest) as info:
+        await client.retry(view.id, budget={"max_model_calls": -1})
+    assert info.value.errors == {"budget.max_model_calls": "must be between 0 and 1,000,000,000; it is -1"}
+    for test_id in (view.id, retried.id):
+        await asyncio.wait_for(client.wait(test_id), 30)
+
+
+async def test_a_budget_the_request_leaves_unset_is_the_servers_setting(noop_backend, monkeypatch):
+    monkeypatch.setenv("AGENTTUI_DEFAULT_MAX_MODEL_CALLS", "3")
+    impl = LocalClient(load_settings(), work_whole_queue=True)
+    await impl.open()
+    try:
+        view = await impl.submit(request("defaults", budget={"max_cost_usd": 0.5}))
+        assert (await impl.request(view.id)).budget.model_dump() == {
+            "max_cost_usd": 0.5, "max_tokens": None, "max_model_calls": 3}
+        await asyncio.wait_for(impl.wait(view.id), 30)
+    finally:
+        await impl.close()

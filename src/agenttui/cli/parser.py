@@ -13,6 +13,7 @@ from agenttui.core import errors as codes
 EXIT_CODES_HELP = (
     f"Exit codes: {EXIT_OK} completed, {EXIT_AGENT} agent failed, {EXIT_INVALID} invalid input, "
     f"{EXIT_INFRA} infrastructure failure, {EXIT_TIMEOUT} timed out, {EXIT_CANCELLED} cancelled, "
+    f"{codes.BUDGET_EXHAUSTED.exit} budget used up (--max-cost, --max-tokens, --max-model-calls), "
     f"{codes.REPLAY_MISS.exit} replay miss (--replay met a call its cassette lacks), "
     f"{codes.DETACHED.exit} interrupted (Ctrl-C: the test keeps running)."
 )
@@ -42,9 +43,22 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
         help="the agent's object or function to call, by name or dotted path (e.g. graph or app.crew); "
         "default: found as docs/agents.md says",
     )
+    add_budget_options(parser)
     parser.add_argument("--cpus", type=float, help="CPU limit (default 1)")
     parser.add_argument("--memory", type=int, metavar="MB", help="memory limit in MB (default 2048)")
     parser.add_argument("--pids", type=int, help="process limit (default 1000)")
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """Read as text and checked by agenttui.cli.submitting (a bad value is told in agenttui's words)."""
+    parser.add_argument("--max-cost", metavar="USD",
+                        help="refuse the test's model calls once they cost this much; the test ends with exit 7 "
+                        "(default: setting default_max_cost_usd, else no limit)")
+    parser.add_argument("--max-tokens", metavar="N",
+                        help="refuse its model calls once they used N tokens, in and out (exit 7; setting "
+                        "default_max_tokens)")
+    parser.add_argument("--max-model-calls", metavar="N",
+                        help="let N model calls through and refuse the next (exit 7; setting default_max_model_calls)")
 
 
 def add_provider_options(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +143,7 @@ def add_test_commands(sub: Any) -> None:
     retry.add_argument("id", type=int)
     retry.add_argument("--query", "-q", help="a different query")
     retry.add_argument("--agent", type=Path, help="different agent code")
+    add_budget_options(retry)
     retry.add_argument("--json", action="store_true")
 
     package = sub.add_parser("package", help="write a finished test's deployment package (zip) and print its path")

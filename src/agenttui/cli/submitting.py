@@ -44,6 +44,9 @@ def request_from_args(args: argparse.Namespace, settings) -> Any:
         entrypoint=args.entrypoint,
         **cassette_fields(args),
     )
+    budget = budget_from_args(args)
+    if budget:
+        fields["budget"] = budget
     # Only bedrock and openai have credentials to resolve on the submitting side.
     if not settings.in_process and args.provider.strip().lower() == "ollama":
         return fields
@@ -60,6 +63,22 @@ def request_from_args(args: argparse.Namespace, settings) -> Any:
         raise invalid_request(args, exc) from None
 
 
+def budget_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """--max-cost, --max-tokens, --max-model-calls as the request's budget; a bad value is exit 2."""
+    from agenttui.core.budget import FIELDS, check
+
+    budget = {}
+    for field in FIELDS:
+        value = getattr(args, field.flag.removeprefix("--").replace("-", "_"), None)
+        if value is None:
+            continue
+        try:
+            budget[field.name] = check(field.name, value)
+        except ValueError as exc:
+            raise UserError(f"{field.flag} {value}: {exc}; nothing was queued") from None
+    return budget
+
+
 def invalid_request(args: argparse.Namespace, exc: InvalidRequest) -> UserError:
     """Each bad field of a submit, named by the flag or file that set it (exit 2)."""
     flags = {"agent_code": f"agent ({args.agent})", "timeout_s": "--timeout", "limits.memory_mb": "--memory",
@@ -67,7 +86,9 @@ def invalid_request(args: argparse.Namespace, exc: InvalidRequest) -> UserError:
              "requirements": f"requirements ({args.requirements})",
              "dockerfile": f"Dockerfile ({args.dockerfile})", "provider.name": "--provider",
              "provider.model_id": "--model", "egress": "--egress", "entrypoint": "--entrypoint",
-             "provider.credentials": f"--provider {args.provider} (credentials)"}
+             "provider.credentials": f"--provider {args.provider} (credentials)",
+             "budget.max_cost_usd": "--max-cost", "budget.max_tokens": "--max-tokens",
+             "budget.max_model_calls": "--max-model-calls"}
 
     def flag(field: str) -> str:
         if field.startswith("provider.options."):
@@ -223,11 +244,12 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
     settings = client_settings(args)
     code = read_text(args.agent, "agent") if args.agent else None
+    budget = budget_from_args(args)
 
     def queue(client):
         client.check_backend()
         try:
-            return client.retry(args.id, query=args.query, agent_code=code)
+            return client.retry(args.id, query=args.query, agent_code=code, budget=budget or None)
         except InvalidRequest as exc:
             raise UserError(f"invalid retry, nothing was queued: {exc}") from None
 

@@ -327,7 +327,8 @@ class BlockingClient:
     def cancel(self, test_id: int) -> TestView:
         return self.call("POST", f"/tests/{test_id}/cancel", TestView)
 
-    def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
+    def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None,
+              budget: dict[str, float | int] | None = None) -> TestView:
         stored = self.request_fields(test_id)
         secrets = None
         if (stored.get("provider") or {}).get("secrets"):  # only then: pydantic and the credential providers
@@ -336,7 +337,7 @@ class BlockingClient:
 
             # Resolved here, in the retrying user's own process, as a submit's are.
             secrets = retry_secrets(TestRequest.model_validate(stored), duration_s=self.settings.aws_session_duration_s)
-        body = RetryBody(query=query, agent_code=agent_code, secrets=secrets or None)
+        body = RetryBody(query=query, agent_code=agent_code, secrets=secrets or None, budget=budget or None)
         return self.call("POST", f"/tests/{test_id}/retry", TestView, body=body)
 
     def trace(self, test_id: int, *, after_seq: int = 0) -> TraceView:

@@ -104,11 +104,13 @@ class LocalClient:
     async def cancel(self, test_id: int) -> TestView:
         return await self._svc.cancel(self.owner, test_id)
 
-    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
+    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None,
+                    budget: dict[str, float | int] | None = None) -> TestView:
         from agenttui.engine.credentials import resolve_for_retry
 
         secrets = await resolve_for_retry(await self.request(test_id), self.settings.aws_session_duration_s)
-        return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets)
+        return await self._svc.retry(self.owner, test_id, query=query, agent_code=agent_code, secrets=secrets,
+                                     budget=budget)
 
     async def logs(self, test_id: int, *, after_seq: int = 0, limit: int | None = None) -> list[LogEntry]:
         return await self._svc.logs(self.owner, test_id, after_seq=after_seq, limit=limit)

@@ -112,8 +112,9 @@ class SocketClient:
     async def cancel(self, test_id: int) -> TestView:
         return await self._run(self.blocking.cancel, test_id)
 
-    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None) -> TestView:
-        return await self._run(self.blocking.retry, test_id, query=query, agent_code=agent_code)
+    async def retry(self, test_id: int, *, query: str | None = None, agent_code: str | None = None,
+                    budget: dict[str, float | int] | None = None) -> TestView:
+        return await self._run(self.blocking.retry, test_id, query=query, agent_code=agent_code, budget=budget)
 
     async def create_suite_run(self, body: SuiteRunBody) -> SuiteRunView:
         return await self._call("POST", "/suite-runs", SuiteRunView, body=body)

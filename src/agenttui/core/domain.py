@@ -11,6 +11,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import agenttui.core.budget as budgets
+
 # The life cycle lives in a module without pydantic, so light clients (the headless CLI) can
 # use it; re-exported here, where the rest of the engine looks for it.
 from agenttui.core.lifecycle import (  # noqa: F401
@@ -189,6 +191,25 @@ class Rubric(BaseModel):
         return value
 
 
+class Budget(BaseModel):
+    """A test's budgets (docs/recorder.md): past one, the forwarder refuses the next model call and the
+    test ends with the budget outcome (exit 7). None: no limit (the server's setting, filled in at submit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_model_calls: int | None = None
+
+    @field_validator("max_cost_usd", "max_tokens", "max_model_calls", mode="before")
+    @classmethod
+    def _value(cls, value: Any, info: Any) -> Any:
+        return budgets.check(info.field_name, value)
+
+    def any(self) -> bool:
+        return any(value is not None for value in self.model_dump().values())
+
+
 class TestRequest(BaseModel):
     """Everything a test needs (R-1). Construct with `TestRequest.parse(...)` for friendly errors."""
 
@@ -216,6 +237,8 @@ class TestRequest(BaseModel):
     record: bool = False
     # `submit --replay`: the model calls are answered from this cassette.
     replay: Replay | None = None
+    # --max-cost, --max-tokens, --max-model-calls (docs/recorder.md).
+    budget: Budget = Field(default_factory=Budget)
     # A suite case's Python scorers, run by the harness after the agent (docs/suites.md).
     scorers: list[Scorer] = Field(default_factory=list, max_length=MAX_SCORERS)
     # A suite case's rubrics, graded by a judge model from the harness after the agent (docs/suites.md).

@@ -147,7 +147,20 @@ _ALL = (
         description="Read inside HTTPS model calls at the forwarder (a per-server CA the test's container "
         "trusts); off: HTTPS calls are recorded as connection, bytes and timing only.",
     ),
-    # Export of traces over OTLP (docs/recorder.md)
+    # Budgets of a test that sets none (docs/recorder.md); unset: no limit
+    Setting(
+        "default_max_cost_usd", float | None, None, ge=0,
+        description="A test's model calls may cost this much (USD) before the next is refused (--max-cost).",
+    ),
+    Setting(
+        "default_max_tokens", int | None, None, ge=0,
+        description="A test's model calls may use this many tokens (in + out) before the next is refused (--max-tokens).",
+    ),
+    Setting(
+        "default_max_model_calls", int | None, None, ge=0,
+        description="A test may make this many model calls; the next is refused (--max-model-calls).",
+    ),
+    # Export of traces over OTLP (docs/otlp.md)
     Setting(
         "otlp_endpoint", str, "", pattern=r"^$|^https?://",
         description="OTLP/HTTP (protobuf) traces URL a test's model calls are exported to when it ends, e.g. "

@@ -382,6 +382,7 @@ class RetryBody:
     query: str | None = None
     agent_code: str | None = None
     secrets: dict[str, str] | None = None  # resolved on the caller's side (docs/providers.md)
+    budget: dict[str, float | int] | None = None  # budgets laid over the original's (docs/recorder.md)
 
 
 @dataclass

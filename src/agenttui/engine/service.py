@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agenttui.core.errors import AccessDenied, NotActionable, NotFound
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody, SuiteRunView
@@ -230,13 +230,17 @@ class Service:
         query: str | None = None,
         agent_code: str | None = None,
         secrets: dict[str, str] | None = None,
+        budget: dict[str, float | int] | None = None,
     ) -> TestView:
         """A new test linked to the original (R-11); the original's result is untouched. Secrets
-        are never kept past a test's end: the retrying client resolves them again (`secrets`)."""
+        are never kept past a test's end: the retrying client resolves them again (`secrets`).
+        `budget`: budgets laid over the original's (the others are kept)."""
         test = await self.get(test_id)
         self.check_access(caller, test, "retry")
         changes: dict[str, object] = {k: v for k, v in (("query", query), ("agent_code", agent_code)) if v is not None}
         request = test.request
+        if budget:
+            changes["budget"] = {**request.budget.model_dump(), **budget}
         if secrets:
             provider = request.provider
             changes["provider"] = {**provider.model_dump(), "options": {**provider.options, **secrets}}
@@ -259,10 +263,21 @@ class Service:
         if errors:
             raise InvalidRequest(errors)
         strict = self.settings.strict_preflight if request.strict_preflight is None else request.strict_preflight
-        request, values = strip_secrets(request.model_copy(update={"egress": egress, "strict_preflight": strict}))
+        request, values = strip_secrets(request.model_copy(update={
+            "egress": egress, "strict_preflight": strict, "budget": self._budget_with_defaults(request)}))
         if not values:
             return request, None
         return request, SecretBox(self.settings.resolved_secrets_key_file).seal(values)
+
+    def _budget_with_defaults(self, request: TestRequest) -> Any:
+        """The request's budgets, each one it leaves unset taken from the server's setting
+        (default_max_cost_usd, default_max_tokens, default_max_model_calls)."""
+        from agenttui.core.budget import SETTING_OF
+
+        given = request.budget.model_dump()
+        filled = {name: getattr(self.settings, SETTING_OF[name]) if value is None else value
+                  for name, value in given.items()}
+        return request.budget if filled == given else request.budget.model_copy(update=filled)
 
     async def _check_capacity(self, request: TestRequest) -> None:
         """Limits the backend cannot grant are bad input, refused before anything is queued."""

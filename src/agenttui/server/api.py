@@ -282,7 +282,8 @@ class Api:
         caller = peer_owner(request)
         body = await _body(request, RetryBody)
         view = await self.service.retry(
-            caller, _test_id(request), query=body.query, agent_code=body.agent_code, secrets=body.secrets
+            caller, _test_id(request), query=body.query, agent_code=body.agent_code, secrets=body.secrets,
+            budget=body.budget,
         )
         return answer(view, QUEUED)
 

@@ -16,14 +16,15 @@ from agenttui.suites.assertions import KINDS, Assertion, BadAssertion, parse_ass
 
 # The keys a suite's top (and a case, as overrides) may set, and the request field each fills.
 SETTING_KEYS = ("agent", "requirements", "dockerfile", "provider", "model", "options", "egress", "timeout",
-                "cpus", "memory", "entrypoint")
+                "cpus", "memory", "entrypoint", "max_cost", "max_tokens", "max_model_calls")
 TOP_KEYS = {"name", "repeat", "case", "judge", *SETTING_KEYS}
 CASE_KEYS = {"id", "query", "expect", *SETTING_KEYS}
 # A request's field (TestRequest.parse's error names) → the suite key that set it.
 FIELD_KEYS = {"agent_code": "agent", "query": "query", "requirements": "requirements", "dockerfile": "dockerfile",
               "provider.name": "provider", "provider.model_id": "model", "egress": "egress", "timeout_s": "timeout",
               "limits.cpus": "cpus", "limits.memory_mb": "memory", "entrypoint": "entrypoint",
-              "provider.credentials": "provider", "scorers": "scorers"}
+              "provider.credentials": "provider", "scorers": "scorers", "budget.max_cost_usd": "max_cost",
+              "budget.max_tokens": "max_tokens", "budget.max_model_calls": "max_model_calls"}
 MAX_REPEAT = 100
 MAX_ID_CHARS = 200
 
@@ -156,6 +157,10 @@ def _settings(table: dict[str, Any], base: Path, problems: list[str], where: str
     limits = {k: table[s] for s, k in (("cpus", "cpus"), ("memory", "memory_mb")) if s in table}
     if limits:
         fields["limits"] = limits
+    budget = {k: table[s] for s, k in (("max_cost", "max_cost_usd"), ("max_tokens", "max_tokens"),
+                                       ("max_model_calls", "max_model_calls")) if s in table}
+    if budget:  # per test (each case x repeat), docs/recorder.md
+        fields["budget"] = budget
     return fields
 
 
@@ -196,7 +201,7 @@ def _add_rubrics(fields: dict[str, Any], assertions: list[tuple[int, Assertion]]
 def _merge(top: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     merged = dict(top)
     for key, value in case.items():
-        merged[key] = {**top[key], **value} if key in ("provider", "limits") and key in top else value
+        merged[key] = {**top[key], **value} if key in ("provider", "limits", "budget") and key in top else value
     return merged
 
 

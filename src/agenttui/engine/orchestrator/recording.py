@@ -19,6 +19,7 @@ from agenttui.engine.orchestrator.run import Run
 from agenttui.engine.store import Store
 from agenttui.engine.otlp import export_later
 from agenttui.engine.store.calls import CallLimits, CallWriter
+from agenttui.sandbox.budget import BudgetGate
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,22 @@ async def start_recording(store: Store, settings: Settings, run: Run, spec: RunS
     async def write(rows: list) -> None:
         await store.add_model_calls(test_id, rows)
 
+    writer_first_seq = await store.next_model_call_seq(test_id)
     writer = CallWriter(
         write, test_id, test.attempt, run.redact, price_table(),
         CallLimits(settings.model_calls_max, settings.model_call_text_max),
-        first_seq=await store.next_model_call_seq(test_id),
+        first_seq=writer_first_seq,
     )
-    recorder.attach(spec.name, writer)
+    sink: recorder.CallSink = writer
+    budget = test.request.budget
+    if budget.any():  # the gate in front of the writer: the forwarder asks it (sandbox/budget.py)
+        gate = BudgetGate(budget.model_dump(), price_table().cost, writer,
+                          on_used_up=lambda reason: setattr(run, "budget_used_up", reason))
+        spent = await store.model_call_totals(test_id) if writer_first_seq > 1 else None
+        if spent:  # an adopted attempt, or one after an infrastructure retry: the budget is the test's
+            gate.seed(spent["calls"], (spent["tokens_in"] or 0) + (spent["tokens_out"] or 0), spent["cost_usd"] or 0.0)
+        _gates[id(writer)] = sink = gate
+    recorder.attach(spec.name, sink)
     _export_when_ended(store, settings, writer)
     return writer
 
@@ -59,7 +70,7 @@ async def stop_recording(container_name: str, writer: CallWriter | None) -> None
     test's end is written, and again once the attempt is over, when its trace is exported)."""
     if writer is None:
         return
-    recorder.detach(container_name, writer)
+    recorder.detach(container_name, _gates.pop(id(writer), None) or writer)
     await recorder.settled()  # the answers that have ended are read and added
     await writer.close()
     export = _exports.pop(id(writer), None)
@@ -67,6 +78,7 @@ async def stop_recording(container_name: str, writer: CallWriter | None) -> None
         await export()
 
 
+_gates: dict[int, BudgetGate] = {}  # a writer's id → the budget gate attached in front of it
 _exports: dict[int, Callable[[], Awaitable[None]]] = {}  # a writer's id → the export of its test's trace
 
 

@@ -37,6 +37,7 @@ class Run:
     stdout_tail: list[str] = field(default_factory=list)
     endpoints_down: list[str] = field(default_factory=list)  # model endpoints silent at the start
     model_call_errors: list[str] = field(default_factory=list)  # its model calls' failures (the recorder's)
+    budget_used_up: str | None = None  # why a budget refused a model call (set by its gate, sandbox/budget.py)
     redact: Redactor = field(default_factory=Redactor)
     cassette: Any = None  # its --record / --replay (agenttui.engine.orchestrator.recording.CassetteUse)
     task: asyncio.Task[None] | None = None
@@ -55,6 +56,7 @@ class Run:
             stdout_tail=self.stdout_tail,
             endpoints_down=self.endpoints_down,
             model_call_errors=self.model_call_errors,
+            budget_used_up=self.budget_used_up,
         )
 
     def metrics(self, exit_info: ExitInfo, result: dict[str, Any] | None) -> dict[str, Any]:

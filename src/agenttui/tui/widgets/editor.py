@@ -56,7 +56,15 @@ FIELDS: dict[str, tuple[str | None, str]] = {
     "limits.memory_mb": ("tab-options", "memory"),
     "limits.pids": ("tab-options", "pids"),
     "entrypoint": ("tab-options", "entrypoint"),
+    "budget.max_cost_usd": ("tab-options", "max-cost"),
+    "budget.max_tokens": ("tab-options", "max-tokens"),
+    "budget.max_model_calls": ("tab-options", "max-model-calls"),
 }
+BUDGET_ROWS = (  # label, field, widget id, placeholder
+    ("Max cost $", "budget.max_cost_usd", "max-cost", "no limit (e.g. 0.50): the next call is refused"),
+    ("Max tokens", "budget.max_tokens", "max-tokens", "no limit (tokens in + out)"),
+    ("Max calls", "budget.max_model_calls", "max-model-calls", "no limit (model calls)"),
+)
 TAB_LABELS = {
     "tab-agent": "agent.py",
     "tab-requirements": "reqs",
@@ -113,7 +121,7 @@ class EditorPane(Vertical):
         d = self.defaults
         return {"provider": d.provider, "model": d.model_id, "provider-options": "", "timeout": str(d.timeout_s),
                 "priority": "normal", "egress": "", "cpus": f"{d.cpus:g}", "memory": str(d.memory_mb),
-                "pids": str(d.pids), "entrypoint": ""}
+                "pids": str(d.pids), "entrypoint": "", "max-cost": "", "max-tokens": "", "max-model-calls": ""}
 
     def compose(self) -> ComposeResult:
         d = self.defaults
@@ -168,6 +176,10 @@ class EditorPane(Vertical):
                         Input(v["entrypoint"], placeholder="found by agenttui (e.g. graph, app.crew)", compact=True,
                               id="entrypoint", tooltip="The agent's object or function to call (docs/agents.md)"),
                     )
+                    # Budgets (docs/recorder.md): empty is the server's default (no limit unless set).
+                    for label, field, widget_id, hint in BUDGET_ROWS:
+                        yield from self._row(label, field, Input(v[widget_id], placeholder=hint, compact=True,
+                                                                 id=widget_id))
         with Vertical(id="query-box"):
             yield Static("", id="retry-banner")
             with Horizontal(id="query-row"):
@@ -213,6 +225,9 @@ class EditorPane(Vertical):
         self.query_one("#memory", Input).value = str(request.limits.memory_mb)
         self.query_one("#pids", Input).value = str(request.limits.pids)
         self.query_one("#entrypoint", Input).value = request.entrypoint or ""
+        for _, field, widget_id, _ in BUDGET_ROWS:
+            value = getattr(request.budget, field.removeprefix("budget."))
+            self.query_one(f"#{widget_id}", Input).value = "" if value is None else str(value) if isinstance(value, int) else f"{value:g}"
         self.agent_filename = request.agent_filename
         self.query_one(TabbedContent).get_tab("tab-agent").label = request.agent_filename
         self.set_retry_of(retry_of)
@@ -278,6 +293,9 @@ class EditorPane(Vertical):
             agent_filename=self.agent_filename,
             egress=option("egress") or None,
             entrypoint=option("entrypoint").strip() or None,
+            # Checked by the request, in the same words as the flags' (core/budget.py).
+            budget={field.removeprefix("budget."): option(widget_id).strip() or None
+                    for _, field, widget_id, _ in BUDGET_ROWS},
         )
         try:
             request = TestRequest.parse(**fields)
