@@ -151,3 +151,17 @@ def test_reports_without_a_baseline():
     assert "against the baseline" not in "\n".join(summary_lines(candidate))
     assert to_json(candidate)["cases"][0]["verdict"] is None
     assert "regressions" not in to_html(candidate)
+
+
+def test_every_report_says_how_the_run_reached_its_model():
+    _, candidate = runs()
+    assert "model traffic" not in to_html(candidate)  # no repeat says how: nothing is claimed
+    for case_report in candidate.cases:
+        for repeat in case_report.repeats:
+            repeat.model_traffic = "replayed" if repeat.test_id is not None else None
+    candidate.cases[0].repeats[0].model_traffic = "recorded"
+    totals = to_json(candidate)["totals"]["model_traffic"]
+    assert totals == "16 replayed, 1 recorded"
+    assert f'<span id="model-traffic">model traffic: {totals}</span>' in to_html(candidate)
+    assert summary_lines(candidate)[0] == f"suite 'greetings', run 8, model traffic: {totals}"
+    assert f'value="{totals}"' in to_junit(candidate)
