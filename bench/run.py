@@ -705,6 +705,7 @@ def main() -> int:
     bench.activate()
     rows: list[Row] = []
     started = time.time()
+    load_before = os.getloadavg()[0]
     try:
         for number in wanted:
             began = time.time()
@@ -722,7 +723,7 @@ def main() -> int:
                             text=True).stdout.strip()
     mode = "quick (1 repetition, smaller loads)" if args.quick else "full (medians of several repetitions)"
     print(f"agenttui benchmarks, {mode}: {cpus} cores, Docker {engine}, cgroup v{cgroup}, "
-          f"{time.time() - started:.0f} s")
+          f"{time.time() - started:.0f} s; load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print_table(rows)
     return 0
 
