@@ -424,13 +424,15 @@ def fig_startup(bench: BenchEnv, quick: bool) -> list[Row]:
 
 
 TUI_HISTORY = 50_000
+QUICK_TUI_HISTORY = 5_000  # --quick only proves the figure runs
 
 
 def _tui_rows(quick: bool) -> list[Row]:
     """The TUI engineer's bench/bench_tui.py (not duplicated here): the real binary's launch →
     status bar in tmux over an empty store (7b) and over TUI_HISTORY finished tests (7c), each
     against the in-process app's first frame (an empty store) in the same run."""
-    label, history_label = "7b TUI first paint", f"7c TUI first paint, {TUI_HISTORY // 1000}k tests in history"
+    history_size = QUICK_TUI_HISTORY if quick else TUI_HISTORY
+    label, history_label = "7b TUI first paint", f"7c TUI first paint, {history_size // 1000}k tests in history"
     history_target = "<= 1.0x in-process app, <= 1.5 s"
 
     def unmeasured(why: str) -> list[Row]:
@@ -443,12 +445,12 @@ def _tui_rows(quick: bool) -> list[Row]:
     # Its log-pane part is sized down: only the first-paint figures are read here.
     try:
         result = subprocess.run([sys.executable, str(script), "--lines", "2000" if quick else "20000",
-                                 "--repeat", "1" if quick else "3", "--history", str(TUI_HISTORY)],
+                                 "--repeat", "1" if quick else "3", "--history", str(history_size)],
                                 capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return unmeasured("bench/bench_tui.py did not finish in 300 s")
     binary, in_process = _first_paint(result.stdout, "agenttui in tmux"), _first_paint(result.stdout, "in-process app")
-    history = _first_paint(result.stdout, f"{TUI_HISTORY // 1000}k history in tmux")
+    history = _first_paint(result.stdout, f"{history_size // 1000}k history in tmux")
     if result.returncode != 0 or binary is None or in_process is None or history is None:
         return unmeasured("could not read bench/bench_tui.py output")
     baseline = f"{fmt_s(in_process)} in-process app, empty store"
@@ -457,7 +459,7 @@ def _tui_rows(quick: bool) -> list[Row]:
             "from bench/bench_tui.py (binary in tmux, launch → status bar)"),
         Row(history_label, fmt_s(history), baseline, history / in_process, history_target,
             history / in_process <= 1.0 and history <= 1.5,
-            f"the binary in tmux over {TUI_HISTORY:,} finished tests; {history / binary:.2f}x its paint over an "
+            f"the binary in tmux over {history_size:,} finished tests; {history / binary:.2f}x its paint over an "
             "empty store"),
     ]
 
@@ -661,7 +663,7 @@ def fig_suite_run(bench: BenchEnv, quick: bool) -> list[Row]:
     `submit --no-wait --queries` and their ends (bench/bench_suite_run.py, its own environment)."""
     import bench_suite_run
 
-    cases, runs = (10, 1) if quick else (100, 3)
+    cases, runs = (4, 1) if quick else (100, 3)
     f = bench_suite_run.measure(bench.image, cases, runs)
     ratio = f["suite_s"] / f["bare_s"]
     note = ("every pair: " + ", ".join(f"{a:.1f}/{b:.1f} s" for a, b in zip(f["suite_all"], f["bare_all"]))

@@ -116,3 +116,13 @@ async def test_a_budget_the_request_leaves_unset_is_the_servers_setting(noop_bac
         await asyncio.wait_for(impl.wait(view.id), 30)
     finally:
         await impl.close()
+
+
+async def test_a_budget_nothing_would_keep_is_refused_not_ignored(client):
+    full = TestRequest.parse(agent_code="def run(q):\n    return q\n", query="spend", egress="full",
+                             budget={"max_model_calls": 1, "max_cost_usd": 0.5})
+    with pytest.raises(InvalidRequest) as info:
+        await client.submit(full)
+    why = "needs egress provider-only (under full the model calls do not pass agenttui's forwarder)"
+    assert info.value.errors == {"budget.max_model_calls": why, "budget.max_cost_usd": why}
+    assert (await client.queue()).tests == []  # nothing was queued

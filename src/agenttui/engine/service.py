@@ -260,6 +260,7 @@ class Service:
         egress = request.egress or Egress.parse(self.settings.default_egress)
         if egress is Egress.FULL and not self.settings.allow_full_egress:
             errors["egress"] = "'full' is disabled on this server (setting allow_full_egress); use provider-only"
+        errors.update(self._unenforceable_budgets(request, egress))
         if errors:
             raise InvalidRequest(errors)
         strict = self.settings.strict_preflight if request.strict_preflight is None else request.strict_preflight
@@ -268,6 +269,17 @@ class Service:
         if not values:
             return request, None
         return request, SecretBox(self.settings.resolved_secrets_key_file).seal(values)
+
+    def _unenforceable_budgets(self, request: TestRequest, egress: Egress) -> dict[str, str]:
+        """A budget the test asks for that nothing would enforce is refused, never ignored: budgets
+        are kept by the forwarder, which model calls pass under egress provider-only on Docker."""
+        if self.settings.backend == "ecs":
+            why = "cannot be kept on the ecs backend (its egress is the task's security group, not agenttui's forwarder)"
+        elif egress is Egress.FULL:
+            why = "needs egress provider-only (under full the model calls do not pass agenttui's forwarder)"
+        else:
+            return {}
+        return {f"budget.{name}": why for name, value in request.budget.model_dump().items() if value is not None}
 
     def _budget_with_defaults(self, request: TestRequest) -> Any:
         """The request's budgets, each one it leaves unset taken from the server's setting
