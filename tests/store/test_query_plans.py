@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event, text
 
+import agenttui.engine.store.calls as calls_module
 import agenttui.engine.store.queue as queue_module
 from agenttui.core.config import load_settings
 from agenttui.core.domain import TERMINAL, Status, TestRequest
@@ -194,6 +195,7 @@ async def _captured(
 
     event.listen(engine, "before_cursor_execute", on_core)
     monkeypatch.setattr(queue_module, "execute", on_driver)
+    monkeypatch.setattr(calls_module, "execute", on_driver)  # a history page's call totals
     try:
         result = await operation(Service(store, settings))
     finally:
@@ -236,6 +238,7 @@ def test_history_pages_by_cursor_read_by_index(big_store, monkeypatch):
 
     (first, second), plans = asyncio.run(_captured(big_store, monkeypatch, pages))
     _assert_index_plans(plans)
+    assert any("model_calls" in statement for statement, *_ in plans), "the page's call totals were not checked"
     ids = [v.id for v in first + second]
     assert ids == list(range(FINISHED, FINISHED - 100, -1))  # newest first, the second page right after
 

@@ -92,8 +92,9 @@ class TestView:
 
     @classmethod
     def from_record(cls, test: Any, *, position: int | None = None, eta_s: float | None = None) -> TestView:
-        """The view of a stored test (an agenttui.engine.store.TestRecord)."""
+        """The view of a stored test (an agenttui.engine.store.TestRecord, or a row of its table)."""
         request = json.loads(test.request_json)
+        metrics = json.loads(test.metrics_json) if test.metrics_json else {}
         return cls(
             id=test.id or 0,
             status=Status(test.status),
@@ -115,8 +116,8 @@ class TestView:
             error=test.error,
             response=test.response,
             # A recorded cassette is its owner's (`trace` serves it), never part of the view.
-            metrics={k: v for k, v in test.metrics.items() if k not in ("installed", "cassette")},
-            installed=dict(test.metrics.get("installed") or {}),
+            metrics={k: v for k, v in metrics.items() if k not in ("installed", "cassette")},
+            installed=dict(metrics.get("installed") or {}),
             log_lines=test.log_seq,
             log_truncated=test.log_truncated,
             cancel_requested=test.cancel_requested,

@@ -195,11 +195,10 @@ class Service:
         before_id: int | None = None,
     ) -> list[TestView]:
         """Finished tests, newest first; `before_id` (the last id of a page) gives the next page."""
-        tests = await self.store.list_tests(
+        tests, totals = await self.store.history_page(
             statuses=TERMINAL, search=search, limit=limit, owner_uid=caller.uid if mine else None, before_id=before_id
         )
         views = [self.seen_by(caller, TestView.from_record(t)) for t in tests]
-        totals = await self.store.model_call_totals_for([v.id for v in views])
         for view in views:
             view.model_calls = CallTotals(**totals[view.id]) if view.id in totals else None
         if not search:

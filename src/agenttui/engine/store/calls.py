@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, func, select
 
 from agenttui.core.prices import PriceTable
 from agenttui.core.redact import Redactor
@@ -52,34 +52,32 @@ def read(conn: Connection, test_id: int, after_seq: int, limit: int) -> list[Mod
     return [ModelCallRecord.model_construct(**dict(r._mapping)) for r in conn.execute(query).all()]
 
 
-def _sums() -> tuple[Any, ...]:
-    is_call = CALLS.c.kind == "call"
-    counted = lambda column: func.sum(case((is_call, column)))  # noqa: E731
-    return (
-        func.count(),
-        func.sum(case((is_call, 1), else_=0)),
-        counted(CALLS.c.tokens_in),
-        counted(CALLS.c.tokens_out),
-        counted(CALLS.c.cost_usd),
-        func.sum(case((is_call & CALLS.c.cost_usd.is_(None), 1), else_=0)),
-        counted(CALLS.c.ended_at - CALLS.c.started_at),
-        func.sum(case((CALLS.c.kind == "connection", 1), else_=0)),
-        func.sum(case((CALLS.c.kind == "truncated", 1), else_=0)),
-    )
+# The sums of the totals, as the driver's own SQL (a history page reads them for each of its tests).
+_SUMS = """count(*),
+    sum(CASE WHEN kind = 'call' THEN 1 ELSE 0 END),
+    sum(CASE WHEN kind = 'call' THEN tokens_in END),
+    sum(CASE WHEN kind = 'call' THEN tokens_out END),
+    sum(CASE WHEN kind = 'call' THEN cost_usd END),
+    sum(CASE WHEN kind = 'call' AND cost_usd IS NULL THEN 1 ELSE 0 END),
+    sum(CASE WHEN kind = 'call' THEN ended_at - started_at END),
+    sum(CASE WHEN kind = 'connection' THEN 1 ELSE 0 END),
+    sum(CASE WHEN kind = 'truncated' THEN 1 ELSE 0 END)"""
+assert {"test_id", "kind", "tokens_in", "tokens_out", "cost_usd", "started_at", "ended_at"} <= set(CALLS.c.keys())
 
 
 def totals(conn: Connection, test_id: int) -> dict[str, Any] | None:
     """calls, tokens in/out, cost (sums of what was measured: None when nothing was), how many
     calls were unmeasured, model time, unread connections; None when nothing was recorded."""
-    return _totals_of(conn.execute(select(*_sums()).where(CALLS.c.test_id == test_id)).one())
+    return totals_for(conn, [test_id]).get(test_id)
 
 
 def totals_for(conn: Connection, test_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The totals of each of `test_ids` that recorded anything (one query, by the test_id index)."""
     if not test_ids:
         return {}
-    query = select(CALLS.c.test_id, *_sums()).where(CALLS.c.test_id.in_(test_ids)).group_by(CALLS.c.test_id)
-    found = {row[0]: _totals_of(row[1:]) for row in conn.execute(query).all()}
+    statement = (f"SELECT test_id, {_SUMS} FROM {CALLS.name} WHERE test_id IN ({', '.join('?' * len(test_ids))}) "
+                 "GROUP BY test_id")
+    found = {row[0]: _totals_of(row[1:]) for row in execute(conn, statement, tuple(test_ids)).fetchall()}
     return {test_id: value for test_id, value in found.items() if value is not None}
 
 

@@ -224,6 +224,18 @@ class Store(Transactions):
             lambda conn: history.list_tests(conn, statuses, owner_uid, search, ids, limit, newest_first, before_id)
         )
 
+    async def history_page(
+        self, *, statuses: Iterable[Status], owner_uid: int | None, search: str | None, limit: int,
+        before_id: int | None,
+    ) -> tuple[list[Any], dict[int, dict[str, Any]]]:
+        """A newest-first page of tests (as `list_tests`, the table's rows) and their model calls'
+        totals, read in one transaction: a history page is one trip to the store."""
+        def body(conn: Connection) -> tuple[list[Any], dict[int, dict[str, Any]]]:
+            rows = history.list_rows(conn, statuses, owner_uid, search, None, limit, True, before_id)
+            return rows, calls.totals_for(conn, [row.id for row in rows])
+
+        return await self._read_tx(body)
+
     async def recent_durations(self, statuses: Iterable[Status], count: int) -> list[float]:
         """Claim-to-end durations of the newest `count` tests of `statuses`."""
         return await self._read_tx(lambda conn: history.recent_durations(conn, statuses, count))

@@ -36,15 +36,30 @@ def list_tests(
     stopping at `limit` ids: two statuses' tests are not in one index order, and a sort of
     every finished test is what made a page's cost grow with the history. The ids are merged
     here, then only the page's tests are read whole."""
+    return [row_to_test(r) for r in list_rows(conn, statuses, owner_uid, search, ids, limit, newest_first, before_id)]
+
+
+def list_rows(
+    conn: Connection,
+    statuses: Iterable[Status] | None,
+    owner_uid: int | None,
+    search: str | None,
+    ids: Iterable[int] | None,
+    limit: int,
+    newest_first: bool,
+    before_id: int | None = None,
+) -> list[Any]:
+    """`list_tests` as the table's rows (attributes named as TestRecord's): a history page
+    makes its views from them without building a record per row."""
     filters = (owner_uid, search, None if ids is None else list(ids), limit, newest_first, before_id)
     if statuses is None:
-        return [row_to_test(r) for r in conn.execute(_page(select(TESTS), None, *filters))]
+        return list(conn.execute(_page(select(TESTS), None, *filters)))
     page: list[int] = []
     for status in sorted({Status(s).value for s in statuses}):
         page += conn.execute(_page(select(TESTS.c.id), status, *filters)).scalars()
     page = sorted(page, reverse=newest_first)[:limit]
     rows = {r.id: r for r in conn.execute(select(TESTS).where(TESTS.c.id.in_(page)))} if page else {}
-    return [row_to_test(rows[test_id]) for test_id in page if test_id in rows]
+    return [rows[test_id] for test_id in page if test_id in rows]
 
 
 def _page(
