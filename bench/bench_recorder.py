@@ -5,7 +5,7 @@ a plain tunnel and through a tunnel whose connections are recorded (agenttui.san
 
 Per-call latency (request sent → whole answer read, a streamed answer of 40 SSE events) from a
 client in its own thread, calls alternating between the two tunnels; and the throughput of a
-long stream (8 MB of SSE events, median of 7). The forwarder runs in its own event loop, as in the server.
+long stream (8 MB of SSE events, median of 7) read by a client in its own process. The forwarder runs in its own event loop, as in the server.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -94,6 +95,32 @@ def _call(path: Path, expected: int) -> tuple[float, int]:
     return elapsed, size
 
 
+# A long stream is read by a client in its own process, as an agent's is in its container: a client
+# thread in this process would share the forwarder's GIL and measure that contention instead.
+STREAM_CLIENT = """
+import socket, sys, time
+path, expected, request = sys.argv[1], int(sys.argv[2]), sys.stdin.buffer.read()
+started = time.perf_counter()
+with socket.socket(socket.AF_UNIX) as sock:
+    sock.connect(path)
+    sock.sendall(request)
+    size = 0
+    while size < expected and (chunk := sock.recv(262144)):
+        size += len(chunk)
+    elapsed = time.perf_counter() - started
+print(elapsed, size)
+"""
+
+
+def _stream_call(path: Path, expected: int) -> tuple[float, int]:
+    """`_call` from a client process of its own."""
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+    done = subprocess.run([sys.executable, "-c", STREAM_CLIENT, str(path), str(expected)], input=request,
+                          capture_output=True, check=True, timeout=60)
+    elapsed, size = done.stdout.split()
+    return float(elapsed), int(size)
+
+
 def measure(calls: int, events: int = 40, stream_mb: int = STREAM_MB) -> dict[str, float]:
     """Latencies of both tunnels (seconds) and one long stream's throughput (MB/s) through each."""
     loop = asyncio.new_event_loop()
@@ -115,7 +142,7 @@ def measure(calls: int, events: int = 40, stream_mb: int = STREAM_MB) -> dict[st
         rounds = calls if label == "call" else 7
         for index in range(rounds + 5):
             for name in ("plain", "recorded") if index % 2 else ("recorded", "plain"):
-                elapsed, size = _call(paths[name], len(upstream.answer))
+                elapsed, size = (_call if label == "call" else _stream_call)(paths[name], len(upstream.answer))
                 asyncio.run_coroutine_threadsafe(recorder.settled(), loop).result()  # untimed: its answer read
                 if index >= 5:  # warm-up
                     times[name].append(elapsed if label == "call" else size / elapsed / 1e6)
