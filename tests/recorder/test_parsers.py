@@ -105,26 +105,42 @@ def http_exchange(path, request_body, response_head, response_body, *, chunked=T
     return request, head + framed
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
 @pytest.mark.parametrize("cut", [1, 17, 40, 90, 200])
-def test_two_calls_on_one_keep_alive_connection_cut_anywhere(cut):
+def test_calls_on_one_keep_alive_connection_cut_anywhere(cut, chunked):
     sink = Sink()
     seen = ConnectionRecorder("openai", sink)
     body = json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "q"}]}).encode()
     request, response = http_exchange("/v1/chat/completions", body,
-                                      b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", OPENAI_STREAM)
-    for _ in range(2):
+                                      b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", OPENAI_STREAM,
+                                      chunked=chunked)
+    for _ in range(3):
         for data in (request[:cut], request[cut:]):
             seen.from_agent(data)
-        for data in (response[:cut], response[cut:]):
+        for data in (response[:cut], response[cut:cut + 150], response[cut + 150:]):  # head, body, end apart
             seen.from_endpoint(data)
     seen.closed()
-    assert [c.kind for c in sink.calls] == ["call", "call"]
-    call = sink.calls[1]
+    assert [c.kind for c in sink.calls] == ["call", "call", "call"]
+    call = sink.calls[2]
     assert (call.model, call.status, call.streamed, call.response, call.tokens_in, call.tokens_out) == (
         "gpt-4o-mini", 200, True, "Hi there", 7, 2)
     assert call.request == [{"role": "user", "content": "q"}]
     assert call.first_byte_at is not None and call.ended_at >= call.started_at
     assert call.bytes_up == len(request) and call.bytes_down == len(response)
+
+
+def test_an_answer_that_comes_before_its_request_has_been_sent_whole_is_still_read():
+    sink = Sink()
+    seen = ConnectionRecorder("openai", sink)
+    request, response = http_exchange("/v1/chat/completions", b'{"model": "g", "messages": []}' + b" " * 5000,
+                                      b"HTTP/1.1 413 Payload Too Large\r\n", b'{"error": {"message": "too large"}}',
+                                      chunked=False)
+    seen.from_agent(request[:200])
+    seen.from_endpoint(response[:60])
+    seen.from_endpoint(response[60:])
+    seen.from_agent(request[200:])
+    seen.closed()
+    assert [(c.status, c.error) for c in sink.calls] == [(413, "too large")]
 
 
 def test_not_http_is_bytes_and_timing_and_other_paths_are_not_calls():

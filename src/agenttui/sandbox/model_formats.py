@@ -23,6 +23,7 @@ PARSE_CAP = 8 * 1024 * 1024  # a line longer than this is not read (its call kee
 # the end of the rest, whose last lines hold a stream's token counts.
 HEAD_BYTES = 1024 * 1024
 TAIL_BYTES = 64 * 1024
+READ_PIECE = 16 * 1024  # what `end` reads at a time of the kept head
 TEXT_CAP = 64 * 1024  # response text kept while reading: the most model_call_text_max may keep
 # Once the text is full, only lines holding one of these are read (token counts, tool calls, errors
 # come in a stream's last events): a long stream costs a substring search, not a decode an event.
@@ -143,7 +144,9 @@ class ResponseReader:
 
     def end(self) -> ResponseSummary:
         """Read what was kept (the whole body, or its head and its tail)."""
-        self._take(bytes(self._head))
+        head = bytes(self._head)
+        for start in range(0, len(head), READ_PIECE):  # in pieces: once the text is full, the rest is only searched
+            self._take(head[start:start + READ_PIECE])
         tail = b"".join(self._tail)
         self._head, self._tail = bytearray(), deque()
         if self._skipped and self.mode != "none":

@@ -8,7 +8,9 @@ becomes a ModelCall when its response ends. A connection that is not HTTP/1.1 (T
 h11 cannot read) becomes one "connection" record of bytes and timing when it closes. While a
 response passes, only its framing is read and its body kept (its head and its tail); the body is
 read when the response has ended, in a thread of its own (one for the process, so calls keep
-their order), so a long stream costs the forwarding path a copy, not a parse a chunk.
+their order), so a long stream costs the forwarding path a copy, not a parse a chunk. A body
+framed by Content-Length is counted rather than framed by h11: its bytes go straight to the body's
+reader, and the response parser starts afresh when the count runs out.
 
 Calls go to the sink attached under the test's container name (the engine attaches one that
 redacts, caps and stores them in batches); with none attached nothing is parsed at all.
@@ -178,6 +180,8 @@ class ConnectionRecorder:
         self._responses = h11.Connection(h11.CLIENT)  # reads what the endpoint answers
         self._waiting: deque[_Exchange] = deque()  # requests whose responses have not ended
         self._sending: _Exchange | None = None  # the request whose body is passing
+        self._body_left: int | None = None  # bytes still to come of a response body framed by Content-Length
+        self._counting = False  # that body is counted here, past the response parser (see _count_body)
 
     def from_agent(self, data: bytes) -> None:
         if not data:  # h11 would take it for the end of the stream
@@ -197,7 +201,9 @@ class ConnectionRecorder:
             self.first_byte_at = self.clock()
         if self._waiting and self._waiting[0].call.first_byte_at is None:
             self._waiting[0].call.first_byte_at = self.clock()
-        if self.readable:
+        if self._counting:
+            data = self._count_body(data)
+        if self.readable and data:
             self._guard(self._responses.receive_data, data)
             self._guard(self._read_responses)
 
@@ -262,7 +268,7 @@ class ConnectionRecorder:
         while self.readable:
             event = self._responses.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED or not self._waiting:
-                return
+                break
             exchange = self._waiting[0]
             if isinstance(event, h11.Response):
                 exchange.response_started(event)
@@ -270,19 +276,54 @@ class ConnectionRecorder:
                     exchange.taped.status = event.status_code
                     exchange.taped.response_headers = [(n.decode("latin-1"), v.decode("latin-1"))
                                                        for n, v in event.headers]
+                self._body_left = self._counted_length(exchange, event)
             elif isinstance(event, h11.Data):
-                exchange.response_data(event.data)
-                if exchange.taped is not None:
-                    exchange.taped.chunks.append((self.clock(), bytes(event.data)))
+                self._body_data(exchange, event.data)
+                if self._body_left is not None:
+                    self._body_left -= len(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                self._waiting.popleft()
-                if exchange.taped is not None and self.tape is not None:
-                    self._tape(exchange.taped)
-                if exchange.family is not None:
-                    self._finish(exchange, self.clock())
-                self._answer_request_parser(exchange)
+                self._body_left = None
+                self._response_ended(exchange)
             elif isinstance(event, h11.ConnectionClosed):
                 return
+        if self._body_left and self._responses.their_state is h11.SEND_BODY:
+            self._counting = True  # h11 has handed out what it held: the rest of the body is counted
+
+    def _counted_length(self, exchange: _Exchange, response: h11.Response) -> int | None:
+        """The body's length when Content-Length alone frames it and its request has been read whole."""
+        if self._sending is not None or exchange.call.method == "HEAD" or response.status_code in (204, 304):
+            return None
+        lengths = [value for name, value in response.headers if name == b"content-length"]
+        if len(lengths) != 1 or any(name == b"transfer-encoding" for name, _ in response.headers):
+            return None
+        return int(lengths[0]) if lengths[0].isdigit() else None
+
+    def _count_body(self, data: bytes) -> bytes:
+        """Pass a counted body's bytes to its reader; what follows the body is returned for h11."""
+        assert self._body_left is not None
+        piece = data if len(data) <= self._body_left else data[:self._body_left]
+        self._body_left -= len(piece)
+        exchange = self._waiting[0]
+        self._body_data(exchange, piece)
+        if self._body_left == 0:
+            self._counting, self._body_left = False, None
+            # h11 never saw the body: a fresh parser reads the next response.
+            self._responses = h11.Connection(h11.CLIENT)
+            self._response_ended(exchange)
+        return data[len(piece):]
+
+    def _body_data(self, exchange: _Exchange, data: bytes) -> None:
+        exchange.response_data(data)
+        if exchange.taped is not None:
+            exchange.taped.chunks.append((self.clock(), bytes(data)))
+
+    def _response_ended(self, exchange: _Exchange) -> None:
+        self._waiting.popleft()
+        if exchange.taped is not None and self.tape is not None:
+            self._tape(exchange.taped)
+        if exchange.family is not None:
+            self._finish(exchange, self.clock())
+        self._answer_request_parser(exchange)
 
     def _answer_request_parser(self, exchange: _Exchange) -> None:
         """The request parser waits for an answer before it reads the next request: give it one
@@ -293,11 +334,14 @@ class ConnectionRecorder:
             self._requests.send(h11.EndOfMessage())
         if self._responses.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
             self._next_cycle()
+        elif self._responses.states == {h11.CLIENT: h11.IDLE, h11.SERVER: h11.IDLE}:  # a fresh parser
+            self._next_cycle(fresh=True)
 
-    def _next_cycle(self) -> None:
+    def _next_cycle(self, fresh: bool = False) -> None:
         if self._requests.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
             self._requests.start_next_cycle()
-            self._responses.start_next_cycle()
+            if not fresh:
+                self._responses.start_next_cycle()
             self._read_requests()
 
     def _tape(self, taped: Recorded) -> None:
