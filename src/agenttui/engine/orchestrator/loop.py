@@ -294,14 +294,18 @@ class Orchestrator:
             await self._log(run, image_note)
             await self._end(run, Status.CANCELLED, error="cancelled while building")
             return None
-        # The name is deterministic: persisting it first means a crash right after start
-        # still leaves the container findable by whoever adopts the test.
-        await self._write(run, note=image_note, handle=spec.name, image=image)
-        handle = await self.backend.start(spec, image)
-        notes = [f"[agenttui] {note}" for note in self.backend.take_notes(spec.name)]
+        # Nothing is written before the start: the container's name is the spec's, so whoever
+        # adopts the test after a crash here finds it by that name (_reattach).
+        try:
+            handle = await self.backend.start(spec, image)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._write(run, note=image_note, image=image))
+            raise
+        notes = [image_note, *(f"[agenttui] {note}" for note in self.backend.take_notes(spec.name))]
         run.endpoints_down = self.backend.take_endpoints_down(spec.name)
         notes.append(f"[agenttui] running (container {handle[:12]}, timeout {test.request.timeout_s} s)")
-        await self._mark_running(run, handle, notes)
+        await self._mark_running(run, handle, notes, image=image)
         return handle
 
     async def _installed_versions(self, test_id: int | None, image: str) -> dict[str, str]:
@@ -312,7 +316,7 @@ class Orchestrator:
             log.warning("test %s: could not read the installed versions of %s: %s", test_id, image, exc)
             return {}
 
-    async def _mark_running(self, run: Run, handle: str, notes: Sequence[str] = ()) -> None:
+    async def _mark_running(self, run: Run, handle: str, notes: Sequence[str] = (), **values: Any) -> None:
         """BUILDING -> RUNNING with the handle; the deadline starts now and is stored, so a
         timeout also fires for whoever adopts the test later."""
         run.handle = handle
@@ -325,6 +329,7 @@ class Orchestrator:
             handle=handle,
             running_at=now,
             deadline_at=now + run.test.request.timeout_s,
+            **values,
         )
         if moved is None:
             raise LeaseLost()
