@@ -244,3 +244,28 @@ def test_a_realtime_replay_keeps_the_recorded_pace_and_a_miss_is_not_retried(tmp
     assert answer == (200, b'{"a": 1}\n{"b": 2}\n', True)
     assert took >= 0.4  # the second chunk waited for its recorded offset
     assert b"409 " in miss.split(b"\r\n", 1)[0] and b"x-should-retry: false" in miss.lower()
+
+
+def test_the_installed_command_ends_a_headless_command_with_its_whole_output_and_its_code(tmp_path):
+    """`agenttui` (pyproject's script) ends a blocking command without the interpreter's teardown:
+    what it printed still reaches a pipe whole, and its exit code is the command's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from agenttui.cli import main
+
+    many = tmp_path / "many.json"
+    many.write_text(cassette.dumps(cassette.cassette_document([entry(f"question number {n}") for n in range(400)])))
+    binary = Path(sys.executable).parent / "agenttui"
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "XDG_CONFIG_HOME": str(tmp_path)}
+    shown = subprocess.run([str(binary), "cassette", "show", str(many)], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 401 and lines[-1].startswith("#400 ") and "question number 399" in lines[-1]
+    missing = subprocess.run([str(binary), "cassette", "show", str(tmp_path / "none.json")], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert main(["cassette", "show", str(tmp_path / "none.json")]) == 2  # in this process, main only returns

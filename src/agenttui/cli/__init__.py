@@ -5,9 +5,10 @@ input, 3 infrastructure failure, 4 timed out, 5 cancelled). This module must sta
 Textual (a test checks it) and light to import: heavy modules load inside the commands that
 need them.
 
-One module per group of commands; `main` is the entry point (pyproject's script)."""
+One module per group of commands; `run` is the entry point (pyproject's script), `main` the
+function it calls (tests call it in their own process)."""
 
-from agenttui.cli.entry import main
+from agenttui.cli.entry import main, run
 from agenttui.cli.parser import build_parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]

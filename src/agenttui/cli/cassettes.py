@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from agenttui.cli.common import UserError, read_text
-from agenttui.sandbox.cassette import CassetteError, check_document, dumps
 
 
 def read_cassette(path: Path) -> dict[str, Any]:
+    from agenttui.sandbox.cassette import CassetteError, check_document  # a submit without cassettes never loads it
+
     text = read_text(path, "cassette")
     try:
         document = json.loads(text)
@@ -72,7 +71,7 @@ def write_cassette(client: Any, test_id: int, path: Path) -> Any:
     """The test's recorded exchanges, from the server's `trace`, written to `path` (atomically).
     With a blocking client it writes at once; with an asyncio one it returns the coroutine to await."""
     trace = client.trace(test_id)
-    if inspect.isawaitable(trace):
+    if hasattr(trace, "__await__"):  # an asyncio client's
         async def when_read() -> None:
             save_cassette(test_id, await trace, path)
 
@@ -87,6 +86,10 @@ def save_cassette(test_id: int, trace: Any, path: Path, *, quiet: bool = False) 
     if trace.cassette is None:
         print(f"agenttui: test {test_id} recorded no new model exchange; {path} is unchanged", file=sys.stderr)
         return
+    import tempfile
+
+    from agenttui.sandbox.cassette import dumps
+
     handle, temporary = tempfile.mkstemp(prefix=".cassette-", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -11,10 +11,8 @@ the last line it delivered, so a reconnect neither repeats nor skips lines.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,10 +38,11 @@ from agenttui.core.wire import (
 )
 
 if TYPE_CHECKING:
+    import subprocess
+
     from agenttui.client.settings import ClientSettings
     from agenttui.core.config import Settings
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVER_START_TIMEOUT_S = 20.0
@@ -129,7 +128,9 @@ class BlockingClient:
             if health.build == build_id():
                 return
             if not self.personal:
-                log.warning(
+                import logging  # only here: a submit's start does without it
+
+                logging.getLogger(__name__).warning(
                     "the agenttui server at %s runs version %s (build %s), this client %s (build %s)",
                     self.socket_path, health.version, health.build, __version__, build_id(),
                 )
@@ -185,6 +186,8 @@ class BlockingClient:
     def _spawn_server(self) -> tuple[subprocess.Popen[bytes], int]:
         """Start `agenttui server` detached from this terminal: it outlives this client. Returns
         the process and where its output starts in the server log."""
+        import subprocess  # only when a server is started: not on every command's path
+
         log = server_log_file()
         private_dir(log.parent, ours=True)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
