@@ -298,8 +298,18 @@ class BedrockResponseReader:
     def _on_object(self, data: dict[str, Any]) -> None:
         """One JSON object of any Bedrock shape (they do not collide): a Converse answer or stream
         event, or a vendor's InvokeModel body or stream chunk."""
+        self._converse(data)
+        self._anthropic(data)
+        self._other_vendors(data)
+        # Every InvokeModelWithResponseStream ends with Bedrock's own counts: they have the last word
+        metrics = data.get("amazon-bedrock-invocationMetrics")
+        if isinstance(metrics, dict):
+            self._usage(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
+
+    def _converse(self, data: dict[str, Any]) -> None:
+        """Converse (and Nova's InvokeModel): output.message.content, usage.inputTokens; and
+        ConverseStream's events (and Nova's invoke stream chunks), keyed by the event's name."""
         summary = self.summary
-        # Converse (and Nova's InvokeModel): output.message.content, usage.inputTokens
         output = data.get("output")
         if isinstance(output, dict) and isinstance(output.get("message"), dict):
             for block in output["message"].get("content") or []:
@@ -314,7 +324,6 @@ class BedrockResponseReader:
         if isinstance(usage, dict):
             self._usage(usage.get("inputTokens", usage.get("input_tokens")),
                         usage.get("outputTokens", usage.get("output_tokens")))
-        # ConverseStream events (and Nova's invoke stream chunks), keyed by the event's name
         start = data.get("contentBlockStart")
         if isinstance(start, dict) and isinstance(start.get("start"), dict):
             use = start["start"].get("toolUse")
@@ -330,7 +339,10 @@ class BedrockResponseReader:
         metadata = data.get("metadata")
         if isinstance(metadata, dict) and isinstance(metadata.get("usage"), dict):
             self._usage(metadata["usage"].get("inputTokens"), metadata["usage"].get("outputTokens"))
-        # Anthropic messages: content blocks, and the stream's events by "type"
+
+    def _anthropic(self, data: dict[str, Any]) -> None:
+        """Anthropic messages: content blocks, and the stream's events by "type"."""
+        summary = self.summary
         if data.get("type") == "message" and isinstance(data.get("content"), list):
             for block in data["content"]:
                 if isinstance(block, dict) and block.get("type") == "text":
@@ -354,6 +366,9 @@ class BedrockResponseReader:
                 self._tool(data.get("index"))["arguments"] += data["delta"]["partial_json"]
         elif kind == "error" and isinstance(data.get("error"), dict):
             summary.error = str(data["error"].get("message") or data["error"])
+
+    def _other_vendors(self, data: dict[str, Any]) -> None:
+        """Titan, Llama, Mistral and Cohere bodies and stream chunks."""
         # Amazon Titan: inputTextTokenCount, results[].outputText/tokenCount; its stream's outputText
         self._add_text(data.get("outputText"))
         results = data.get("results")
@@ -374,7 +389,3 @@ class BedrockResponseReader:
             for item in data.get(key) or []:
                 if isinstance(item, dict):
                     self._add_text(item.get("text"))
-        # Every InvokeModelWithResponseStream ends with Bedrock's own counts: they have the last word
-        metrics = data.get("amazon-bedrock-invocationMetrics")
-        if isinstance(metrics, dict):
-            self._usage(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))

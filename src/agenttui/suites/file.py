@@ -221,17 +221,7 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
     """Read and check a suite file. `defaults`: request fields under the file's (the user's
     settings: timeout, limits); `repeat` overrides the file's; `only` keeps those case ids.
     SuiteFileError lists every problem."""
-    from agenttui.core.lifecycle import InvalidRequest
-    from agenttui.core.domain import TestRequest
-
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SuiteFileError(path, [f"cannot read the suite file: {exc.strerror or exc}"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SuiteFileError(path, [f"not valid TOML: {exc}"]) from None
+    raw, data = _read_toml(path)
     problems: list[str] = []
     base = path.parent
     for key in sorted(set(data) - TOP_KEYS):
@@ -240,13 +230,7 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
     if not isinstance(name, str) or not name.strip():
         problems.append("name: give the suite's name (text)")
         name = path.stem
-    file_repeat = data.get("repeat", 1)
-    if repeat is not None:
-        file_repeat = repeat
-    if isinstance(file_repeat, bool) or not isinstance(file_repeat, int) or not 1 <= file_repeat <= MAX_REPEAT:
-        where = "--repeat" if repeat is not None else "repeat"
-        problems.append(f"{where}: must be a whole number from 1 to {MAX_REPEAT}; it is {file_repeat!r}")
-        file_repeat = 1
+    file_repeat = _repeat(data, repeat, problems)
     top = _merge(defaults or {}, _settings(data, base, problems, ""))
     judge = None
     if "judge" in data:
@@ -261,50 +245,10 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
     cases: list[Case] = []
     seen: set[str] = set()
     for index, table in enumerate(tables):
-        case_id = table.get("id") if isinstance(table, dict) else None
-        if not isinstance(case_id, str) or not case_id.strip():
-            where = f"case[{index + 1}] "
-            problems.append(f"{where}id: every case needs an id (text)")
-            case_id = f"case[{index + 1}]"
-        else:
-            where = f"case {json.dumps(case_id[:MAX_ID_CHARS])} "
-            if len(case_id) > MAX_ID_CHARS:
-                problems.append(f"{where}id: must be at most {MAX_ID_CHARS} characters; it has {len(case_id)}")
-            if case_id in seen:
-                problems.append(f"{where}id: another case has the same id; ids must be unique")
-            seen.add(case_id)
-        if not isinstance(table, dict):
-            continue
-        for key in sorted(set(table) - CASE_KEYS):
-            problems.append(f"{where}{key}: not a case key agenttui knows (a case takes {', '.join(sorted(CASE_KEYS))})")
-        query = table.get("query")
-        if not isinstance(query, str):
-            problems.append(f"{where}query: every case needs a query (text)")
-            query = ""
-        fields = _merge(top, _settings(table, base, problems, where))
-        fields["query"] = query
-        expect = table.get("expect", [])
-        assertions: list[tuple[int, Assertion]] = []
-        if not isinstance(expect, list):
-            problems.append(f"{where}expect: write assertions as [[case.expect]] tables")
-            expect = []
-        for number, item in enumerate(expect, start=1):
-            try:
-                assertions.append((number, parse_assertion(item)))
-            except BadAssertion as exc:
-                kind = item.get("type") if isinstance(item, dict) and item.get("type") in KINDS else ""
-                problems.append(f"{where}expect[{number}] {kind + ' ' if kind else ''}{exc}".replace("  ", " "))
-        _add_scorers(fields, assertions, base, problems, where)
-        _add_rubrics(fields, assertions, judge if "judge" not in data or judge else {}, problems, where)
-        if "agent_code" not in fields:
-            problems.append(f"{where}agent: no agent: set agent = \"agent.py\" at the top or in the case")
-        else:
-            try:
-                TestRequest.parse(**fields)
-            except InvalidRequest as exc:
-                problems.extend(_field_problem(where, f, m, fields.get("scorers")) for f, m in exc.errors.items()
-                                if f != "query" or isinstance(table.get("query"), str))
-        cases.append(Case(case_id, query, fields, [assertion for _, assertion in assertions]))
+        case_id, where = _case_id(table, index, seen, problems)
+        if isinstance(table, dict):
+            rubric_judge = judge if "judge" not in data or judge else {}
+            cases.append(_case(table, case_id, where, top, base, rubric_judge, problems))
     if only:
         unknown = [c for c in only if c not in seen]
         problems.extend(f"--case {c}: no case has this id (the suite's: {', '.join(sorted(seen))})" for c in unknown)
@@ -319,3 +263,77 @@ def load_suite(path: Path, *, defaults: dict[str, Any] | None = None, repeat: in
     agents = dict.fromkeys(c.request["agent_code"] for c in cases)
     agent_digest = hashlib.sha256("\0".join(agents).encode()).hexdigest()
     return Suite(name.strip(), hashlib.sha256(raw).hexdigest(), agent_digest, file_repeat, cases)
+
+
+def _read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteFileError(path, [f"cannot read the suite file: {exc.strerror or exc}"]) from None
+    try:
+        return raw, tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteFileError(path, [f"not valid TOML: {exc}"]) from None
+
+
+def _repeat(data: dict[str, Any], repeat: int | None, problems: list[str]) -> int:
+    """The repeats of each case: --repeat's, else the file's (1 when it is wrong)."""
+    value = data.get("repeat", 1) if repeat is None else repeat
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+        where = "--repeat" if repeat is not None else "repeat"
+        problems.append(f"{where}: must be a whole number from 1 to {MAX_REPEAT}; it is {value!r}")
+        return 1
+    return value
+
+
+def _case_id(table: Any, index: int, seen: set[str], problems: list[str]) -> tuple[str, str]:
+    """The case's id and how its problems name it."""
+    case_id = table.get("id") if isinstance(table, dict) else None
+    if not isinstance(case_id, str) or not case_id.strip():
+        problems.append(f"case[{index + 1}] id: every case needs an id (text)")
+        return f"case[{index + 1}]", f"case[{index + 1}] "
+    where = f"case {json.dumps(case_id[:MAX_ID_CHARS])} "
+    if len(case_id) > MAX_ID_CHARS:
+        problems.append(f"{where}id: must be at most {MAX_ID_CHARS} characters; it has {len(case_id)}")
+    if case_id in seen:
+        problems.append(f"{where}id: another case has the same id; ids must be unique")
+    seen.add(case_id)
+    return case_id, where
+
+
+def _case(table: dict[str, Any], case_id: str, where: str, top: dict[str, Any], base: Path,
+          judge: dict[str, Any] | None, problems: list[str]) -> Case:
+    """One [[case]] table: its request (the top's fields under its own) and its assertions."""
+    from agenttui.core.domain import TestRequest
+    from agenttui.core.lifecycle import InvalidRequest
+
+    for key in sorted(set(table) - CASE_KEYS):
+        problems.append(f"{where}{key}: not a case key agenttui knows (a case takes {', '.join(sorted(CASE_KEYS))})")
+    query = table.get("query")
+    if not isinstance(query, str):
+        problems.append(f"{where}query: every case needs a query (text)")
+        query = ""
+    fields = _merge(top, _settings(table, base, problems, where))
+    fields["query"] = query
+    expect = table.get("expect", [])
+    assertions: list[tuple[int, Assertion]] = []
+    if not isinstance(expect, list):
+        problems.append(f"{where}expect: write assertions as [[case.expect]] tables")
+        expect = []
+    for number, item in enumerate(expect, start=1):
+        try:
+            assertions.append((number, parse_assertion(item)))
+        except BadAssertion as exc:
+            kind = item.get("type") if isinstance(item, dict) and item.get("type") in KINDS else ""
+            problems.append(f"{where}expect[{number}] {kind + ' ' if kind else ''}{exc}".replace("  ", " "))
+    _add_scorers(fields, assertions, base, problems, where)
+    _add_rubrics(fields, assertions, judge, problems, where)
+    if "agent_code" not in fields:
+        problems.append(f"{where}agent: no agent: set agent = \"agent.py\" at the top or in the case")
+    else:
+        try:
+            TestRequest.parse(**fields)
+        except InvalidRequest as exc:
+            problems.extend(_field_problem(where, f, m, fields.get("scorers")) for f, m in exc.errors.items()
+                            if f != "query" or isinstance(table.get("query"), str))
+    return Case(case_id, query, fields, [assertion for _, assertion in assertions])
