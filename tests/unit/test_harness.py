@@ -64,19 +64,23 @@ def test_runner_source_is_the_packaged_file():
     assert runner_source() == RUNNER.read_text()
 
 
-def test_runner_is_python39_stdlib_only():
-    source = runner_source()
-    ast.parse(source, feature_version=(3, 9))  # no match statements, no 3.10+ syntax
-    tree = ast.parse(source)
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add((node.module or "").split(".")[0])
-    assert "agenttui" not in imported
-    assert imported <= set(sys.stdlib_module_names)
-    assert f'RESULT_TAG = "{RESULT_TAG}"' in source
+def test_the_harness_files_are_python39_stdlib_only():
+    """The runner and its grading (what a container gets) import the standard library and each
+    other only."""
+    from agenttui.harness import GRADING_FILENAME, harness_files
+
+    files = harness_files()
+    for source in files.values():
+        ast.parse(source, feature_version=(3, 9))  # no match statements, no 3.10+ syntax
+        imported = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+        assert "agenttui" not in imported
+        assert imported <= set(sys.stdlib_module_names) | {GRADING_FILENAME.removesuffix(".py")}
+    assert f'RESULT_TAG = "{RESULT_TAG}"' in runner_source()
 
 
 def test_plain_run_function(tmp_path):

@@ -1,7 +1,8 @@
 """The in-container harness: the runner's source (to copy into containers) and its result record.
 
-runner.py runs inside the container with no agenttui installed; this module is the host side:
-it hands out the runner's text, makes the per-attempt nonce, and reads the record back.
+runner.py runs inside the container with no agenttui installed, and grading.py beside it runs a
+suite case's scorers and rubrics; this module is the host side: it hands out their text, makes the
+per-attempt nonce, and reads the record back.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 RESULT_TAG = "@@agenttui-result"  # must match runner.RESULT_TAG
 RUNNER_FILENAME = "agenttui_harness.py"  # the runner's name inside a container
-# The first words of the judge's system prompt (must match runner.JUDGE_MARK): a model call that
+GRADING_FILENAME = "agenttui_grading.py"  # grading.py's, beside it (the runner imports it by that name)
+# The first words of the judge's system prompt (must match grading.JUDGE_MARK): a model call that
 # opens with them is a suite rubric's judge, recorded and priced apart from the agent's calls.
 JUDGE_MARK = "You are agenttui's judge."
 _REQUIRED_KEYS = ("success", "response", "error")
@@ -23,6 +25,12 @@ _REQUIRED_KEYS = ("success", "response", "error")
 def runner_source() -> str:
     """The text of runner.py (read as package data, so it works from a wheel too)."""
     return resources.files(__name__).joinpath("runner.py").read_text(encoding="utf-8")
+
+
+def harness_files() -> dict[str, str]:
+    """What a test's container gets beside its agent: the runner and its grading, by their names there."""
+    text = resources.files(__name__)
+    return {RUNNER_FILENAME: runner_source(), GRADING_FILENAME: text.joinpath("grading.py").read_text(encoding="utf-8")}
 
 
 def new_nonce() -> str:

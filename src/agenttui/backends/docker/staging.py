@@ -22,7 +22,7 @@ from pathlib import Path
 from agenttui.backends.base import RunSpec
 from agenttui.backends.docker.host_trust import TrustedCAs
 from agenttui.core.config import Settings
-from agenttui.harness import RUNNER_FILENAME, runner_source
+from agenttui.harness import harness_files
 
 MOUNT_POINT = "/agenttui"  # where the staged bundle appears, read-only, in every container
 AGENT_FILENAME = "agent.py"
@@ -104,12 +104,12 @@ class Staging:
         return staging
 
     def prepare_folder(self, folder: Path) -> None:
-        """The bundle's folder with what every container gets: the runner, the CA bundle."""
+        """The bundle's folder with what every container gets: the runner (and its grading), the CA bundle."""
         self.ensure_root()
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=0o700)
         folder.chmod(container_readable_mode(folder, directory=True))  # the container's user enters it
-        files = {RUNNER_FILENAME: runner_source().encode()}
+        files = {name: text.encode() for name, text in harness_files().items()}
         ca_bundle = self.trusted.bundle()
         if ca_bundle:
             files[CA_FILENAME] = ca_bundle

@@ -11,7 +11,7 @@ from agenttui.backends.base import InfraError, RunSpec
 from agenttui.backends.ecs.aws import AwsClients, describe_error
 from agenttui.backends.ecs.packages import delete_older_than
 from agenttui.core.config import Settings
-from agenttui.harness import RUNNER_FILENAME, runner_source
+from agenttui.harness import harness_files
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,11 @@ def task_env(spec: RunSpec) -> dict[str, str]:
 
 
 def build_bundle(spec: RunSpec) -> bytes:
-    """The zip the runner fetches: agent, requirements, harness and the test's environment."""
+    """The zip the runner fetches: agent, requirements, harness (runner and grading) and the test's environment."""
     files = {
         "agent.py": spec.request.agent_code,
         "requirements.txt": spec.request.requirements,
-        RUNNER_FILENAME: runner_source(),
+        **harness_files(),
         "env.json": json.dumps(task_env(spec), sort_keys=True),
     }
     buffer = io.BytesIO()
