@@ -160,15 +160,18 @@ def test_the_worked_example_reads_and_its_agent_passes_every_case():
     spec.loader.exec_module(agent)
     suite = load_suite(folder / "suite.toml")
     assert len(suite.cases) == 6
-    harness_spec = importlib.util.spec_from_file_location(
-        "example_harness", Path(__file__).parents[2] / "src" / "agenttui" / "harness" / "runner.py")
-    harness = importlib.util.module_from_spec(harness_spec)
-    harness_spec.loader.exec_module(harness)
+    modules = {}
+    for name in ("runner", "grading"):
+        module_spec = importlib.util.spec_from_file_location(
+            f"example_{name}", Path(__file__).parents[2] / "src" / "agenttui" / "harness" / f"{name}.py")
+        modules[name] = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(modules[name])
+    harness, grading = modules["runner"], modules["grading"]
     for case in suite.cases:
         response = agent.run(case.query)
-        record = harness._scorer_record({"response": response, "load_s": 0.1, "run_s": 0.1}, 0)
+        record = grading._scorer_record(harness, {"response": response, "load_s": 0.1, "run_s": 0.1}, 0)
         # Its scorers as the harness runs them in the test's sandbox.
-        scores = [harness.run_scorer(s, response, record) for s in case.request.get("scorers", [])]
+        scores = [grading.run_scorer(harness, s, response, record) for s in case.request.get("scorers", [])]
         assert evaluate(case.expect, Outcome("COMPLETED", response, duration_s=1.0, scores=scores)) == [], case.id
 
 
