@@ -202,7 +202,11 @@ class ConnectionRecorder:
         if self._waiting and self._waiting[0].call.first_byte_at is None:
             self._waiting[0].call.first_byte_at = self.clock()
         if self._counting:
-            data = self._count_body(data)
+            try:
+                data = self._count_body(data)
+            except Exception:  # as in _guard: a bug here must never break the agent's connection
+                log.exception("recorder: cannot count a %s answer; recording bytes only", self.provider)
+                self.readable, self._counting, data = False, False, b""
         if self.readable and data:
             self._guard(self._responses.receive_data, data)
             self._guard(self._read_responses)
