@@ -45,6 +45,8 @@ def test_the_headless_commands_import_no_asyncio_pydantic_or_sqlalchemy(light, t
     test_id = queued.stdout.strip()
     followed = light("submit", str(agent), "--query", "hello")
     assert "COMPLETED" in followed.stdout and "hello" in followed.stdout
+    # A command builds its own part of the grammar: the suite commands' modules stay unloaded.
+    assert "agenttui.cli.suites" not in imported(followed.stderr)
     assert "COMPLETED" in light("show", test_id, "--json").stdout
     assert light("logs", test_id).stdout
     assert light("logs", "-f", test_id).stdout
@@ -54,3 +56,24 @@ def test_the_headless_commands_import_no_asyncio_pydantic_or_sqlalchemy(light, t
     assert "COMPLETED" in light("retry", test_id, "--query", "again").stdout
     running = light("submit", str(agent), "--query", "cancel me", "--no-wait").stdout.strip()
     assert f"test {running} cancelled" in light("cancel", running).stdout.lower()
+
+
+def test_a_command_alone_is_parsed_as_the_whole_grammar_parses_it():
+    from agenttui.cli.entry import COMMANDS
+    from agenttui.cli.parser import COMMAND_PARSERS, build_parser, command_of, normalise_argv
+
+    assert set(COMMAND_PARSERS) == set(COMMANDS)
+    samples = [
+        ["submit", "a.py", "--query", "q", "--egress", "none", "--socket", "/tmp/s"],
+        ["--max-concurrent", "3", "history", "--search", "x", "--limit", "5"],
+        ["--socket=/tmp/s", "logs", "-f", "7"],
+        ["suite", "run", "s.toml", "--repeat", "2", "--json"],
+        ["server", "status", "--json"],
+    ]
+    for argv in samples:
+        argv = normalise_argv(argv)
+        command = command_of(argv)
+        assert command is not None and command in argv
+        assert vars(build_parser(command).parse_args(argv)) == vars(build_parser().parse_args(argv))
+    assert command_of(normalise_argv(["--help"])) is None  # the whole grammar answers --help
+    assert command_of(["agent.py"]) is None  # `agenttui agent.py`: the TUI

@@ -9,7 +9,7 @@ from importlib import import_module
 from pathlib import Path
 
 from agenttui.cli.common import EXIT_INVALID, UserError, client_settings
-from agenttui.cli.parser import build_parser, normalise_argv
+from agenttui.cli.parser import build_parser, command_of, normalise_argv
 from agenttui.core import errors as codes
 
 # Each command's module loads only when that command runs (a light start: no asyncio before it).
@@ -58,7 +58,7 @@ def run() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
+    parser = build_parser(command_of(argv))
     agent = _tui_agent_file(argv, parser)
     if agent is not None:  # `agenttui path/to/agent.py`: the TUI with that file loaded
         return _run_tui(parser.parse_args(argv[:-1]), agent)

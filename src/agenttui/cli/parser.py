@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agenttui.cli.suites import add_suite_commands
 from agenttui.cli.common import EXIT_AGENT, EXIT_CANCELLED, EXIT_INFRA, EXIT_INVALID, EXIT_OK, EXIT_TIMEOUT
 from agenttui.core import errors as codes
 
@@ -69,7 +68,9 @@ def add_provider_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole grammar; with `command` (one of COMMAND_PARSERS), the global options and that
+    command alone: what a command's own run needs, at a fraction of the start-up cost."""
     parser = argparse.ArgumentParser(
         prog="agenttui",
         description="Test AI agents in isolated containers, watch them live, package them.",
@@ -84,14 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="run without a server (the test stops when this command does)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_test_commands(sub)
-    add_engine_commands(sub)
-    add_suite_commands(sub)
+    for name, add in COMMAND_PARSERS.items():
+        if command is None or name == command:
+            add(sub)
     return parser
 
 
-def add_test_commands(sub: Any) -> None:
-    """The commands about tests: queue one, read one, act on one."""
+def command_of(argv: list[str]) -> str | None:
+    """The command of a normalised argv (global options first), None when there is none."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        takes_value = GLOBAL_OPTIONS.get(argv[i].split("=", 1)[0])
+        if takes_value is None:  # --help, --version or a mistake: the whole grammar answers
+            return None
+        i += 2 if takes_value and "=" not in argv[i] else 1
+    return argv[i] if i < len(argv) and argv[i] in COMMAND_PARSERS else None
+
+
+def add_submit(sub: Any) -> None:
     submit = sub.add_parser("submit", help="run an agent on a query, stream its log, exit with its outcome")
     submit.add_argument("agent", type=Path, help="the agent's Python file")
     add_request_options(submit)
@@ -111,34 +122,50 @@ def add_test_commands(sub: Any) -> None:
     submit.add_argument("--replay-realtime", action="store_true",
                         help="replay a stream's chunks at their recorded pace (default: as fast as possible)")
 
+
+def add_cassette(sub: Any) -> None:
     cassette = sub.add_parser("cassette", help="read a cassette of recorded model exchanges")
     cassette_actions = cassette.add_subparsers(dest="action", metavar="ACTION", required=True)
     cassette_show = cassette_actions.add_parser("show", help="one line per call: endpoint, model, question, answer")
     cassette_show.add_argument("file", type=Path)
 
+
+def add_show(sub: Any) -> None:
     show = sub.add_parser("show", help="show a test's status, result and metrics")
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true")
 
+
+def add_trace(sub: Any) -> None:
     trace = sub.add_parser("trace", help="list a test's model calls: model, tokens, cost, latency, tool calls")
     trace.add_argument("id", type=int)
     trace.add_argument("--json", action="store_true", help="print the calls and their totals as one JSON object")
 
+
+def add_logs(sub: Any) -> None:
     logs = sub.add_parser("logs", help="print a test's log")
     logs.add_argument("id", type=int)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the test ends")
 
+
+def add_history(sub: Any) -> None:
     history = sub.add_parser("history", help="list finished tests")
     history.add_argument("--search", "-s", help="only tests whose query/response/error/owner/status match")
     history.add_argument("--limit", type=int, default=50)
     history.add_argument("--json", action="store_true")
 
+
+def add_queue(sub: Any) -> None:
     queue = sub.add_parser("queue", help="running and queued tests, with the cap and utilization")
     queue.add_argument("--json", action="store_true")
 
+
+def add_cancel(sub: Any) -> None:
     cancel = sub.add_parser("cancel", help="cancel a queued or running test")
     cancel.add_argument("id", type=int)
 
+
+def add_retry(sub: Any) -> None:
     retry = sub.add_parser("retry", help="run a test again as a new linked test")
     retry.add_argument("id", type=int)
     retry.add_argument("--query", "-q", help="a different query")
@@ -146,6 +173,8 @@ def add_test_commands(sub: Any) -> None:
     add_budget_options(retry)
     retry.add_argument("--json", action="store_true")
 
+
+def add_package(sub: Any) -> None:
     package = sub.add_parser("package", help="write a finished test's deployment package (zip) and print its path")
     package.add_argument("id", type=int)
     package.add_argument(
@@ -156,8 +185,7 @@ def add_test_commands(sub: Any) -> None:
     package.add_argument("--json", action="store_true")
 
 
-def add_engine_commands(sub: Any) -> None:
-    """The commands that run or check the engine itself."""
+def add_server(sub: Any) -> None:
     server = sub.add_parser(
         "server", help="run the agenttui server (started automatically when needed), or status|stop|restart it",
         description="Without an action: run the server. status: is it running, its pid, version, uptime, socket, "
@@ -169,14 +197,31 @@ def add_engine_commands(sub: Any) -> None:
     server.add_argument("--foreground", action="store_true", help="also log to stderr")
     server.add_argument("--json", action="store_true", help="status|stop|restart: one JSON object")
 
+
+def add_doctor(sub: Any) -> None:
     doctor = sub.add_parser("doctor", help="check the engine and the model provider (from a sandbox like a test's)")
     doctor.add_argument("--provider", default="ollama", help="ollama | bedrock | openai")
     doctor.add_argument("--model", default="llama3.2", help="model id")
     add_provider_options(doctor)
 
+
+def add_worker(sub: Any) -> None:
     worker = sub.add_parser("worker", help="work the queue in the foreground without a server")
     worker.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
 
+
+def add_suite(sub: Any) -> None:
+    from agenttui.cli.suites import add_suite_commands  # the suite modules load for `suite` alone
+
+    add_suite_commands(sub)
+
+
+# Each command's part of the grammar, in the order `agenttui --help` lists them.
+COMMAND_PARSERS = {
+    "submit": add_submit, "cassette": add_cassette, "show": add_show, "trace": add_trace, "logs": add_logs,
+    "history": add_history, "queue": add_queue, "cancel": add_cancel, "retry": add_retry,
+    "package": add_package, "server": add_server, "doctor": add_doctor, "worker": add_worker, "suite": add_suite,
+}
 
 # The options every command takes, and whether each is followed by a value.
 GLOBAL_OPTIONS = {"--max-concurrent": True, "--base-image": True, "--db-url": True, "--socket": True,
