@@ -163,14 +163,43 @@ def test_a_personal_server_running_older_code_is_replaced(agenttui_cmd, monkeypa
     new_pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
     assert new_pid != old_pid
 
-    def old_gone():
-        try:
-            os.kill(old_pid, 0)
-            return False
-        except ProcessLookupError:
-            return True
+    wait_for(lambda: _gone(old_pid), 20)
 
-    wait_for(old_gone, 20)
+
+def test_a_submit_sent_ahead_to_an_outdated_personal_server_is_refused_then_run_by_its_replacement(
+    agenttui_cmd, tmp_path, monkeypatch
+):
+    """`submit` sends its request before it loads the wire schema, asking for its own build: the
+    outdated server queues nothing, and the replacement runs the test once."""
+    import os
+    from pathlib import Path
+
+    import agenttui
+    from agenttui.core.config import runtime_dir
+
+    monkeypatch.setenv("AGENTTUI_BACKEND", "noop")
+    first = _submit(agenttui_cmd, tmp_path, "--query", "before")
+    assert first.returncode == 0, first.stderr
+    old_pid = int((runtime_dir() / "agenttui.sock.lock").read_text())
+    source = Path(agenttui.__file__)
+    later = max(p.stat().st_mtime for p in source.parent.rglob("*.py")) + 5
+    os.utime(source, (later, later))
+    second = _submit(agenttui_cmd, tmp_path, "--query", "after the upgrade")
+    assert second.returncode == 0, second.stderr
+    assert "COMPLETED" in second.stdout and "after the upgrade" in second.stdout
+    assert int((runtime_dir() / "agenttui.sock.lock").read_text()) != old_pid
+    assert _stored_tests() == 2  # the refused submit queued nothing
+
+    wait_for(lambda: _gone(old_pid), 20)
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+        return False
+    except ProcessLookupError:
+        return True
 
 
 # ------------------------------------------- the headless client through its personal server

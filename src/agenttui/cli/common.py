@@ -113,16 +113,17 @@ def open_client(settings) -> Client:
     return SocketClient(settings)
 
 
-def blocking_client(settings):
+def blocking_client(settings, sent=None):
     """The server's client on blocking sockets (no asyncio: a light start), or with --in-process
-    the engine in this process behind the same calls."""
+    the engine in this process behind the same calls. `sent`: a followed submit already on its
+    way (agenttui.client.early), whose answer the client's submit reads."""
     if settings.in_process:
         from agenttui.cli.in_process import EngineHere
 
         return EngineHere(settings)
     from agenttui.client.blocking import BlockingClient
 
-    return BlockingClient(settings)
+    return BlockingClient(settings, sent)
 
 
 def printable(text: str) -> str:

@@ -137,17 +137,18 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def queue_and_follow(args: argparse.Namespace, settings, queue) -> int:
+def queue_and_follow(args: argparse.Namespace, settings, queue, sent=None) -> int:
     """Queue a test with `queue(client)` (which checks the backend first), then follow it (or not):
-    on blocking sockets, or with --in-process on the engine here behind the same calls."""
+    on blocking sockets, or with --in-process on the engine here behind the same calls. `sent`:
+    the submit already on its way (agenttui.client.early), which `queue` completes."""
     from agenttui.core.errors import InfraError
 
     try:
-        with blocking_client(settings) as client:
+        with blocking_client(settings, sent) as client:
+            view = queue(client)
             notice = None if settings.in_process else client.settings_notice()
             if notice:  # before the log: a changed setting applies only once the server restarts
                 print(f"agenttui: {notice}", file=sys.stderr)
-            view = queue(client)
             if getattr(args, "no_wait", False):
                 print(json.dumps(view.summary()) if args.json else view.id)
                 return EXIT_OK
@@ -185,13 +186,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if queries:
         return submit_many(args, settings, request, queries)
 
+    sent = None
+    if not args.no_wait and not settings.in_process:
+        from agenttui.client.early import send_submit
+
+        # On its way before the client's heavier modules load: the test starts meanwhile.
+        sent = send_submit(settings, request, check_backend=True)
+
     def queue(client):
         try:
             return client.submit(request, check_backend=True, follow=not args.no_wait)
         except InvalidRequest as exc:
             raise invalid_request(args, exc) from None
 
-    return queue_and_follow(args, settings, queue)
+    return queue_and_follow(args, settings, queue, sent)
 
 
 def queries_from_args(args: argparse.Namespace) -> list[tuple[int, str]]:

@@ -30,8 +30,9 @@ from agenttui.client import transport
 from agenttui.client.transport import ConnectionLost
 from agenttui.client.trust import check_server
 from agenttui.core import wire
-from agenttui.core.errors import BAD_SETTING, NOT_FOUND, OK, InfraError, SettingsError, error_of
+from agenttui.core.errors import BAD_SETTING, NOT_FOUND, OK, SERVER_OUTDATED, InfraError, SettingsError, error_of
 from agenttui.core.paths import PRIVATE_FILE, private_dir, server_log_file
+from agenttui.core.wire_headers import HEALTH_HEADER
 from agenttui.core.wire import (
     NDJSON, Archived, ClearHistoryBody, ErrorAnswer, FollowEnd, FollowRecord, Health, LogEntry, QueueView,
     RetryBody, ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, TestView, TraceView,
@@ -73,8 +74,11 @@ class FollowStream:
 
 
 class BlockingClient:
-    def __init__(self, settings: Settings | ClientSettings):
+    def __init__(self, settings: Settings | ClientSettings, sent: transport.Sent | None = None):
+        """`sent`: a followed submit already on its way (agenttui.client.early); the next
+        submit(follow=True) reads its answer instead of sending one."""
         self.settings = settings
+        self._sent = sent
         self.socket_path = settings.resolved_socket_path
         self.personal = settings.socket_path is None
         self.ended: dict[int, TestView] = {}  # final views that ended a follow stream, for wait()
@@ -89,9 +93,13 @@ class BlockingClient:
         self.close()
 
     def open(self) -> None:
-        self.ensure_server()
+        if self._sent is None:  # a submit sent ahead found the server there
+            self.ensure_server()
 
     def close(self) -> None:
+        if self._sent is not None:
+            self._sent.close()
+            self._sent = None
         # One connection per request: only a submit's follow stream that nobody read stays open.
         while self.submitted:
             self.submitted.popitem()[1].response.close()
@@ -230,16 +238,15 @@ class BlockingClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> FollowStream:
         """An answer that streams NDJSON; its error raised as the exception it names."""
-        response = self._request(method, path, params=params, body=body)
-        if response.status >= 400:
-            with response:
-                raise _error_from(response.read(), response.status)
-        return FollowStream(response, response.lines(MAX_FOLLOW_LINE_BYTES))
+        return _stream_of(self._request(method, path, params=params, body=body))
 
     def _submit_and_follow(self, body: SubmitBody) -> TestView:
         """Submit with an answer that goes on as the test's follow stream: its first line is the
         new test's view, the rest is left for follow_logs."""
-        stream = self._open_stream("POST", "/tests", params={"follow": "1"}, body=body)
+        return self._followed_view(self._open_stream("POST", "/tests", params={"follow": "1"}, body=body))
+
+    def _followed_view(self, stream: FollowStream) -> TestView:
+        """The test's view, from the first line of a followed submit's answer."""
         try:
             first = stream.next_line()
             if first is None:
@@ -252,6 +259,33 @@ class BlockingClient:
             self.submitted[view.id] = stream
         else:  # a server that predates followed submits answered with the view alone
             stream.response.close()
+        return view
+
+    def _receive_submit(self, sent: transport.Sent) -> TestView | None:
+        """The test a submit sent ahead queued; None when nothing was queued and the submit
+        must go again the usual way: the server went away, or it is our personal server
+        running other code (replaced here first)."""
+        try:
+            response = sent.response()
+        except ConnectionLost:
+            return None
+        if response.status == SERVER_OUTDATED.http:
+            with response:
+                data = response.read()
+            try:
+                outdated = wire.decode(data, ErrorAnswer).kind == SERVER_OUTDATED.kind
+            except msgspec.DecodeError:
+                outdated = False
+            if not outdated:
+                raise _error_from(data, response.status)
+            self._stop_personal_server()  # started again by the usual way's ensure_server
+            return None
+        view = self._followed_view(_stream_of(response))
+        health = response.headers.get(HEALTH_HEADER.lower())
+        try:
+            self.health = wire.decode(health, Health) if health else self.fetch_health()
+        except msgspec.DecodeError:
+            self.health = None
         return view
 
     # ------------------------------------------------------------------ the server's life
@@ -308,6 +342,12 @@ class BlockingClient:
         on as the test's log: follow_logs() reads it without a request of its own."""
         body = SubmitBody(request=request, parent_id=parent_id, check_backend=check_backend)
         if follow:
+            sent, self._sent = self._sent, None
+            view = self._receive_submit(sent) if sent is not None else None
+            if view is not None:
+                return view
+            if sent is not None:
+                self.ensure_server()
             return self._with_server(partial(self._submit_and_follow, body))
         return self.call("POST", "/tests", TestView, body=body)
 
@@ -492,6 +532,14 @@ def _server_said(offset: int) -> str | None:
         return None
     said = [line.removeprefix("agenttui: ") for line in text.splitlines() if line.startswith("agenttui: ")]
     return said[-1] if said else None
+
+
+def _stream_of(response: transport.Response) -> FollowStream:
+    """An answer that streams NDJSON; its error raised as the exception it names."""
+    if response.status >= 400:
+        with response:
+            raise _error_from(response.read(), response.status)
+    return FollowStream(response, response.lines(MAX_FOLLOW_LINE_BYTES))
 
 
 def _error_from(data: bytes, status: int) -> Exception:

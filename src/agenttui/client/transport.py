@@ -100,7 +100,38 @@ def _connect(socket_path: str, timeout: float) -> socket.socket:
     return sock
 
 
-def request(
+class Sent:
+    """A request on its way: the answer's head is read by `response()`, so that the client may
+    do other work (load its modules) while the server works on it."""
+
+    def __init__(self, socket_path: str, sock: socket.socket, connection: h11.Connection, timeout: float | None):
+        self.socket_path = socket_path
+        self._sock = sock
+        self._connection = connection
+        self._timeout = timeout
+
+    def response(self) -> Response:
+        """The answer, once its head has arrived (within the request's timeout)."""
+        sock, connection = self._sock, self._connection
+        try:
+            sock.settimeout(self._timeout)
+            head = _next_event(sock, connection)
+            sock.settimeout(None)
+        except BaseException as exc:
+            sock.close()
+            if isinstance(exc, OSError) and not isinstance(exc, ConnectionLost):
+                raise ConnectionLost(f"the server at {self.socket_path} broke off: {exc!r}") from None
+            raise
+        if not isinstance(head, h11.Response):
+            sock.close()
+            raise ConnectionLost(f"the server at {self.socket_path} sent {type(head).__name__} instead of a response")
+        return Response(sock, connection, head)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def send(
     socket_path: str,
     method: str,
     path: str,
@@ -108,31 +139,33 @@ def request(
     params: dict[str, Any] | None = None,
     body: bytes | None = None,
     timeout: float | None = None,
-) -> Response:
-    """Send one request; returns the response once its head has arrived (close it when done).
-    `timeout` bounds the connect and the wait for the head; the body may take its time."""
+    headers: dict[str, str] | None = None,
+) -> Sent:
+    """Send one request without waiting for its answer. `timeout` bounds the connect and, in
+    `Sent.response()`, the wait for the head; the body may take its time."""
     if params:
         path = f"{path}?{urlencode({k: v for k, v in params.items() if v is not None})}"
-    headers = [("Host", "agenttui"), ("Connection", "close")]
+    fields = [("Host", "agenttui"), ("Connection", "close"), *(headers or {}).items()]
     if body is not None:
-        headers.append(("Content-Type", "application/json"))
+        fields.append(("Content-Type", "application/json"))
     if body is not None or method in ("POST", "PUT"):
-        headers.append(("Content-Length", str(len(body or b""))))
+        fields.append(("Content-Length", str(len(body or b""))))
     sock = _connect(socket_path, timeout or CONNECT_TIMEOUT_S)
     connection = h11.Connection(h11.CLIENT)
     try:
         sock.settimeout(timeout)
-        outgoing = connection.send(h11.Request(method=method, target=path, headers=headers))
+        outgoing = connection.send(h11.Request(method=method, target=path, headers=fields))
         outgoing += connection.send(h11.Data(data=body)) if body else b""
         sock.sendall(outgoing + connection.send(h11.EndOfMessage()))
-        head = _next_event(sock, connection)
-        sock.settimeout(None)
     except BaseException as exc:
         sock.close()
         if isinstance(exc, OSError) and not isinstance(exc, ConnectionLost):
             raise ConnectionLost(f"the server at {socket_path} broke off: {exc!r}") from None
         raise
-    if not isinstance(head, h11.Response):
-        sock.close()
-        raise ConnectionLost(f"the server at {socket_path} sent {type(head).__name__} instead of a response")
-    return Response(sock, connection, head)
+    return Sent(socket_path, sock, connection, timeout)
+
+
+def request(socket_path: str, method: str, path: str, **options: Any) -> Response:
+    """Send one request (`send`'s options); returns the response once its head has arrived
+    (close it when done)."""
+    return send(socket_path, method, path, **options).response()

@@ -85,6 +85,9 @@ ACCESS_DENIED = Code("access_denied", 403, 2)
 NOT_ACTIONABLE = Code("not_actionable", 409, 2)
 BAD_SETTING = Code("bad_setting", None, 2)
 INFRA = Code("infra", 503, 3)
+# A submit asked for the client's own build (agenttui.core.wire_headers) and the personal server runs
+# other code: the client replaces its server and submits again (the user never sees it).
+SERVER_OUTDATED = Code("server_outdated", 409, 3)
 # The server refuses a connection: its user already holds too many (agenttui.server.guard).
 TOO_MANY_CONNECTIONS = Code("too_many_connections", 429, 3)
 INTERNAL = Code("internal", 500, 1)  # a bug: the CLI shows its traceback, and Python exits 1
@@ -105,7 +108,7 @@ REPLAY_MISS = Code("replay_miss", None, 9)
 CODES = (
     OK, QUEUED, AGENT_FAILED, TIMED_OUT, CANCELLED, INVALID_REQUEST, BAD_REQUEST, NOT_FOUND, ACCESS_DENIED,
     NOT_ACTIONABLE, BAD_SETTING, INFRA, INTERNAL, DETACHED, OUTPUT_CLOSED, BUDGET_EXHAUSTED, REGRESSIONS_FOUND, REPLAY_MISS,
-    TOO_MANY_CONNECTIONS, NOT_RUNNING,
+    TOO_MANY_CONNECTIONS, NOT_RUNNING, SERVER_OUTDATED,
 )
 
 # Each error a call can fail with, most specific first (isinstance decides).

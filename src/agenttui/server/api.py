@@ -8,6 +8,7 @@ fitting status; nothing a client sends can take the server down.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import pwd
@@ -25,8 +26,9 @@ from agenttui import __version__, build_id
 from agenttui.backends.base import Backend
 from agenttui.core import wire
 from agenttui.core.domain import InvalidRequest, TestRequest, parse_requests
-from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, AccessDenied, BadRequest, Code, code_of
+from agenttui.core.errors import BAD_REQUEST, INTERNAL, OK, QUEUED, SERVER_OUTDATED, AccessDenied, BadRequest, Code, code_of
 from agenttui.core.suite_wire import SuiteResumeBody, SuiteRunBody
+from agenttui.core.wire_headers import BUILD_HEADER, HEALTH_HEADER
 from agenttui.core.wire import (
     NDJSON, Archived, Caller, ClearHistoryBody, ErrorAnswer, FollowEnd, Health, PackageBody, RetryBody,
     ServerStatus, SubmitBody, SubmitManyBody, SubmittedMany, settings_digest,
@@ -212,11 +214,13 @@ class Api:
         return answer(document())
 
     async def health(self, request: web.Request) -> web.Response:
-        caller = peer_owner(request)
+        return answer(self._health(peer_owner(request)))
+
+    def _health(self, caller: Owner) -> Health:
         you = Caller(uid=caller.uid, name=caller.name)
         # Its own user's client compares them with its settings; nobody else learns even digests.
         digests = self._digests if caller.uid == os.getuid() else None
-        return answer(Health(ok=True, you=you, version=__version__, build=BUILD_ID, settings=digests))
+        return Health(ok=True, you=you, version=__version__, build=BUILD_ID, settings=digests)
 
     async def check(self, request: web.Request) -> web.Response:
         await self.backend.check()
@@ -224,15 +228,23 @@ class Api:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         caller = peer_owner(request)
+        wanted = request.headers.get(BUILD_HEADER)
+        if wanted is not None and wanted != BUILD_ID:  # before the body: nothing is queued
+            return error_response(SERVER_OUTDATED, f"this server runs build {BUILD_ID}, not {wanted}")
         body = await _body(request, SubmitBody)
         test_request = TestRequest.parse(**body.request)
         if body.check_backend:  # after validation: a bad request says so whatever the engine
             await self.backend.check()
         view = await self.service.submit(caller, test_request, parent_id=body.parent_id)
+        # The submitter learns the server's health from the answer, without a request of its own.
+        headers = {HEALTH_HEADER: json.dumps(wire.to_builtins(self._health(caller)))}  # ASCII: a header's value
         if not _flag(request, "follow"):
-            return answer(view, QUEUED)
+            response = answer(view, QUEUED)
+            response.headers.update(headers)
+            return response
         # The answer goes on as the new test's follow stream: its submitter follows without a call.
-        return await self._follow(request, caller, view.id, 0, code=QUEUED, first=wire.encode(view) + b"\n")
+        return await self._follow(request, caller, view.id, 0, code=QUEUED, first=wire.encode(view) + b"\n",
+                                  headers=headers)
 
     async def submit_many(self, request: web.Request) -> web.Response:
         body = await _body(request, SubmitManyBody)
@@ -301,12 +313,12 @@ class Api:
 
     async def _follow(
         self, request: web.Request, caller: Owner, test_id: int, after: int, *, code: Code = OK, first: bytes = b"",
-        to_now: bool = False,
+        to_now: bool = False, headers: dict[str, str] | None = None,
     ) -> web.StreamResponse:
         """The test's log after line `after` as NDJSON batches until the test ends, then its
         final view (FollowEnd); `first` goes before them. `to_now`: until the log's end so far,
         then a FollowEnd without a view."""
-        response = web.StreamResponse(status=code.status, headers={"Content-Type": NDJSON})
+        response = web.StreamResponse(status=code.status, headers={"Content-Type": NDJSON, **(headers or {})})
         await response.prepare(request)
         self.active_streams += 1
         try:
