@@ -77,3 +77,23 @@ def test_a_command_alone_is_parsed_as_the_whole_grammar_parses_it():
         assert vars(build_parser(command).parse_args(argv)) == vars(build_parser().parse_args(argv))
     assert command_of(normalise_argv(["--help"])) is None  # the whole grammar answers --help
     assert command_of(["agent.py"]) is None  # `agenttui agent.py`: the TUI
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["frobnicate"], "'frobnicate' is not a command. The commands: submit, cassette,"),
+    (["submitt", "a.py"], "'submitt' is not a command (did you mean 'submit'?)"),
+    (["suite", "rnu"], "'rnu' is not an action of this command (did you mean 'run'?). Its actions: run,"),
+    (["submit"], "agenttui submit: missing agent"),
+    (["--max-concurrent", "x", "queue"], "--max-concurrent takes a whole number, not 'x'"),
+    (["submit", "a.py", "--priority", "urgent"], "--priority is one of high, normal, low, not 'urgent'"),
+    (["queue", "--bogus"], "unknown option or argument: --bogus"),
+    (["history", "--limit"], "--limit needs a value after it"),
+])
+def test_a_mistake_on_the_command_line_is_said_in_agenttuis_words(argv, said):
+    done = subprocess.run([sys.executable, "-m", "agenttui", *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert "--help` lists what it takes" in done.stderr
+    for argparse_wording in ("invalid choice", "the following arguments", "unrecognized arguments", "error:",
+                             "usage:", "Traceback"):
+        assert argparse_wording not in done.stderr

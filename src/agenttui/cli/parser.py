@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agenttui.cli.common import EXIT_AGENT, EXIT_CANCELLED, EXIT_INFRA, EXIT_INVALID, EXIT_OK, EXIT_TIMEOUT
 from agenttui.core import errors as codes
@@ -16,6 +17,44 @@ EXIT_CODES_HELP = (
     f"{codes.REPLAY_MISS.exit} replay miss (--replay met a call its cassette lacks), "
     f"{codes.DETACHED.exit} interrupted (Ctrl-C: the test keeps running)."
 )
+
+
+class CommandLine(argparse.ArgumentParser):
+    """argparse's grammar, with its mistakes said in agenttui's words (and its exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INVALID, f"{self.prog}: {usage_mistake(message)}\n  (`{self.prog} --help` lists what it takes)\n")
+
+
+_VALUE_KINDS = {"int": "a whole number", "float": "a number"}
+
+
+def usage_mistake(message: str) -> str:
+    """One of argparse's error messages, in agenttui's words; one it has no words for is kept."""
+    if found := re.fullmatch(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)", message):
+        name, given, listed = found.groups()
+        choices = [c.strip().strip("'") for c in listed.split(",")]
+        if name in ("COMMAND", "ACTION"):
+            import difflib
+
+            close = difflib.get_close_matches(given, choices, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if name == "COMMAND":
+                return f"'{given}' is not a command{hint}. The commands: {', '.join(choices)}."
+            return f"'{given}' is not an action of this command{hint}. Its actions: {', '.join(choices)}."
+        return f"{name} is one of {', '.join(choices)}, not '{given}'."
+    if found := re.fullmatch(r"the following arguments are required: (.*)", message):
+        return f"missing {found.group(1)}: give it after the command."
+    if found := re.fullmatch(r"unrecognized arguments: (.*)", message):
+        return f"unknown option or argument: {found.group(1)}."
+    if found := re.fullmatch(r"argument (\S+): invalid (\w+) value: '(.*)'", message):
+        name, kind, given = found.groups()
+        return f"{name} takes {_VALUE_KINDS.get(kind, 'a ' + kind)}, not '{given}'."
+    if found := re.fullmatch(r"argument (\S+): expected one argument", message):
+        return f"{found.group(1)} needs a value after it."
+    if found := re.fullmatch(r"argument (\S+): not allowed with argument (\S+)", message):
+        return f"{found.group(1)} and {found.group(2)} cannot be used together."
+    return message
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +110,7 @@ def add_provider_options(parser: argparse.ArgumentParser) -> None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole grammar; with `command` (one of COMMAND_PARSERS), the global options and that
     command alone: what a command's own run needs, at a fraction of the start-up cost."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLine(
         prog="agenttui",
         description="Test AI agents in isolated containers, watch them live, package them.",
         epilog=EXIT_CODES_HELP,
