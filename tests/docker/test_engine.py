@@ -10,10 +10,12 @@ import time
 
 import pytest
 
+from agenttui.backends.docker.images import normalize_requirements, requirements_image_tag
 from agenttui.client.local import LocalClient
 from agenttui.core.config import data_dir, load_settings
 from agenttui.core.domain import Status, TestRequest
 
+from ..conftest import TEST_BASE_IMAGE
 from ..helpers import stored_log
 from .conftest import container_filters, containers_of, show_json, wait_for
 
@@ -312,10 +314,12 @@ def test_requirements_image_is_built_once_then_reused(cli, write_agent, tmp_path
     agent = write_agent("import six\ndef run(query):\n    return 'six ' + six.__version__\n")
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.16.0\n")
-    # Start from no cached requirements image, so the first run must build.
-    cached = subprocess.run(["docker", "images", "-q", "agenttui-env"], capture_output=True, text=True).stdout.split()
-    if cached:
-        subprocess.run(["docker", "rmi", "-f", *set(cached)], capture_output=True)
+    # Start from no cached image of these requirements, so the first run must build (the other
+    # requirements images stay: later tests reuse them, as a user's runs do).
+    base_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", TEST_BASE_IMAGE],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    tag = requirements_image_tag(base_id, normalize_requirements(requirements.read_text()))
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
     first = cli("submit", str(agent), "--requirements", str(requirements), "--query", "x", "--json", timeout=300)
     assert first.returncode == 0, first.stderr
     second = cli("submit", str(agent), "--requirements", str(requirements), "--query", "x", "--json")

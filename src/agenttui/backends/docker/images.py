@@ -160,6 +160,11 @@ def normalize_requirements(text: str) -> str:
     return "".join(f"{line}\n" for line in sorted(lines))
 
 
+def requirements_image_tag(base_id: str, requirements: str) -> str:
+    """The image of normalized `requirements` on the base image `base_id` (its name says both)."""
+    return f"{ENV_IMAGE_REPO}:{_digest(base_id, _template_source(REQUIREMENTS_TEMPLATE), requirements)}"
+
+
 def _digest(*parts: str | bytes) -> str:
     hasher = hashlib.sha256()
     for part in parts:
@@ -286,7 +291,7 @@ class Images:
         requirements = normalize_requirements(request.requirements)
         if not requirements:
             return base, False  # stdlib-only agents run on the base image: no build (R-13)
-        tag = f"{ENV_IMAGE_REPO}:{_digest(base_id, _template_source(REQUIREMENTS_TEMPLATE), requirements)}"
+        tag = requirements_image_tag(base_id, requirements)
 
         def context() -> bytes:
             ca_bundle = self.trusted.bundle()
