@@ -4,7 +4,8 @@ point 1); the harness's adapters find, call and read them. Real packages from Py
 Strands, LangChain, pydantic-ai and litellm tests use the same requirements as the package tests
 (tests/docker/test_package_frameworks.py), so agenttui builds each image once and both reuse it;
 the OpenAI Agents SDK, smolagents and LlamaIndex share one image of their own; CrewAI has its own
-(its dependencies make it ~1.2 GB; pip installs them in about a minute, once)."""
+(its dependencies make it ~1.2 GB; pip installs them in about a minute, once), used by its agent
+on an OpenAI-compatible endpoint and by its agent on Ollama."""
 
 from __future__ import annotations
 
@@ -131,6 +132,32 @@ class CrewAIFakeOpenAI(FakeOpenAI):
     handler = _CrewAIHandler
 
 
+CREWAI_OLLAMA_AGENT = '''
+import os
+
+from crewai import LLM, Agent, Crew, Task
+
+llm = LLM(model="ollama/" + os.environ["MODEL_ID"])  # its Ollama provider reads OLLAMA_HOST
+researcher = Agent(role="Researcher", goal="Answer questions", backstory="Thorough and brief", llm=llm)
+answer = Task(description="{query}", expected_output="A short answer", agent=researcher)
+crew = Crew(agents=[researcher], tasks=[answer])
+'''
+
+
+class _CrewAIOllamaHandler(_CrewAIHandler):
+    """Ollama as CrewAI's own Ollama provider reaches it: the OpenAI-compatible API a real Ollama
+    serves under /v1, beside its /api/tags (which the sandbox's preflight asks)."""
+
+    def do_GET(self):
+        if self.path == "/api/tags":
+            return self._send(200, {"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest"}]})
+        super().do_GET()
+
+
+class CrewAIFakeOllama(FakeOpenAI):
+    handler = _CrewAIOllamaHandler
+
+
 class _SmolagentsHandler(_OpenAIHandler):
     """smolagents asks for a tool call and ends when final_answer is called: the fake calls it
     with its usual answer to the task (smolagents writes the task as "New task:\\n<task>")."""
@@ -197,6 +224,15 @@ async def test_openai_framework_agent_runs_as_its_docs_write_it(agent, requireme
         view, record = await run_test(load_settings(max_attempts=1), request)
     assert view["response"] == answer("gpt-fake", "frameworks")
     assert record["entrypoint"] == entrypoint
+
+
+async def test_crewai_agent_on_ollama_runs_as_its_docs_write_it():
+    """CrewAI's own Ollama provider (no LiteLLM), at the endpoint agenttui gives the sandbox."""
+    with CrewAIFakeOllama() as fake:
+        settings = load_settings(ollama_url=fake.url, max_attempts=1)
+        view, record = await run_test(settings, ollama_request(CREWAI_OLLAMA_AGENT, CREWAI, "frameworks"))
+    assert view["response"] == answer("llama3.2", "frameworks")
+    assert record["entrypoint"] == "crew"
 
 
 async def test_litellm_test_ends_within_a_second_of_the_agent_returning():
