@@ -20,4 +20,6 @@ export AGENTTUI_TEST_PG_URL="$(scripts/dev-postgres.sh | tail -n 1)"
 # The whole suite includes `cdk synth` of a generated package (installs aws-cdk-lib and the
 # aws-cdk CLI from the registries, about 2 minutes); AGENTTUI_TEST_CDK=0 leaves it out locally.
 export AGENTTUI_TEST_CDK="${AGENTTUI_TEST_CDK:-1}"
-exec .venv/bin/pytest "$@"
+# Two workers (most tests wait on containers, builds and servers, not on a core); a test file's
+# tests stay together on one worker, with its module fixtures. AGENTTUI_TEST_WORKERS=0: one process.
+exec .venv/bin/pytest -n "${AGENTTUI_TEST_WORKERS:-2}" --dist loadfile "$@"

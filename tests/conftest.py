@@ -25,8 +25,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_BASE_IMAGE = os.environ.get("AGENTTUI_TEST_BASE_IMAGE", "agenttui-base:bookworm")
 PROJECT_LABEL = "agenttui"
 # Every container this test session creates carries this label, so the leak check never
-# touches containers of another session sharing the engine.
-SESSION_LABEL = f"agenttui.test-session={uuid.uuid4().hex[:12]}"
+# touches containers of another session sharing the engine (pytest-xdist's workers inherit the
+# controller's environment, so they share its session).
+SESSION_LABEL = f"agenttui.test-session={os.environ.setdefault('PYTEST_AGENTTUI_SESSION', uuid.uuid4().hex[:12])}"
 
 
 def _docker_problem() -> str | None:
