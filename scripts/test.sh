@@ -21,5 +21,20 @@ export AGENTTUI_TEST_PG_URL="$(scripts/dev-postgres.sh | tail -n 1)"
 # aws-cdk CLI from the registries, about 2 minutes); AGENTTUI_TEST_CDK=0 leaves it out locally.
 export AGENTTUI_TEST_CDK="${AGENTTUI_TEST_CDK:-1}"
 # Two workers (most tests wait on containers, builds and servers, not on a core); a test file's
-# tests stay together on one worker, with its module fixtures. AGENTTUI_TEST_WORKERS=0: one process.
-exec .venv/bin/pytest -n "${AGENTTUI_TEST_WORKERS:-2}" --dist loadfile "$@"
+# tests stay together on one worker, with its module fixtures. The tests marked `alone` (they time
+# the app or watch the host's disk) run after them, one at a time. AGENTTUI_TEST_WORKERS=0: the
+# whole suite in one process.
+workers="${AGENTTUI_TEST_WORKERS:-2}"
+if [ "$workers" = 0 ]; then
+  exec .venv/bin/pytest "$@"
+fi
+pytest_phase() {  # pytest's exit code, with 5 (nothing selected in this phase) as success
+  local code=0
+  .venv/bin/pytest "$@" || code=$?
+  [ "$code" = 5 ] && code=0
+  return "$code"
+}
+status=0
+pytest_phase -n "$workers" --dist loadfile -m "not alone" "$@" || status=$?
+pytest_phase -m alone "$@" || status=$?
+exit "$status"

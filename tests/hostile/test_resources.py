@@ -102,6 +102,7 @@ def test_children_outliving_the_agent_are_reaped_and_the_test_still_ends(server,
     server.assert_healthy(tmp_path)
 
 
+@pytest.mark.alone  # the host's free space: no other test may write meanwhile
 def test_filling_the_disk_stops_at_the_scratch_limit_and_spares_the_host(server, tmp_path):
     docker_root = subprocess.run(
         ["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True, check=True

@@ -28,6 +28,8 @@ from agenttui.tui.screens.help import HelpScreen
 from .conftest import make_app, status_of, wait_until
 from .seed import ACTIVE, seed_store
 
+pytestmark = pytest.mark.alone  # key latencies: measured with nothing else running
+
 FLOOD_LINES = 100_000
 KEY_BUDGET_S = 0.200
 # A single key may meet a scheduling pause of a shared CI box; none may take this long.

@@ -463,6 +463,7 @@ def test_every_template_is_used():
 
 
 # ---------------------------------------------------------------------------- speed
+@pytest.mark.alone
 def test_generation_is_well_under_200_ms(tmp_path):
     record = package_record("bedrock", requirements="boto3\n")
     build(tmp_path, record)  # first call compiles the templates (cached per process)
@@ -475,6 +476,7 @@ def test_generation_is_well_under_200_ms(tmp_path):
     assert statistics.median(times) < 0.2, times
 
 
+@pytest.mark.alone
 def test_cold_generation_is_under_200_ms_too(tmp_path):
     """A fresh process (compiles every template once) still meets the target."""
     import subprocess
