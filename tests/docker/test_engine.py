@@ -119,6 +119,7 @@ def test_timeout_ends_timed_out_on_time_and_removes_the_container(cli, write_age
     assert containers_of(record["id"]) == []
 
 
+@pytest.mark.alone  # a latency bound
 def test_cancel_from_another_process_ends_cancelled_within_2s(cli, agenttui_cmd, write_agent):
     agent = write_agent("import time\ndef run(query):\n    print('started', flush=True)\n    time.sleep(3600)\n")
     submit = subprocess.Popen([*agenttui_cmd, "submit", str(agent), "--query", "x", "--json"],

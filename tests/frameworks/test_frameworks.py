@@ -235,6 +235,7 @@ async def test_crewai_agent_on_ollama_runs_as_its_docs_write_it():
     assert record["entrypoint"] == "crew"
 
 
+@pytest.mark.alone  # a latency bound
 async def test_litellm_test_ends_within_a_second_of_the_agent_returning():
     """Point 5: litellm leaves threads and atexit hooks; the test still ends at once."""
     with TimedFakeOllama() as fake:

@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 
 def curl(socket_path: Path, method: str, path: str, body=None):
     cmd = ["curl", "-s", "--unix-socket", str(socket_path), "-X", method, f"http://x/v1{path}"]
@@ -16,6 +18,7 @@ def curl(socket_path: Path, method: str, path: str, body=None):
     return json.loads(out) if out else None
 
 
+@pytest.mark.alone  # a latency bound
 def test_a_client_of_server_a_sees_a_test_submitted_through_server_b_within_1s(pg_url, agenttui_cmd):
     base = Path(tempfile.mkdtemp(prefix="atpg-", dir="/tmp"))
     servers, sockets = [], []
