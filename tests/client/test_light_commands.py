@@ -97,3 +97,12 @@ def test_a_mistake_on_the_command_line_is_said_in_agenttuis_words(argv, said):
     for argparse_wording in ("invalid choice", "the following arguments", "unrecognized arguments", "error:",
                              "usage:", "Traceback"):
         assert argparse_wording not in done.stderr
+
+
+def test_version_is_the_installed_package_s():
+    import tomllib
+    from pathlib import Path
+
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["version"]
+    done = subprocess.run([sys.executable, "-m", "agenttui", "--version"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, f"agenttui {declared}", "")

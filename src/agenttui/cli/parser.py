@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agenttui import __version__
 from agenttui.cli.common import EXIT_AGENT, EXIT_CANCELLED, EXIT_INFRA, EXIT_INVALID, EXIT_OK, EXIT_TIMEOUT
 from agenttui.core import errors as codes
 
@@ -115,6 +116,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Test AI agents in isolated containers, watch them live, package them.",
         epilog=EXIT_CODES_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"agenttui {__version__}")
     parser.add_argument("--max-concurrent", type=int, help="global cap on running tests")
     parser.add_argument("--base-image", help="image agents run on")
     parser.add_argument("--db-url", help="store URL (default: SQLite in the data dir)")
