@@ -19,7 +19,7 @@ from agenttui.core.config import load_settings
 from agenttui.core.domain import ProviderConfig, Status, TestRequest
 
 from ..docker.test_package_frameworks import LANGCHAIN, LITELLM, PYDANTIC_AI, STRANDS, TimedFakeOllama
-from ..providers.fakes import FakeOpenAI, _OpenAIHandler, answer
+from ..providers.fakes import FakeOpenAI, _OllamaHandler, _OpenAIHandler, answer
 
 pytestmark = pytest.mark.docker
 
@@ -150,7 +150,7 @@ class _CrewAIOllamaHandler(_CrewAIHandler):
 
     def do_GET(self):
         if self.path == "/api/tags":
-            return self._send(200, {"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest"}]})
+            return _OllamaHandler.do_GET(self)
         super().do_GET()
 
 
