@@ -304,3 +304,23 @@ async def test_a_status_changes_only_through_the_transition_gate(store):
 )
 def test_the_log_cap_counts_each_line_and_finds_the_first_agent_line_past_it(lines, used, expected):
     assert count_into_cap(lines, used, 10) == expected
+
+
+
+async def test_servers_opening_a_new_store_at_once_all_open_it_and_agree_on_its_id(store_url):
+    """Several servers started together on a store with no identity yet: none fails writing it."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    for _round in range(12):  # each round races on a store whose identity is not written yet
+        stores = await asyncio.gather(*(Store.open(store_url) for _ in range(8)))
+        try:
+            assert len({store.store_id for store in stores}) == 1
+        finally:
+            await asyncio.gather(*(store.close() for store in stores))
+        engine = create_async_engine(store_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM store_meta WHERE key = 'store_id'"))
+        await engine.dispose()

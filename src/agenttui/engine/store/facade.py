@@ -426,9 +426,9 @@ def _ensure_store_id(conn: Connection) -> str:
     row = first(execute(conn, sql.STORE_ID))
     if row:
         return row.value
-    value = uuid.uuid4().hex
-    execute(conn, sql.INSERT_STORE_ID, (value,))
-    return value
+    # Servers opening a new store at once: the first insert wins and every one reads its value.
+    execute(conn, sql.INSERT_STORE_ID, (uuid.uuid4().hex,))
+    return first(execute(conn, sql.STORE_ID)).value
 
 
 def _no_status(values: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ LOG_COLUMNS = ("test_id", "first_seq", "last_seq", "attempt", "data")
 
 # ---------------------------------------------------------------- the store's identity
 STORE_ID = f"SELECT value FROM {META.name} WHERE key = 'store_id'"
-INSERT_STORE_ID = f"INSERT INTO {META.name} (key, value) VALUES ('store_id', ?)"
+INSERT_STORE_ID = f"INSERT INTO {META.name} (key, value) VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING"
 
 # ---------------------------------------------------------------- test ids (SQLite: AUTOINCREMENT)
 HIGHEST_TEST_ID = (
